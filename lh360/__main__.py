@@ -1,0 +1,4 @@
+from lh360.cli import main
+
+if __name__ == "__main__":
+    main()

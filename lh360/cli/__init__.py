@@ -1,0 +1,184 @@
+"""The `lh360` command line: thin typer commands over the library, and the one error boundary.
+
+Every command module registers its commands on `app`; `main()` turns lh360's exceptions into the stable
+exit codes of DESIGN.md (see `lh360.errors`) and prints one line, never a traceback unless --verbose.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import typer
+
+from lh360 import __version__
+from lh360.cli._output import Output, setup_logging
+
+app = typer.Typer(
+    name="lh360",
+    help=(
+        "Lakehouse360: run a medallion lakehouse (landing → bronze → silver → gold) from YAML table specs, "
+        "on the embedded local engine or on Databricks.\n\n"
+        "Example:  lh360 demo   |   lh360 run --all   |   lh360 -t prod ingest clientes"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
+)
+
+
+@dataclass
+class State:
+    """What the global options set; commands reach it through `state(ctx)`."""
+
+    config: str | None = None
+    target: str | None = None
+    out: Output = field(default_factory=Output)
+    _project: Any = None
+
+    def project(self):
+        if self._project is None:
+            from lh360.config import load_project
+
+            self._project = load_project(self.config)
+        return self._project
+
+    def resolved_target(self):
+        return self.project().target(self.target)
+
+
+def state(ctx: typer.Context) -> State:
+    return ctx.find_root().obj
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"lh360 {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    target: str = typer.Option(None, "--target", "-t", help="Target name (default: config's default_target, or LH360_TARGET)."),
+    config: str = typer.Option(None, "--config", help="Path to lh360.yaml (default: LH360_CONFIG, else configs/lh360.yaml found upward)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one machine-readable JSON document on stdout."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only errors."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logs and full tracebacks."),
+    log_format: str = typer.Option("text", "--log-format", help="Logs on stderr as text or json."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    if log_format not in ("text", "json"):
+        raise typer.BadParameter("must be text or json", param_hint="--log-format")
+    out = Output(json=json_out, quiet=quiet, verbose=verbose, log_format=log_format)
+    setup_logging(log_format, verbose, quiet)
+    ctx.obj = State(config=config, target=target, out=out)
+
+
+# Global options may be written after the command too (`lh360 ingest clientes --json`), as cron users do.
+_GLOBAL_FLAGS = {"--json", "--quiet", "-q", "--verbose", "-v"}
+_GLOBAL_VALUED = {"--target", "-t", "--config", "--log-format"}
+
+
+def _hoist_globals(argv: list[str]) -> list[str]:
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest += argv[i:]
+            break
+        name = arg.split("=", 1)[0]
+        if arg in _GLOBAL_FLAGS:
+            front.append(arg)
+        elif name in _GLOBAL_VALUED and "=" in arg:
+            front.append(arg)
+        elif arg in _GLOBAL_VALUED and i + 1 < len(argv):
+            front += [arg, argv[i + 1]]
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
+def _register() -> None:
+    # each module adds its commands to `app`; the order is the order of `lh360 --help`
+    from lh360.cli import cmd_project, cmd_ingest  # noqa: F401
+
+    for extra in ("cmd_pipeline", "cmd_databricks", "cmd_aws"):
+        try:
+            __import__(f"lh360.cli.{extra}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"lh360.cli.{extra}":
+                raise
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    from lh360.errors import Interrupted
+
+    raise Interrupted(signum)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import click
+
+    from lh360.errors import ConfigError, LH360Error
+
+    args = _hoist_globals(list(sys.argv[1:] if argv is None else argv))
+    verbose = "--verbose" in args or "-v" in args
+    json_mode = "--json" in args
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    _register()
+    code = 0
+    out = Output(json=json_mode, verbose=verbose)
+    try:
+        result = app(args=args, prog_name="lh360", standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+    except LH360Error as exc:
+        code = exc.exit_code
+        _report(out, exc, code, verbose, json_mode, kind="config" if isinstance(exc, ConfigError) else type(exc).__name__)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.exceptions.Abort:
+        code = 130
+        out.error("aborted")
+    except click.ClickException as exc:
+        code = 2
+        if json_mode:
+            out.emit({"ok": False, "exit_code": 2, "error": exc.format_message(), "kind": "usage"})
+        exc.show(file=sys.stderr)
+    except KeyboardInterrupt:
+        code = 130
+        out.error("interrupted (SIGINT)")
+    except Exception as exc:  # a bug or an unexpected library error: still one line, still exit 3
+        code = 3
+        _report(out, exc, code, verbose, json_mode, kind="internal")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # os._exit skips interpreter teardown, where native libraries (delta-rs' runtime) may abort the process
+    # with exit 134 (NOTES.md); everything we own is flushed and closed by now.
+    os._exit(code)
+
+
+def _report(out: Output, exc: BaseException, code: int, verbose: bool, json_mode: bool, kind: str) -> None:
+    import traceback
+
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    if kind == "internal":
+        message = f"{type(exc).__name__}: {message} (run with --verbose for the traceback)"
+    if json_mode:
+        doc: dict[str, Any] = {"ok": False, "exit_code": code, "error": message, "kind": kind}
+        for attr in ("file", "line", "field"):
+            if getattr(exc, attr, None) is not None:
+                doc[attr] = getattr(exc, attr)
+        out.emit(doc)
+    if verbose:
+        traceback.print_exception(exc, file=sys.stderr)
+    out.error(message, getattr(exc, "detail", None))

@@ -1,0 +1,115 @@
+"""Landing and bronze commands: plan, landing, ingest."""
+
+from __future__ import annotations
+
+import typer
+
+from lh360.cli import app, state
+from lh360.cli._output import ago, human_bytes
+
+TABLES = typer.Argument(None, help="Table names (default: all specs).", show_default=False)
+
+
+@app.command()
+def plan(
+    ctx: typer.Context,
+    tables: list[str] = TABLES,
+    to: str = typer.Option("gold", "--to", help="Plan up to this layer: bronze, silver or gold."),
+) -> None:
+    """Show what a run would do (new landing files, schema changes, the steps and their SQL); writes nothing.
+
+    Example:  lh360 plan clientes --to silver
+    """
+    from lh360.errors import UsageError
+    from lh360.plan import LAYER_ORDER, build_plan
+
+    if to not in LAYER_ORDER:
+        raise UsageError(f"--to must be bronze, silver or gold, not {to!r}")
+    st = state(ctx)
+    project = st.project()
+    target = st.resolved_target()
+    p = build_plan(project, target, tables, to=to)
+    if st.out.json:
+        st.out.emit(p.as_dict())
+        return
+    from lh360.report import render_plan
+
+    render_plan(st.out, p)
+
+
+@app.command()
+def landing(ctx: typer.Context, tables: list[str] = TABLES) -> None:
+    """Check landing zones: pending files and bytes, newest file age against the SLA, empty or unreadable files.
+
+    Exit 1 when a table breaches its SLA (landing.max_age / landing.min_files): alert on it from cron.
+
+    Example:  lh360 landing clientes --json
+    """
+    from lh360.landing import check_landing
+
+    st = state(ctx)
+    project = st.project()
+    target = st.resolved_target()
+    reports = [check_landing(target, spec) for spec in project.select(tables)]
+    breached = [r for r in reports if r.breached]
+    if st.out.json:
+        st.out.emit({"target": target.name, "ok": not breached, "tables": [r.as_dict() for r in reports]})
+    else:
+        from rich.table import Table
+
+        t = Table(title=f"landing on target {target.name}", title_justify="left")
+        for col in ("table", "files", "pending", "pending bytes", "newest", "age / SLA", "status"):
+            t.add_column(col)
+        for r in reports:
+            age = "-" if r.newest_age_s is None else ago(r.newest_age_s)
+            sla = ago(r.max_age_s) if r.max_age_s else "none"
+            t.add_row(
+                r.table,
+                str(r.files),
+                str(r.pending_files),
+                human_bytes(r.pending_bytes),
+                r.newest_file or "-",
+                f"{age} / {sla}",
+                "BREACH" if r.breached else "ok",
+            )
+        st.out.print(t)
+        for r in reports:
+            for problem in r.problems:
+                st.out.print(f"{r.table}: SLA breach: {problem}")
+            for rel in r.empty_files:
+                st.out.print(f"{r.table}: empty file {rel}")
+            for bad in r.unreadable:
+                where = f"{bad['file']}:{bad['line']}" if bad.get("line") else bad["file"]
+                st.out.print(f"{r.table}: unreadable {where}: {bad['error']}")
+    if breached:
+        raise typer.Exit(1)
+
+
+@app.command()
+def ingest(
+    ctx: typer.Context,
+    tables: list[str] = typer.Argument(None, help="Tables to ingest.", show_default=False),
+    all_: bool = typer.Option(False, "--all", help="Ingest every table."),
+    wait_lock: float = typer.Option(0, "--wait-lock", metavar="SECONDS", help="Wait this long for a table's lock (default: exit 75 at once)."),
+) -> None:
+    """Landing → bronze: ingest new landing files exactly once (Auto Loader semantics).
+
+    Example:  lh360 ingest clientes   |   lh360 ingest --all --wait-lock 600
+    """
+    from lh360.errors import UsageError
+    from lh360.runner import run_ingest
+
+    if not tables and not all_:
+        raise UsageError("name the tables to ingest, or pass --all")
+    if tables and all_:
+        raise UsageError("pass table names or --all, not both")
+    st = state(ctx)
+    project = st.project()
+    target = st.resolved_target()
+    results = run_ingest(project, target, tables or None, wait_lock=wait_lock, out=st.out)
+    if st.out.json:
+        st.out.emit({"target": target.name, "ok": True, "tables": [r.as_dict() for r in results]})
+        return
+    from lh360.report import render_ingest
+
+    render_ingest(st.out, results)

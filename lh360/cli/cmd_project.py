@@ -1,0 +1,123 @@
+"""Project commands: init, lint, tables, demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from lh360.cli import app, state
+
+
+@app.command()
+def init(
+    ctx: typer.Context,
+    directory: Path = typer.Argument(Path("."), help="Where to create configs/ (default: here)."),
+    from_terraform: Path = typer.Option(None, "--from-terraform", help="`terraform output -json` file: write its prod target."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing files."),
+) -> None:
+    """Scaffold configs/ with a working example (a local target, a prod target and the clientes spec).
+
+    Example:  lh360 init my-lakehouse && cd my-lakehouse && lh360 demo
+    """
+    from lh360.project_init import init_project
+
+    st = state(ctx)
+    written = init_project(directory, force=force, from_terraform=from_terraform)
+    if st.out.json:
+        st.out.emit({"ok": True, "written": [str(p) for p in written]})
+        return
+    for p in written:
+        st.out.print(f"wrote {p}")
+    if not written:
+        st.out.print("nothing to write: configs/ already exists (use --force to overwrite)")
+
+
+@app.command()
+def lint(ctx: typer.Context) -> None:
+    """Validate the config and every spec, and compile all their SQL for every dialect; nothing runs.
+
+    One error per line, naming file, line and field; exit 2 if there is any.
+
+    Example:  lh360 lint
+    """
+    from lh360.errors import ConfigError
+    from lh360.lint import lint as run_lint
+
+    st = state(ctx)
+    project, errors = run_lint(st.config)
+    n_specs = len(project.specs) if project else 0
+    if st.out.json:
+        st.out.emit(
+            {
+                "ok": not errors,
+                "specs": n_specs,
+                "errors": [{"file": e.file, "line": e.line, "field": e.field, "message": e.reason} for e in errors],
+            }
+        )
+    else:
+        for e in errors:
+            st.out.err.print(str(e), markup=False, highlight=False)
+        if not errors:
+            st.out.print(f"ok: config and {n_specs} spec(s) are valid; all SQL compiles for duckdb, athena and databricks")
+    if errors:
+        raise typer.Exit(ConfigError.exit_code)
+
+
+@app.command()
+def tables(ctx: typer.Context) -> None:
+    """List the specs and, per layer, rows, Delta version and last commit.
+
+    Example:  lh360 tables --json
+    """
+    from lh360.inventory import inventory
+
+    st = state(ctx)
+    project = st.project()
+    target = st.resolved_target()
+    rows = inventory(project, target)
+    if st.out.json:
+        st.out.emit({"target": target.name, "tables": rows})
+        return
+    from rich.table import Table
+
+    t = Table(title=f"tables on target {target.name}", title_justify="left")
+    for col in ("table", "layer", "relation", "rows", "version", "last commit", "last run"):
+        t.add_column(col, justify="right" if col in ("rows", "version") else "left")
+    for r in rows:
+        t.add_row(
+            r["table"],
+            r["layer"],
+            r["relation"],
+            "-" if r["rows"] is None else f"{r['rows']:,}",
+            "-" if r["version"] is None else str(r["version"]),
+            r["last_commit"] or "-",
+            r.get("last_run") or "-",
+        )
+    st.out.print(t)
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    rows: int = typer.Option(5000, "--rows", min=1, help="Records to generate."),
+    files: int = typer.Option(10, "--files", min=1, help="Landing files to spread them over."),
+    seed: int = typer.Option(42, "--seed", help="Random seed: the same seed writes the same files."),
+    fresh: bool = typer.Option(False, "--fresh", help="Delete the local target's clientes landing and lake first."),
+) -> None:
+    """Write a sample `clientes` landing zone (synthetic Brazilian customers) and run the pipeline on it.
+
+    Runs on the local target only. Rerunning without --fresh writes the same files again, which are
+    already ingested, so the pipeline has nothing new to do: that is the exactly-once contract.
+
+    Example:  lh360 demo --rows 20000 --files 20 --fresh
+    """
+    from lh360.demo import run_demo
+
+    st = state(ctx)
+    summary = run_demo(st.project(), st.resolved_target(), rows=rows, files=files, seed=seed, fresh=fresh, out=st.out)
+    if st.out.json:
+        st.out.emit(summary)
+    code = summary.get("exit_code", 0)
+    if code:
+        raise typer.Exit(code)

@@ -1,0 +1,268 @@
+"""The project config (`configs/lh360.yaml`) and the project it describes: targets and table specs."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from lh360.errors import ConfigError
+from lh360.spec import TableSpec
+from lh360.yamlio import dotted, expand_env, line_of, load_yaml, remember_root
+
+CONFIG_ENV = "LH360_CONFIG"
+TARGET_ENV = "LH360_TARGET"
+DEFAULT_CONFIG = Path("configs") / "lh360.yaml"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AwsSettings(Strict):
+    region: str | None = None
+    profile: str | None = None
+    endpoint_url: str | None = None  # S3-compatible stores (MinIO, a moto server in tests)
+
+
+class ExistingCluster(Strict):
+    existing_cluster_id: str
+
+
+class NewCluster(Strict):
+    new_cluster: dict[str, Any]
+
+
+class DatabricksSettings(Strict):
+    profile: str | None = None
+    host: str | None = None
+    catalog: str
+    compute: Literal["serverless"] | ExistingCluster | NewCluster = "serverless"
+    warehouse_id: str | None = None
+    workspace_dir: str = "/Workspace/Shared/lh360"
+    timeout: str | None = None  # e.g. 2h; a run past it is cancelled and exits 4
+    aggregate_on: Literal["job", "warehouse"] = "job"
+
+
+class AthenaSettings(Strict):
+    workgroup: str = "primary"
+    databases: dict[Literal["bronze", "silver", "gold", "ledger"], str]
+    output: str | None = None
+    timeout: str | None = None
+
+    @field_validator("databases")
+    @classmethod
+    def _layers(cls, v: dict) -> dict:
+        missing = {"bronze", "silver", "gold"} - set(v)
+        if missing:
+            raise ValueError(f"missing {', '.join(sorted(missing))}")
+        return v
+
+
+class Target(Strict):
+    engine: Literal["local", "databricks"] = "local"
+    landing: str
+    lake: str
+    validator: Literal["duckdb", "athena", "databricks-sql"] = "duckdb"
+    aws: AwsSettings = AwsSettings()
+    databricks: DatabricksSettings | None = None
+    athena: AthenaSettings | None = None
+
+    @model_validator(mode="after")
+    def _sections(self) -> Target:
+        if self.engine == "databricks" and self.databricks is None:
+            raise ValueError("engine: databricks needs a databricks section")
+        if self.validator == "athena" and self.athena is None:
+            raise ValueError("validator: athena needs an athena section")
+        if self.validator == "databricks-sql" and (self.databricks is None or not self.databricks.warehouse_id):
+            raise ValueError("validator: databricks-sql needs databricks.warehouse_id")
+        return self
+
+
+class ProjectConfig(Strict):
+    project: str
+    default_target: str | None = None
+    tables_dir: str = "tables"
+    targets: dict[str, Target] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _default(self) -> ProjectConfig:
+        if self.default_target is not None and self.default_target not in self.targets:
+            raise ValueError(f"default_target {self.default_target!r} is not one of: {', '.join(self.targets)}")
+        return self
+
+
+@dataclass
+class Project:
+    """A loaded project: where it lives, its config, and its table specs by name."""
+
+    config_path: Path
+    config: ProjectConfig
+    specs: dict[str, TableSpec] = field(default_factory=dict)
+    spec_files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def root(self) -> Path:
+        return self.config_path.parent
+
+    def target(self, name: str | None = None) -> ResolvedTarget:
+        name = name or os.environ.get(TARGET_ENV) or self.config.default_target
+        if not name:
+            if len(self.config.targets) == 1:
+                name = next(iter(self.config.targets))
+            else:
+                raise ConfigError("no target given: pass --target or set default_target", file=str(self.config_path))
+        if name not in self.config.targets:
+            raise ConfigError(
+                f"unknown target {name!r}; targets: {', '.join(self.config.targets)}",
+                file=str(self.config_path),
+                field="targets",
+            )
+        t = self.config.targets[name]
+        return ResolvedTarget(name=name, settings=t, landing=resolve_uri(t.landing, self.root), lake=resolve_uri(t.lake, self.root))
+
+    def select(self, tables: list[str] | tuple[str, ...] | None) -> list[TableSpec]:
+        """The specs named (all when none are), in name order; an unknown name is a usage error."""
+        if not tables:
+            return [self.specs[n] for n in sorted(self.specs)]
+        unknown = [t for t in tables if t not in self.specs]
+        if unknown:
+            known = ", ".join(sorted(self.specs)) or "none"
+            raise ConfigError(f"no spec for table {', '.join(unknown)} (tables: {known})", file=str(self.tables_dir))
+        return [self.specs[t] for t in dict.fromkeys(tables)]
+
+    @property
+    def tables_dir(self) -> Path:
+        return (self.root / self.config.tables_dir).resolve()
+
+
+@dataclass(frozen=True)
+class ResolvedTarget:
+    name: str
+    settings: Target
+    landing: str  # absolute folder path or s3:// URI
+    lake: str
+
+    @property
+    def engine(self) -> str:
+        return self.settings.engine
+
+
+def resolve_uri(value: str, base: Path) -> str:
+    if "://" in value:
+        return value.rstrip("/")
+    p = Path(os.path.expanduser(value))
+    return str((p if p.is_absolute() else base / p).resolve())
+
+
+def find_config(explicit: str | Path | None = None, start: Path | None = None) -> Path:
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / DEFAULT_CONFIG
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"no {DEFAULT_CONFIG} here or in any parent folder (run `lh360 init`, or pass --config / set {CONFIG_ENV})"
+    )
+
+
+def validation_errors(exc: ValidationError, data: Any, file: Path, prefix: tuple = ()) -> list[ConfigError]:
+    """pydantic errors → ConfigErrors with the line of the offending key and a dotted field path."""
+    out = []
+    for err in exc.errors():
+        loc = [p for p in err["loc"] if p not in CHECK_UNION_TAGS]
+        field_path = dotted((*prefix, *loc))
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        elif err["type"] in ("literal_error", "enum") and "expected" in err.get("ctx", {}):
+            msg = f"must be one of {err['ctx']['expected']} (got {err.get('input')!r})"
+        out.append(ConfigError(msg, file=str(file), line=line_of(data, loc), field=field_path or None))
+    return out
+
+
+CHECK_UNION_TAGS: set[str] = set()
+
+
+def _init_tags() -> None:
+    from lh360.spec import CHECK_KINDS
+
+    CHECK_UNION_TAGS.update(CHECK_KINDS)
+
+
+_init_tags()
+
+
+def _load_config_file(path: Path) -> ProjectConfig:
+    data = load_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError("expected a mapping at the top level", file=str(path), line=1)
+    remember_root(str(path), data)
+    expand_env(data, file=str(path))
+    try:
+        return ProjectConfig.model_validate(data)
+    except ValidationError as exc:
+        raise validation_errors(exc, data, path)[0] from None
+
+
+def load_spec(path: Path) -> TableSpec:
+    data = load_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError("expected a mapping at the top level", file=str(path), line=1)
+    remember_root(str(path), data)
+    expand_env(data, file=str(path))
+    try:
+        spec = TableSpec.model_validate(data)
+    except ValidationError as exc:
+        raise validation_errors(exc, data, path)[0] from None
+    spec._file = path
+    if path.stem != spec.table:
+        raise ConfigError(
+            f"table {spec.table!r} does not match the file name {path.name!r}",
+            file=str(path),
+            line=data.lines.get("table"),
+            field="table",
+        )
+    return spec
+
+
+def load_project(config: str | Path | None = None, *, collect: list[ConfigError] | None = None) -> Project:
+    """Load config and every spec. With `collect`, spec errors are appended to it instead of raised."""
+    path = find_config(config)
+    cfg = _load_config_file(path)
+    project = Project(config_path=path.resolve(), config=cfg)
+    tables_dir = project.tables_dir
+    if not tables_dir.is_dir():
+        err = ConfigError(f"tables_dir {cfg.tables_dir!r} is not a folder", file=str(path), field="tables_dir")
+        if collect is None:
+            raise err
+        collect.append(err)
+        return project
+    for spec_path in sorted([*tables_dir.glob("*.yaml"), *tables_dir.glob("*.yml")]):
+        try:
+            spec = load_spec(spec_path)
+        except ConfigError as exc:
+            if collect is None:
+                raise
+            collect.append(exc)
+            continue
+        if spec.table in project.specs:
+            err = ConfigError(f"table {spec.table!r} is also defined in {project.spec_files[spec.table].name}", file=str(spec_path), field="table")
+            if collect is None:
+                raise err
+            collect.append(err)
+            continue
+        project.specs[spec.table] = spec
+        project.spec_files[spec.table] = spec_path
+    return project

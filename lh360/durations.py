@@ -1,0 +1,31 @@
+"""Durations as users write them in specs: 26h, 30m, 2d, 90s, 1h30m."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str | int | float) -> timedelta:
+    if isinstance(text, bool):
+        raise ValueError("expected a duration like 26h, 30m, 2d")
+    if isinstance(text, (int, float)):
+        return timedelta(seconds=float(text))
+    s = str(text).strip().lower().replace(" ", "")
+    if not s or _PART.sub("", s):
+        raise ValueError(f"{text!r} is not a duration (write e.g. 26h, 30m, 2d, 90s)")
+    return timedelta(seconds=sum(float(n) * _UNITS[u] for n, u in _PART.findall(s)))
+
+
+def format_duration(td: timedelta | float) -> str:
+    seconds = int(td.total_seconds() if isinstance(td, timedelta) else td)
+    sign = "-" if seconds < 0 else ""
+    seconds = abs(seconds)
+    d, rem = divmod(seconds, 86400)
+    h, rem = divmod(rem, 3600)
+    m, s = divmod(rem, 60)
+    parts = [f"{d}d" if d else "", f"{h}h" if h else "", f"{m}m" if m else "", f"{s}s" if s and not d else ""]
+    return sign + ("".join(parts) or "0s")

@@ -1,0 +1,19 @@
+"""The embedded engine: DuckDB computes, delta-rs writes, on a folder or on S3."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lh360.config import ResolvedTarget
+from lh360.engines.base import Progress
+from lh360.spec import TableSpec
+
+
+@dataclass
+class LocalEngine:
+    target: ResolvedTarget
+
+    def ingest(self, spec: TableSpec, *, progress: Progress | None = None):
+        from lh360.engines.local.ingest import ingest
+
+        return ingest(self.target, spec, progress=progress)

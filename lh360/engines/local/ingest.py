@@ -1,0 +1,514 @@
+"""Landing → bronze on the local engine, with Auto Loader's contract.
+
+Exactly once: each batch is ONE Delta commit carrying an app transaction (`lh360-ingest-<table>`,
+version = batch id) and, in its commit metadata, the files it holds. Before committing batch N we write
+`state/<table>/ingest/N.json.gz`, the cumulative set of ingested files. On start we read the table's
+committed transaction version C and trust only state file C: a crash before the commit leaves a state file
+N > C that is ignored and overwritten; a crash after it leaves nothing to redo. If state file C is lost, it
+is rebuilt from the commit metadata in the Delta history, so the Delta log stays the source of truth.
+
+Reading: DuckDB reads each landing file as text, splits lines (keeping line numbers), parses each line
+once into raw JSON values, and casts them to the stored schema. A value that does not fit its column
+(type mismatch) and a field the schema does not know go to `_rescued_data` as JSON, with the file and
+line; a line that is not a JSON object is kept verbatim in `_rescued_data._corrupt_record`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from lh360.config import ResolvedTarget
+from lh360.delta import arrow_schema, commit_properties, open_table, txn_version
+from lh360.errors import EngineError, LockBusy, SchemaChangeError
+from lh360.layout import Lake
+from lh360.spec import TableSpec
+from lh360.storage import JSON_SUFFIXES, FileInfo, delta_storage_options, join, store_for, to_delta_uri
+from lh360.types import bronze_type, parse_type, top_kind
+
+META_COLUMNS = ("_source_file", "_source_modified_at", "_ingested_at", "_batch_id", "_rescued_data")
+META_TYPES = {
+    "_source_file": "VARCHAR",
+    "_source_modified_at": "TIMESTAMP WITH TIME ZONE",
+    "_ingested_at": "TIMESTAMP WITH TIME ZONE",
+    "_batch_id": "BIGINT",
+    "_rescued_data": "VARCHAR",
+}
+ARROW_BATCH_ROWS = 131_072
+STATE_KEEP = 3
+
+Progress = Callable[..., None]
+
+
+@dataclass
+class BatchResult:
+    batch_id: int
+    files: int
+    bytes: int
+    rows: int = 0
+    rescued: int = 0
+    malformed: int = 0
+    new_columns: list[str] = field(default_factory=list)
+    version: int | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class IngestResult:
+    table: str
+    pending_files: int = 0
+    batches: list[BatchResult] = field(default_factory=list)
+    schema: dict[str, str] = field(default_factory=dict)
+    version: int | None = None
+
+    @property
+    def files(self) -> int:
+        return sum(b.files for b in self.batches)
+
+    @property
+    def rows(self) -> int:
+        return sum(b.rows for b in self.batches)
+
+    @property
+    def rescued(self) -> int:
+        return sum(b.rescued for b in self.batches)
+
+    @property
+    def malformed(self) -> int:
+        return sum(b.malformed for b in self.batches)
+
+    @property
+    def bytes(self) -> int:
+        return sum(b.bytes for b in self.batches)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "table": self.table,
+            "files": self.files,
+            "bytes": self.bytes,
+            "rows": self.rows,
+            "rescued": self.rescued,
+            "malformed": self.malformed,
+            "batches": [b.__dict__ for b in self.batches],
+            "bronze_version": self.version,
+            "new_columns": [c for b in self.batches for c in b.new_columns],
+        }
+
+
+def app_id(spec: TableSpec) -> str:
+    return f"lh360-ingest-{spec.table}"
+
+
+# ---- what has been ingested ------------------------------------------------------------------------
+
+
+def _state_uri(lake: Lake, spec: TableSpec, batch_id: int) -> str:
+    return lake.state(spec.table, "ingest", f"{batch_id:012d}.json.gz")
+
+
+def ingested_files(target: ResolvedTarget, spec: TableSpec, dt=None) -> tuple[int, set[str]]:
+    """(last committed batch id or -1, relative paths of every landing file already in bronze)."""
+    lake = Lake(target.lake)
+    if dt is None:
+        dt = open_table(lake.table("bronze", spec.table), target.settings.aws)
+    committed = txn_version(dt, app_id(spec))
+    if committed < 0:
+        return committed, set()
+    store = store_for(target.lake, target.settings.aws)
+    try:
+        doc = json.loads(gzip.decompress(store.read_bytes(_state_uri(lake, spec, committed))))
+        if doc.get("batch_id") == committed:
+            return committed, set(doc["files"])
+    except (FileNotFoundError, OSError, ValueError, KeyError):
+        pass
+    except Exception as exc:  # S3 NoSuchKey and friends: fall back to the log
+        if "NoSuchKey" not in type(exc).__name__ and "404" not in str(exc) and "NoSuchKey" not in str(exc):
+            raise
+    return committed, _files_from_history(dt)
+
+
+def _files_from_history(dt) -> set[str]:
+    files: set[str] = set()
+    for commit in dt.history():
+        listed = commit.get("lh360.files")
+        if listed:
+            files.update(json.loads(listed))
+    return files
+
+
+def _write_state(target: ResolvedTarget, spec: TableSpec, batch_id: int, files: set[str]) -> None:
+    lake = Lake(target.lake)
+    store = store_for(target.lake, target.settings.aws)
+    doc = {"batch_id": batch_id, "files": sorted(files)}
+    store.write_bytes(_state_uri(lake, spec, batch_id), gzip.compress(json.dumps(doc).encode(), compresslevel=1))
+    old = batch_id - STATE_KEEP
+    if old >= 0:
+        try:
+            store.delete(_state_uri(lake, spec, old))
+        except Exception:
+            pass  # pruning is housekeeping, never a reason to fail a batch
+
+
+def landing_prefix(target: ResolvedTarget, spec: TableSpec) -> str:
+    return join(target.landing, spec.source.path)
+
+
+def list_landing(target: ResolvedTarget, spec: TableSpec) -> list[FileInfo]:
+    store = store_for(target.landing, target.settings.aws)
+    return [f for f in store.list(landing_prefix(target, spec)) if f.rel.lower().endswith(JSON_SUFFIXES)]
+
+
+def pending_files(target: ResolvedTarget, spec: TableSpec, dt=None) -> list[FileInfo]:
+    """Landing files not yet in bronze, oldest first (modification time, then path)."""
+    _, done = ingested_files(target, spec, dt)
+    return sorted((f for f in list_landing(target, spec) if f.rel not in done), key=lambda f: (f.mtime, f.rel))
+
+
+# ---- reading a batch -------------------------------------------------------------------------------
+
+
+def q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+@dataclass
+class _Prepared:
+    info: FileInfo
+    local: Path
+
+
+def _prepare(files: list[FileInfo], target: ResolvedTarget, tmp: Path) -> list[_Prepared]:
+    """Local NDJSON files for DuckDB: downloads from S3, gunzips, and turns JSON-array files into NDJSON."""
+    store = store_for(target.landing, target.settings.aws)
+
+    def one(i_info: tuple[int, FileInfo]) -> _Prepared:
+        i, info = i_info
+        path = store.local_copy(info.uri, tmp)
+        if info.rel.lower().endswith(".gz"):
+            out = tmp / f"{i}.ndjson"
+            with gzip.open(path, "rb") as src, open(out, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            path = out
+        with open(path, "rb") as fh:
+            head = fh.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+        if head.startswith(b"["):
+            path = _array_to_ndjson(path, tmp / f"{i}.array.ndjson")
+        return _Prepared(info, path)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(one, enumerate(files)))
+
+
+def _array_to_ndjson(src: Path, dst: Path) -> Path:
+    """A JSON-array file → one element per line (line N = element N). If it does not parse as a whole,
+    it is read as NDJSON so its bad lines are kept as corrupt records."""
+    try:
+        items = json.loads(src.read_bytes().decode("utf-8-sig"))
+    except ValueError:
+        return src
+    if not isinstance(items, list):
+        return src
+    with open(dst, "w", encoding="utf-8") as out:
+        for item in items:
+            out.write(json.dumps(item, ensure_ascii=False, separators=(",", ":")) + "\n")
+    return dst
+
+
+def _sanitize_utf8(src: Path, dst: Path) -> Path:
+    """Lines that are not UTF-8 become their backslash-escaped text: still kept, as corrupt records."""
+    with open(src, "rb") as fh, open(dst, "wb") as out:
+        for line in fh:
+            try:
+                line.decode("utf-8")
+                out.write(line)
+            except UnicodeDecodeError:
+                out.write(line.decode("utf-8", "backslashreplace").encode("utf-8"))
+    return dst
+
+
+def infer_schema(con, paths: list[Path], sample_size: int = 20480) -> dict[str, str]:
+    """Infer the top-level columns of JSON files the way Auto Loader does on its first batch (a sample)."""
+    if not paths:
+        return {}
+    files = "[" + ", ".join(lit(str(p)) for p in paths) + "]"
+    try:
+        rows = con.execute(
+            f"DESCRIBE SELECT * FROM read_json({files}, format='newline_delimited', union_by_name=true, "
+            f"ignore_errors=true, maximum_sample_files=64, sample_size={sample_size}, records=true)"
+        ).fetchall()
+    except Exception:
+        rows = []
+    schema = {}
+    for name, type_, *_ in rows:
+        if name in META_TYPES or name == "json":
+            continue
+        schema[name] = bronze_type(type_)
+    return schema
+
+
+def _typed(kind: str, v: str, t: str, type_: str) -> str:
+    if kind == "int":
+        return f"CASE WHEN {t} IN ('BIGINT', 'UBIGINT') THEN TRY_CAST({v} AS {type_}) END"
+    if kind in ("number", "decimal"):
+        return f"CASE WHEN {t} IN ('BIGINT', 'UBIGINT', 'DOUBLE') THEN TRY_CAST({v} AS {type_}) END"
+    if kind == "bool":
+        return f"CASE WHEN {t} = 'BOOLEAN' THEN TRY_CAST({v} AS BOOLEAN) END"
+    if kind in ("date", "timestamp"):
+        return f"CASE WHEN {t} = 'VARCHAR' THEN TRY_CAST(json_extract_string({v}, '$') AS {type_}) END"
+    if kind == "object":
+        return f"CASE WHEN {t} = 'OBJECT' THEN TRY_CAST({v} AS {type_}) END"
+    if kind == "array":
+        return f"CASE WHEN {t} = 'ARRAY' THEN TRY_CAST({v} AS {type_}) END"
+    # text: a string as itself, any other JSON value as its JSON text (Spark does the same for StringType)
+    return f"CASE {t} WHEN 'VARCHAR' THEN json_extract_string({v}, '$') WHEN 'NULL' THEN NULL ELSE CAST({v} AS VARCHAR) END"
+
+
+def batch_sql(schema: dict[str, str], files: list[_Prepared], batch_id: int, ingested_at: datetime) -> str:
+    """One SELECT that turns the batch's files into bronze rows (data columns, then the metadata columns)."""
+    names = list(schema)
+    raw_struct = json.dumps({n: "JSON" for n in names}) if names else None
+    known = "[" + ", ".join(lit(n) for n in [*names, *META_COLUMNS]) + "]::VARCHAR[]"
+    paths = "[" + ", ".join(lit(str(p.local)) for p in files) + "]"
+    src_rows = ", ".join(
+        f"({lit(str(p.local))}, {lit(p.info.uri)}, to_timestamp({p.info.mtime!r}))" for p in files
+    )
+    cols_t = [f"json_type(r.{q(n)}) AS {q('t#' + n)}" for n in names]
+    cols_v = [
+        f"{_typed(top_kind(schema[n]), 'r.' + q(n), q('t#' + n), schema[n])} AS {q('v#' + n)}" for n in names
+    ]
+    mismatch = [f"({q('t#' + n)} IS NOT NULL AND {q('t#' + n)} <> 'NULL' AND {q('v#' + n)} IS NULL)" for n in names]
+    entries = [f"CASE WHEN {m} THEN [{{'k': {lit(n)}, 'v': r.{q(n)}}}] ELSE [] END" for n, m in zip(names, mismatch)]
+    unknown = "list_transform(unk, lambda k: {'k': k, 'v': json_extract(line, '$.\"' || replace(k, '\"', '\\\"') || '\"')})"
+    any_mismatch = " OR ".join(mismatch) if mismatch else "false"
+    rescued_entries = "list_concat(" + ", ".join([unknown, *entries]) + ", [{'k': '_file_path', 'v': to_json(uri)}, {'k': '_line', 'v': to_json(_line)}])"
+    raw = f"json_transform(line, {lit(raw_struct)})" if raw_struct else "NULL::STRUCT(x JSON)"
+    return f"""
+WITH src(local, uri, mtime) AS (VALUES {src_rows}),
+f AS (SELECT filename, string_split(content, chr(10)) AS ls FROM read_text({paths})),
+l AS (SELECT filename, unnest(ls) AS line0, generate_subscripts(ls, 1) AS _line FROM f),
+c AS (
+  SELECT filename, _line,
+         rtrim(CASE WHEN _line = 1 THEN ltrim(line0, chr(65279)) ELSE line0 END, chr(13)) AS line
+  FROM l WHERE trim(line0, ' ' || chr(9) || chr(13)) <> ''
+),
+v AS (SELECT filename, _line, line, CASE WHEN json_valid(line) THEN json_type(line) = 'OBJECT' ELSE false END AS ok FROM c),
+j AS (
+  SELECT v.filename, _line, line, ok, src.uri, src.mtime,
+         CASE WHEN ok THEN {raw} END AS r,
+         CASE WHEN ok THEN list_filter(json_keys(line), lambda k: NOT list_contains({known}, k)) ELSE [] END AS unk
+  FROM v JOIN src ON v.filename = src.local
+),
+t AS (SELECT *{''.join(', ' + x for x in cols_t)} FROM j),
+w AS (SELECT *{''.join(', ' + x for x in cols_v)} FROM t)
+SELECT
+  {''.join(f'{q("v#" + n)} AS {q(n)}, ' for n in names)}
+  uri AS _source_file,
+  mtime AS _source_modified_at,
+  {lit(ingested_at.isoformat())}::TIMESTAMPTZ AS _ingested_at,
+  {batch_id}::BIGINT AS _batch_id,
+  CASE
+    WHEN NOT ok THEN json_object('_corrupt_record', line, '_file_path', uri, '_line', _line)
+    WHEN len(unk) > 0 OR {any_mismatch}
+      THEN to_json(map_from_entries(list_transform({rescued_entries}, lambda e: (e.k, e.v))))
+  END AS _rescued_data,
+  len(unk) AS "__unknown",
+  NOT ok AS "__malformed"
+FROM w
+"""
+
+
+class _NewColumns(Exception):
+    """Raised inside the write when a row carries fields the schema lacks (addNewColumns: evolve, retry)."""
+
+
+def _strip_and_watch(reader, stop_on_unknown: bool, counters: dict[str, int]) -> Iterator:
+    import pyarrow.compute as pc
+
+    for batch in reader:
+        unknown = batch.column("__unknown")
+        malformed = batch.column("__malformed")
+        if stop_on_unknown and pc.max(unknown).as_py():
+            raise _NewColumns()
+        counters["rows"] += batch.num_rows
+        counters["rescued"] += batch.num_rows - batch.column("_rescued_data").null_count
+        counters["malformed"] += pc.sum(malformed.cast("int32")).as_py() or 0
+        yield batch.drop_columns(["__unknown", "__malformed"])
+
+
+def _new_columns(con, paths: list[Path], schema: dict[str, str]) -> dict[str, str]:
+    """The fields rows carry beyond `schema`, typed by a full scan of the batch (rare: only on change)."""
+    return {k: v for k, v in infer_schema(con, paths, sample_size=-1).items() if k not in schema}
+
+
+# ---- the step --------------------------------------------------------------------------------------
+
+
+def ingest(
+    target: ResolvedTarget,
+    spec: TableSpec,
+    *,
+    progress: Progress | None = None,
+    max_batches: int | None = None,
+) -> IngestResult:
+    """Ingest every pending landing file of `spec` into bronze, in batches of `max_files_per_batch`."""
+    import duckdb
+    from deltalake import write_deltalake
+    from deltalake.exceptions import CommitFailedError
+
+    lake = Lake(target.lake)
+    bronze_uri = lake.table("bronze", spec.table)
+    aws = target.settings.aws
+    storage_options = delta_storage_options(bronze_uri, aws)
+    dt = open_table(bronze_uri, aws)
+    committed, done = ingested_files(target, spec, dt)
+    pending = sorted(
+        (f for f in list_landing(target, spec) if f.rel not in done), key=lambda f: (f.mtime, f.rel)
+    )
+    result = IngestResult(table=spec.table, pending_files=len(pending))
+    size = spec.bronze.max_files_per_batch
+    chunks = [pending[i : i + size] for i in range(0, len(pending), size)]
+    if max_batches is not None:
+        chunks = chunks[:max_batches]
+    if progress:
+        progress("start", table=spec.table, files=len(pending), bytes=sum(f.size for f in pending), batches=len(chunks))
+    con = duckdb.connect(config={"preserve_insertion_order": "false"})
+    hints = {k: parse_type(v) for k, v in spec.bronze.schema_hints.items()}
+    try:
+        for chunk in chunks:
+            started = time.monotonic()
+            batch_id = committed + 1
+            result_batch = BatchResult(batch_id=batch_id, files=len(chunk), bytes=sum(f.size for f in chunk))
+            with tempfile.TemporaryDirectory(prefix="lh360-ingest-") as tmp:
+                prepared = _prepare(chunk, target, Path(tmp))
+                if dt is None:
+                    schema = {**infer_schema(con, [p.local for p in prepared]), **hints}
+                    new_cols = list(schema)
+                else:
+                    schema = _data_schema(con, dt)
+                    new_cols = []
+                mode = spec.bronze.schema_evolution
+                for attempt in range(3):
+                    counters = {"rows": 0, "rescued": 0, "malformed": 0}
+                    sql = batch_sql(schema, prepared, batch_id, datetime.now(UTC))
+                    try:
+                        arrow = _execute(con, sql, prepared, Path(tmp))
+                        watched = _strip_and_watch(arrow, mode in ("addNewColumns", "failOnNewColumns"), counters)
+                        import pyarrow as pa
+
+                        first = next(watched, None)
+                        out_schema = first.schema if first is not None else _empty_schema(con, sql)
+                        data = pa.RecordBatchReader.from_batches(out_schema, _chain(first, watched))
+                        _write_state(target, spec, batch_id, done | {f.rel for f in chunk})
+                        write_deltalake(
+                            to_delta_uri(bronze_uri),
+                            data,
+                            mode="append",
+                            schema_mode="merge" if new_cols else None,
+                            storage_options=storage_options,
+                            configuration={"delta.appendOnly": "true"} if dt is None else None,
+                            commit_properties=commit_properties(
+                                app_id(spec),
+                                batch_id,
+                                {
+                                    "lh360.step": "ingest",
+                                    "lh360.table": spec.table,
+                                    "lh360.batch_id": str(batch_id),
+                                    "lh360.files": json.dumps(sorted(f.rel for f in chunk)),
+                                },
+                            ),
+                        )
+                        break
+                    except _NewColumns:
+                        extra = _new_columns(con, [p.local for p in prepared], schema)
+                        extra = {**extra, **{k: v for k, v in hints.items() if k not in schema}}
+                        if not extra:
+                            raise EngineError(
+                                f"{spec.table}: rows carry fields that could not be typed; set schema_hints"
+                            ) from None
+                        if mode == "failOnNewColumns":
+                            files = ", ".join(p.info.rel for p in prepared[:5])
+                            raise SchemaChangeError(
+                                f"{spec.table}: new columns {', '.join(sorted(extra))} in batch {batch_id} "
+                                f"(files {files}…); schema_evolution is failOnNewColumns: add them to "
+                                "schema_hints or change the mode, then rerun"
+                            ) from None
+                        # addNewColumns: Auto Loader stops the stream once and restarts with the new
+                        # columns; we restart the batch in-process (nothing was committed)
+                        schema = {**schema, **extra}
+                        new_cols = [*new_cols, *extra]
+                        result_batch.new_columns = [c for c in new_cols if dt is not None]
+                    except CommitFailedError as exc:
+                        raise LockBusy(
+                            f"{spec.table}: another writer committed to bronze first ({exc}); try again"
+                        ) from None
+                else:
+                    raise EngineError(f"{spec.table}: schema kept changing within batch {batch_id}")
+            dt = open_table(bronze_uri, aws)
+            committed = batch_id
+            done |= {f.rel for f in chunk}
+            result_batch.rows = counters["rows"]
+            result_batch.rescued = counters["rescued"]
+            result_batch.malformed = counters["malformed"]
+            result_batch.version = dt.version()
+            result_batch.seconds = round(time.monotonic() - started, 3)
+            result.batches.append(result_batch)
+            if progress:
+                progress("batch", table=spec.table, batch=result_batch)
+    finally:
+        con.close()
+    if dt is not None:
+        result.version = dt.version()
+        result.schema = _data_schema(duckdb.connect(), dt)
+    return result
+
+
+def _chain(first, rest) -> Iterator:
+    if first is not None:
+        yield first
+    yield from rest
+
+
+def _empty_schema(con, sql: str):
+    return con.execute(f"SELECT * EXCLUDE (__unknown, __malformed) FROM ({sql}) LIMIT 0").to_arrow_table().schema
+
+
+def _execute(con, sql: str, prepared: list[_Prepared], tmp: Path):
+    try:
+        return con.sql(sql).to_arrow_reader(ARROW_BATCH_ROWS)
+    except Exception as exc:  # read_text refuses files that are not UTF-8: escape those lines, then retry
+        if "UTF-8" not in str(exc) and "utf-8" not in str(exc):
+            raise EngineError(f"reading landing files failed: {str(exc).splitlines()[0]}") from None
+    for i, p in enumerate(prepared):
+        try:
+            p.local.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            fixed = _sanitize_utf8(p.local, tmp / f"{i}.utf8.ndjson")
+            sql = sql.replace(lit(str(p.local)), lit(str(fixed)))
+            p.local = fixed
+    return con.sql(sql).to_arrow_reader(ARROW_BATCH_ROWS)
+
+
+def _data_schema(con, dt) -> dict[str, str]:
+    """The bronze table's source columns (not the metadata ones) as DuckDB types."""
+    import pyarrow as pa
+
+    empty = pa.schema(arrow_schema(dt)).empty_table()
+    con.register("__bronze_schema", empty)
+    try:
+        rows = con.execute("DESCRIBE SELECT * FROM __bronze_schema").fetchall()
+    finally:
+        con.unregister("__bronze_schema")
+    return {name: type_ for name, type_, *_ in rows if name not in META_TYPES}

@@ -1,0 +1,72 @@
+"""Every error lh360 raises on purpose, and the exit code each one means.
+
+    LH360Error                     exit 3 unless a subclass says otherwise
+     ├── UsageError                2  bad command line
+     ├── ConfigError               2  bad config or spec: names file, line and field
+     ├── CheckFailed               1  a data check of severity error, a `fail` expectation, an SLA breach
+     ├── EngineError               3  a run failed on its engine (local step, Databricks run, Athena query)
+     │    └── SchemaChangeError    3  new columns under `failOnNewColumns`
+     ├── RunTimeout                4  a run or query exceeded its timeout
+     ├── LockBusy                  75 another run holds the table's lock or won the commit race
+     └── Interrupted               130 / 143  SIGINT / SIGTERM
+
+The CLI is the one place that turns them into exit codes (`lh360.cli`); library callers catch them.
+"""
+
+from __future__ import annotations
+
+
+class LH360Error(Exception):
+    exit_code = 3
+
+    def __init__(self, message: str, *, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail  # longer text (a remote trace, sample rows) shown under the one-line message
+
+
+class UsageError(LH360Error):
+    exit_code = 2
+
+
+class ConfigError(LH360Error):
+    """A config or spec problem, located as precisely as we know: file, line, field path."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None, field: str | None = None) -> None:
+        self.file, self.line, self.field = file, line, field
+        where = file or "<config>"
+        if line:
+            where += f":{line}"
+        text = f"{where}: {field}: {message}" if field else f"{where}: {message}"
+        super().__init__(text)
+        self.reason = message
+
+
+class CheckFailed(LH360Error):
+    exit_code = 1
+
+
+class EngineError(LH360Error):
+    exit_code = 3
+
+
+class SchemaChangeError(EngineError):
+    pass
+
+
+class RunTimeout(LH360Error):
+    exit_code = 4
+
+
+class LockBusy(LH360Error):
+    exit_code = 75
+
+
+class Interrupted(LH360Error):
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.exit_code = 128 + signum

@@ -1,0 +1,38 @@
+"""What each table holds right now, per layer: rows, Delta version, last commit."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from lh360.config import Project, ResolvedTarget
+from lh360.delta import open_table
+from lh360.layout import Lake
+
+
+def table_stats(uri: str, aws) -> dict[str, Any]:
+    dt = open_table(uri, aws)
+    if dt is None:
+        return {"rows": None, "version": None, "last_commit": None}
+    rows = 0
+    actions = dt.get_add_actions(flatten=True)
+    import pyarrow as pa
+
+    table = pa.table(actions)
+    if "num_records" in table.schema.names:
+        rows = sum(v or 0 for v in table.column("num_records").to_pylist())
+    history = dt.history(1)
+    ts = history[0].get("timestamp") if history else None
+    last = datetime.fromtimestamp(ts / 1000, UTC).isoformat(timespec="seconds") if ts else None
+    return {"rows": rows, "version": dt.version(), "last_commit": last}
+
+
+def inventory(project: Project, target: ResolvedTarget) -> list[dict[str, Any]]:
+    lake = Lake(target.lake)
+    out = []
+    for spec in project.select(None):
+        for relation in spec.relations():
+            layer, name = relation.split(".", 1)
+            stats = table_stats(lake.table(layer, name), target.settings.aws)
+            out.append({"table": spec.table, "layer": layer, "relation": relation, **stats})
+    return out

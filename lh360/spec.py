@@ -1,0 +1,248 @@
+"""Table specs (`configs/tables/<table>.yaml`): the models, and loading with file:line:field errors."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from lh360.durations import parse_duration
+
+IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
+Identifier = Annotated[str, Field(pattern=IDENT)]
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+EVOLUTION_MODES = ("addNewColumns", "rescue", "failOnNewColumns", "none")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Source(Strict):
+    system: str | None = None
+    object: str | None = None
+    format: Literal["json"] = "json"
+    path: str
+
+    @field_validator("path")
+    @classmethod
+    def _relative(cls, v: str) -> str:
+        if v.startswith("/") or "://" in v or ".." in v.split("/"):
+            raise ValueError("must be a path under the target's landing URI, like clientes/")
+        return v.strip("/") + "/"
+
+
+class LandingSLA(Strict):
+    max_age: Duration | None = None
+    min_files: int = Field(1, ge=0)
+
+
+class Bronze(Strict):
+    schema_evolution: Literal["addNewColumns", "rescue", "failOnNewColumns", "none"] = "addNewColumns"
+    schema_hints: dict[Identifier, str] = {}
+    max_files_per_batch: int = Field(1000, ge=1)
+
+    @field_validator("schema_hints")
+    @classmethod
+    def _types(cls, hints: dict[str, str]) -> dict[str, str]:
+        from lh360.types import parse_type
+
+        for column, type_text in hints.items():
+            try:
+                parse_type(type_text)
+            except ValueError as exc:
+                raise ValueError(f"{column}: {exc}") from None
+        return hints
+
+
+class Expectation(Strict):
+    name: Identifier
+    rule: str
+    action: Literal["warn", "drop", "quarantine", "fail"] = "warn"
+
+
+class Silver(Strict):
+    keys: list[Identifier] = Field(min_length=1)
+    sequence_by: Identifier
+    scd: Literal[1, 2] = 1
+    columns: dict[Identifier, str] = {}
+    expectations: list[Expectation] = []
+    partition_by: list[Identifier] = []
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Silver:
+        if self.columns:
+            for field, names in (("keys", self.keys), ("sequence_by", [self.sequence_by]), ("partition_by", self.partition_by)):
+                missing = [n for n in names if n not in self.columns]
+                if missing:
+                    raise ValueError(f"{field} names {', '.join(missing)}, which is not in silver.columns")
+        names = [e.name for e in self.expectations]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate expectation name {', '.join(dupes)}")
+        if self.scd == 2 and {"valid_from", "valid_to", "is_current"} & set(self.columns):
+            raise ValueError("scd: 2 adds valid_from, valid_to and is_current itself; rename those columns")
+        return self
+
+
+class Gold(Strict):
+    sql: str
+    description: str | None = None
+    partition_by: list[Identifier] = []
+
+
+# ---- checks: each entry is a one-key mapping {kind: params} --------------------------------------
+
+Severity = Literal["warn", "error"]
+
+
+class _Check(Strict):
+    severity: Severity = "error"
+    name: Identifier | None = None
+
+
+class RowCount(_Check):
+    kind: Literal["row_count"] = "row_count"
+    min: int | None = Field(None, ge=0)
+    max: int | None = Field(None, ge=0)
+    max_change_pct: float | None = Field(None, gt=0)  # against the row count seen by the previous validate
+
+
+class NotNull(_Check):
+    kind: Literal["not_null"] = "not_null"
+    columns: list[Identifier] = Field(min_length=1)
+
+
+class Unique(_Check):
+    kind: Literal["unique"] = "unique"
+    columns: list[Identifier] = Field(min_length=1)
+
+
+class AcceptedValues(_Check):
+    kind: Literal["accepted_values"] = "accepted_values"
+    column: Identifier
+    values: list[str | int | float | bool] = Field(min_length=1)
+
+
+class Freshness(_Check):
+    kind: Literal["freshness"] = "freshness"
+    column: Identifier
+    max_age: Duration
+
+
+class Expression(_Check):
+    kind: Literal["expression"] = "expression"
+    name: Identifier
+    rule: str
+    max_failures: int = Field(0, ge=0)
+
+
+class Reconcile(_Check):
+    kind: Literal["reconcile"] = "reconcile"
+    name: Identifier
+    left: str
+    right: str
+    tolerance: float = Field(0, ge=0)
+
+
+class Relationships(_Check):
+    kind: Literal["relationships"] = "relationships"
+    column: Identifier
+    to: Annotated[str, Field(pattern=r"^(bronze|silver|gold)\.[A-Za-z_][A-Za-z0-9_]*$")]
+    field: Identifier
+
+
+class Range(_Check):
+    kind: Literal["range"] = "range"
+    column: Identifier
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _bound(self) -> Range:
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        return self
+
+
+CHECK_KINDS = {
+    m.model_fields["kind"].default: m
+    for m in (RowCount, NotNull, Unique, AcceptedValues, Freshness, Expression, Reconcile, Relationships, Range)
+}
+_LIST_FORM = {"not_null", "unique"}  # `not_null: [id, cpf]` is short for `not_null: {columns: [id, cpf]}`
+
+
+def _one_key_check(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value
+    if not isinstance(value, dict) or len(value) != 1:
+        raise ValueError(f"a check is a one-key mapping like `row_count: {{min: 1}}`; kinds: {', '.join(CHECK_KINDS)}")
+    (kind, params), = value.items()
+    if kind not in CHECK_KINDS:
+        raise ValueError(f"unknown check {kind!r}; kinds: {', '.join(CHECK_KINDS)}")
+    if kind in _LIST_FORM and isinstance(params, (list, str)):
+        params = {"columns": [params] if isinstance(params, str) else list(params)}
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        raise ValueError(f"{kind}: expected a mapping of options")
+    return {"kind": kind, **params}
+
+
+Check = Annotated[
+    Union[RowCount, NotNull, Unique, AcceptedValues, Freshness, Expression, Reconcile, Relationships, Range],
+    Field(discriminator="kind"),
+    BeforeValidator(_one_key_check),
+]
+
+_RELATION = re.compile(r"^(bronze|silver|gold)\.([A-Za-z_][A-Za-z0-9_]*)$")
+
+
+class TableSpec(Strict):
+    table: Identifier
+    description: str | None = None
+    owner: str | None = None
+    tags: dict[str, str] = {}
+    source: Source
+    landing: LandingSLA = LandingSLA()
+    bronze: Bronze = Bronze()
+    silver: Silver | None = None
+    gold: dict[Identifier, Gold] = {}
+    checks: dict[str, list[Check]] = {}
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tag_strings(cls, v: Any) -> Any:
+        return {k: str(x) for k, x in v.items()} if isinstance(v, dict) else v
+
+    @field_validator("checks")
+    @classmethod
+    def _relations(cls, checks: dict[str, list]) -> dict[str, list]:
+        for relation in checks:
+            if not _RELATION.match(relation):
+                raise ValueError(f"{relation!r}: checks are keyed by layer.table, like silver.clientes")
+        return checks
+
+    @model_validator(mode="after")
+    def _gold_needs_silver(self) -> TableSpec:
+        if self.gold and self.silver is None:
+            raise ValueError("gold tables need a silver section")
+        return self
+
+    # where the spec was read from, for error messages (not part of the YAML)
+    _file: Path | None = None
+
+    @property
+    def file(self) -> Path | None:
+        return self._file
+
+    def relations(self) -> list[str]:
+        """The tables this spec owns, as layer.name."""
+        out = [f"bronze.{self.table}"]
+        if self.silver:
+            out.append(f"silver.{self.table}")
+        out += [f"gold.{g}" for g in self.gold]
+        return out

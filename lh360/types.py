@@ -1,0 +1,80 @@
+"""Column types: Spark type names in specs, DuckDB type strings inside the local engine, Delta on disk.
+
+The canonical form in lh360 is a DuckDB type string (`BIGINT`, `DECIMAL(18,2)`, `STRUCT(uf VARCHAR)`),
+because the local engine computes in DuckDB and DuckDB converts losslessly to and from Arrow / Delta.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+# Types Delta (and Spark) cannot store, or that bronze keeps as text, like Auto Loader does for dates.
+_AS_TEXT = {"DATE", "TIME", "TIMETZ", "TIMESTAMP", "TIMESTAMPTZ", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS",
+            "UUID", "JSON", "NULL", "INTERVAL", "BIT", "UNKNOWN"}
+_WIDEN = {"UBIGINT": "DECIMAL(38,0)", "HUGEINT": "DECIMAL(38,0)", "UHUGEINT": "DECIMAL(38,0)", "UINTEGER": "BIGINT",
+          "USMALLINT": "INTEGER", "UTINYINT": "SMALLINT"}
+
+
+@lru_cache(maxsize=512)
+def parse_type(text: str) -> str:
+    """A Spark SQL type (as written in schema_hints) → DuckDB type string; ValueError if it is not a type."""
+    from sqlglot import exp
+    from sqlglot.errors import ParseError
+
+    try:
+        dt = exp.DataType.build(text.strip(), dialect="spark")
+    except (ParseError, ValueError) as exc:
+        raise ValueError(f"{text!r} is not a Spark SQL type ({str(exc).splitlines()[0][:80]})") from None
+    if dt.this == exp.DataType.Type.USERDEFINED:
+        raise ValueError(f"{text!r} is not a Spark SQL type")
+    if dt.this == exp.DataType.Type.TIMESTAMP:
+        return "TIMESTAMP WITH TIME ZONE"  # Spark's timestamp is an instant
+    return dt.sql("duckdb")
+
+
+@lru_cache(maxsize=512)
+def spark_type(duckdb_type: str) -> str:
+    """A DuckDB type string → Spark SQL type name (for Auto Loader schema hints and display)."""
+    from sqlglot import exp
+
+    return exp.DataType.build(duckdb_type, dialect="duckdb").sql("spark").lower()
+
+
+def bronze_type(inferred: str) -> str:
+    """What bronze stores for a type DuckDB inferred from JSON: dates and odd types stay text, unsigned widen."""
+    from sqlglot import exp
+
+    dt = exp.DataType.build(inferred, dialect="duckdb")
+    for node in list(dt.find_all(exp.DataType)):
+        name = node.sql("duckdb").upper()
+        base = name.split("(")[0]
+        replacement = "VARCHAR" if base in _AS_TEXT or name.startswith("TIMESTAMP") else _WIDEN.get(base)
+        if replacement:
+            new = exp.DataType.build(replacement, dialect="duckdb")
+            if node is dt:
+                dt = new
+            else:
+                node.replace(new)
+    return dt.sql("duckdb")
+
+
+def top_kind(duckdb_type: str) -> str:
+    """Which JSON values fit a column: int, number, decimal, bool, text, object, array, date, timestamp."""
+    t = duckdb_type.upper()
+    if t.endswith("]"):
+        return "array"
+    if t.startswith("STRUCT") or t.startswith("MAP"):
+        return "object"
+    if t.startswith("DECIMAL"):
+        return "decimal"
+    if t in {"BIGINT", "INT", "INTEGER", "SMALLINT", "TINYINT", "INT8", "INT4", "INT2", "LONG"}:
+        return "int"
+    if t in {"DOUBLE", "FLOAT", "REAL"}:
+        return "number"
+    if t == "BOOLEAN":
+        return "bool"
+    if t == "DATE":
+        return "date"
+    if t.startswith("TIMESTAMP"):
+        return "timestamp"
+    return "text"
