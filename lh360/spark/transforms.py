@@ -1,0 +1,442 @@
+"""Pure DataFrame -> DataFrame transforms of the refine step (bronze batch -> silver).
+
+pyspark + stdlib only: this file is uploaded next to ``job.py`` and must not import lh360.
+No I/O happens here; the only Spark actions are the counters of :func:`evaluate_expectations`.
+The spec helpers (``silver_columns``, ``expectations``, ``validate_silver_spec`` ...) need no pyspark.
+
+Semantics (the local DuckDB engine implements the same rules; a parity test compares them):
+
+1. :func:`project` -- ``SELECT <expr> AS <col>, ..., _source_file, _batch_id`` in spec order.
+2. :func:`evaluate_expectations` -- a row passes a rule only if the rule is TRUE (NULL fails).
+   ``warn`` counts, ``drop`` removes, ``quarantine`` moves the row out (quarantine beats drop),
+   ``fail`` raises :class:`ExpectationFailed` before anything is written.
+3. :func:`dedupe` -- per key, the greatest ``sequence_by`` wins; ties: greatest ``_batch_id``,
+   then greatest ``_source_file``.
+4. SCD1 (:func:`scd1_upserts` / :func:`scd1_apply`) -- update when ``s.seq > t.seq``, insert when
+   the key is new; equal or older sequences change nothing.
+5. SCD2 (:func:`scd2_changes` / :func:`scd2_apply`) -- every distinct newer version is appended with
+   ``valid_from``/``valid_to``/``is_current``; the previous current row is closed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+try:
+    from pyspark.sql import Column, DataFrame, Window
+    from pyspark.sql import functions as F
+except ImportError:  # the ops box has no pyspark: the spec helpers still work (payload validation)
+    Column = DataFrame = Window = F = None  # type: ignore[assignment,misc]
+
+ACTIONS = ("warn", "drop", "quarantine", "fail")
+META_COLUMNS = ("_source_file", "_batch_id")
+META_TYPES = {"_source_file": "string", "_batch_id": "bigint"}
+SCD2_COLUMNS = ("valid_from", "valid_to", "is_current")
+CHANGE_COLUMN = "_change"  # scd2_changes(): "insert" (a new version) or "close" (end the current row)
+QUARANTINE_EXTRA = ("_failed_rules", "_source_file", "_batch_id", "_quarantined_at")
+_RESERVED = set(META_COLUMNS) | set(QUARANTINE_EXTRA) | {CHANGE_COLUMN}
+_TMP = "__lh360_"  # prefix of scratch columns, never left in an output
+
+
+class SpecError(ValueError):
+    """The silver part of a table spec is unusable (names the field)."""
+
+
+class ExpectationFailed(RuntimeError):
+    """An expectation with action ``fail`` failed on at least one row; nothing was written.
+
+    ``str()`` starts with :data:`MARKER` so the driver can recognise it after Spark wrapped it
+    (a foreachBatch exception reaches the driver as a StreamingQueryException).
+    """
+
+    MARKER = "LH360_EXPECTATION_FAILED"
+
+    def __init__(self, failed: dict[str, int], counters: dict[str, Any]):
+        self.failed = dict(failed)
+        self.counters = counters
+        detail = ", ".join(f"{name} ({n} row{'s' if n != 1 else ''})" for name, n in failed.items())
+        super().__init__(f"{self.MARKER}: expectation(s) with action 'fail' failed: {detail}")
+
+
+# --------------------------------------------------------------------------- spec access
+
+
+def quote(name: str) -> str:
+    """A Spark SQL identifier, always back-quoted."""
+    return "`" + str(name).replace("`", "``") + "`"
+
+
+def col(name: str) -> Column:
+    """A column by exact name (dots and spaces are part of the name, not struct access)."""
+    return F.col(quote(name))
+
+
+def silver_spec(spec: dict) -> dict:
+    silver = spec.get("silver") or {}
+    if not isinstance(silver, dict):
+        raise SpecError("silver: must be a mapping")
+    return silver
+
+
+def silver_columns(spec: dict) -> list[tuple[str, str]]:
+    """``silver.columns`` as ``[(name, spark_sql_expression), ...]`` in spec order ([] if absent)."""
+    cols = silver_spec(spec).get("columns") or {}
+    if isinstance(cols, dict):
+        pairs = list(cols.items())
+    elif isinstance(cols, list):  # [{name: expr}, ...] or [[name, expr], ...]
+        pairs = []
+        for item in cols:
+            if isinstance(item, dict) and len(item) == 1:
+                pairs.extend(item.items())
+            elif isinstance(item, (list, tuple)) and len(item) == 2:
+                pairs.append((item[0], item[1]))
+            else:
+                raise SpecError(f"silver.columns: cannot read entry {item!r}")
+    else:
+        raise SpecError("silver.columns: must be a mapping of column name to Spark SQL expression")
+    out = []
+    for name, expr in pairs:
+        if not isinstance(name, str) or not name:
+            raise SpecError(f"silver.columns: bad column name {name!r}")
+        if name in _RESERVED or name.startswith(_TMP):
+            raise SpecError(f"silver.columns.{name}: the name is reserved by lh360")
+        if expr is None or str(expr).strip() == "":
+            raise SpecError(f"silver.columns.{name}: empty expression")
+        out.append((name, str(expr)))
+    return out
+
+
+def expectations(spec: dict) -> list[dict]:
+    """``silver.expectations`` validated: ``[{name, rule, action}, ...]`` in spec order."""
+    exps = silver_spec(spec).get("expectations") or []
+    if not isinstance(exps, list):
+        raise SpecError("silver.expectations: must be a list")
+    out, seen = [], set()
+    for i, e in enumerate(exps):
+        where = f"silver.expectations[{i}]"
+        if not isinstance(e, dict):
+            raise SpecError(f"{where}: must be a mapping with name, rule, action")
+        name, rule, action = e.get("name"), e.get("rule"), e.get("action", "warn")
+        if not isinstance(name, str) or not name:
+            raise SpecError(f"{where}.name: required")
+        if name in seen:
+            raise SpecError(f"{where}.name: duplicate expectation name {name!r}")
+        seen.add(name)
+        if not isinstance(rule, str) or not rule.strip():
+            raise SpecError(f"{where}.rule: required")
+        if action not in ACTIONS:
+            raise SpecError(f"{where}.action: {action!r} is not one of {', '.join(ACTIONS)}")
+        out.append({"name": name, "rule": rule, "action": action})
+    return out
+
+
+def keys_and_sequence(spec: dict) -> tuple[list[str], str]:
+    silver = silver_spec(spec)
+    keys = silver.get("keys")
+    if isinstance(keys, str):
+        keys = [keys]
+    if not keys or not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys):
+        raise SpecError("silver.keys: required (a non-empty list of column names)")
+    seq = silver.get("sequence_by")
+    if not isinstance(seq, str) or not seq:
+        raise SpecError("silver.sequence_by: required (the column whose greatest value wins)")
+    return list(keys), seq
+
+
+def scd_type(spec: dict) -> int:
+    scd = silver_spec(spec).get("scd", 1)
+    if scd in (1, 2, "1", "2"):
+        return int(scd)
+    raise SpecError(f"silver.scd: {scd!r} is not 1 or 2")
+
+
+def validate_silver_spec(spec: dict) -> None:
+    """Raise :class:`SpecError` if the silver part of ``spec`` cannot be refined."""
+    cols = [n for n, _ in silver_columns(spec)]
+    keys, seq = keys_and_sequence(spec)
+    scd_type(spec)
+    expectations(spec)
+    if cols:
+        for k in [*keys, seq]:
+            if k not in cols:
+                raise SpecError(f"silver: key/sequence column {k!r} is not in silver.columns")
+        if scd_type(spec) == 2:
+            for c in SCD2_COLUMNS:
+                if c in cols:
+                    raise SpecError(f"silver.columns.{c}: reserved for scd: 2")
+
+
+# --------------------------------------------------------------------------- 1. project
+
+
+def project(df: DataFrame, spec: dict) -> DataFrame:
+    """Apply ``silver.columns`` (Spark SQL expressions, spec order) and keep the lineage columns.
+
+    Without ``columns``: every bronze column that does not start with ``_``.
+    The result always ends with ``_source_file`` and ``_batch_id`` (NULL if bronze lacks them).
+    """
+    pairs = silver_columns(spec)
+    if pairs:
+        exprs = [F.expr(expr).alias(name) for name, expr in pairs]
+    else:
+        exprs = [col(c) for c in df.columns if not c.startswith("_")]
+    for m in META_COLUMNS:
+        exprs.append(col(m) if m in df.columns else F.lit(None).cast(META_TYPES[m]).alias(m))
+    return df.select(*exprs)
+
+
+def data_columns(df: DataFrame) -> list[str]:
+    """The projected (silver) columns of a projected frame: everything but the lineage columns."""
+    return [c for c in df.columns if c not in META_COLUMNS and not c.startswith(_TMP)]
+
+
+# --------------------------------------------------------------------------- 2. expectations
+
+
+def _any(conds: list[Column]) -> Column:
+    out = F.lit(False)
+    for c in conds:
+        out = out | c
+    return out
+
+
+def evaluate_expectations(
+    df: DataFrame, spec: dict, *, raise_on_fail: bool = True
+) -> tuple[DataFrame, DataFrame, dict[str, Any]]:
+    """Check every expectation row by row on a projected frame.
+
+    Returns ``(kept_df, quarantine_df, counters)``:
+
+    * ``kept_df`` -- the projected rows (plus ``_source_file``, ``_batch_id``) that are neither
+      dropped nor quarantined;
+    * ``quarantine_df`` -- projected columns + ``_failed_rules`` (array<string>: ALL rules the row
+      failed, in spec order) + ``_source_file`` + ``_batch_id`` + ``_quarantined_at``;
+    * ``counters`` -- ``rows_in``, ``kept``, ``dropped``, ``quarantined``, ``warned`` {rule: n},
+      ``failed`` {rule: n} (action ``fail``), ``rule_failures`` {rule: n} (every rule, over all
+      rows_in).
+
+    A row fails a rule unless the rule is TRUE (NULL fails). Quarantine beats drop.
+    If a ``fail`` rule failed on any row, raises :class:`ExpectationFailed` (unless
+    ``raise_on_fail=False``): call it before writing anything. Runs one Spark job (the counters);
+    persist ``df`` first when it is expensive to recompute.
+    """
+    exps = expectations(spec)
+    data_cols = data_columns(df)
+    oks = [F.coalesce(F.expr(e["rule"]), F.lit(False)).alias(f"{_TMP}ok{i}") for i, e in enumerate(exps)]
+    flagged = df.select(*[col(c) for c in df.columns], *oks)
+
+    def failed(i: int) -> Column:
+        return ~F.col(f"{_TMP}ok{i}")
+
+    q_cond = _any([failed(i) for i, e in enumerate(exps) if e["action"] == "quarantine"])
+    d_cond = _any([failed(i) for i, e in enumerate(exps) if e["action"] == "drop"])
+    flagged = flagged.withColumn(f"{_TMP}q", q_cond).withColumn(f"{_TMP}d", d_cond & ~F.col(f"{_TMP}q"))
+
+    aggs = [F.count(F.lit(1)).alias("rows_in")]
+    aggs += [F.sum(F.when(failed(i), 1).otherwise(0)).alias(f"r{i}") for i in range(len(exps))]
+    aggs += [
+        F.sum(F.when(F.col(f"{_TMP}q"), 1).otherwise(0)).alias("quarantined"),
+        F.sum(F.when(F.col(f"{_TMP}d"), 1).otherwise(0)).alias("dropped"),
+    ]
+    row = flagged.agg(*aggs).first()
+    rows_in = int(row["rows_in"] or 0)
+    rule_failures = {e["name"]: int(row[f"r{i}"] or 0) for i, e in enumerate(exps)}
+    quarantined, dropped = int(row["quarantined"] or 0), int(row["dropped"] or 0)
+    counters: dict[str, Any] = {
+        "rows_in": rows_in,
+        "kept": rows_in - quarantined - dropped,
+        "dropped": dropped,
+        "quarantined": quarantined,
+        "warned": {e["name"]: rule_failures[e["name"]] for e in exps if e["action"] == "warn"},
+        "failed": {e["name"]: rule_failures[e["name"]] for e in exps if e["action"] == "fail"},
+        "rule_failures": rule_failures,
+    }
+    if raise_on_fail:
+        bad = {k: v for k, v in counters["failed"].items() if v > 0}
+        if bad:
+            raise ExpectationFailed(bad, counters)
+
+    kept = flagged.where(~F.col(f"{_TMP}q") & ~F.col(f"{_TMP}d")).select(*[col(c) for c in df.columns])
+    if exps:
+        failed_rules = F.filter(
+            F.array(*[F.when(failed(i), F.lit(e["name"])) for i, e in enumerate(exps)]),
+            lambda x: x.isNotNull(),
+        )
+    else:
+        failed_rules = F.array().cast("array<string>")
+    quarantine = flagged.where(F.col(f"{_TMP}q")).select(
+        *[col(c) for c in data_cols],
+        failed_rules.alias("_failed_rules"),
+        col("_source_file"),
+        col("_batch_id"),
+        F.current_timestamp().alias("_quarantined_at"),
+    )
+    return kept, quarantine, counters
+
+
+# --------------------------------------------------------------------------- 3. dedupe
+
+
+def dedupe(df: DataFrame, keys: list[str], sequence_by: str) -> DataFrame:
+    """One row per ``keys``: the greatest ``sequence_by`` (NULL is the least), ties broken by the
+    greatest ``_batch_id`` then the greatest ``_source_file`` (when those columns exist)."""
+    order = [col(sequence_by).desc_nulls_last()]
+    order += [col(c).desc_nulls_last() for c in ("_batch_id", "_source_file") if c in df.columns]
+    w = Window.partitionBy(*[col(k) for k in keys]).orderBy(*order)
+    rn = f"{_TMP}rn"
+    return df.withColumn(rn, F.row_number().over(w)).where(F.col(rn) == 1).drop(rn)
+
+
+def dedupe_versions(df: DataFrame, keys: list[str], sequence_by: str) -> DataFrame:
+    """SCD2: one row per (keys, sequence_by) -- every distinct version survives, same tie-breaks."""
+    return dedupe(df, [*keys, sequence_by], sequence_by)
+
+
+# --------------------------------------------------------------------------- the whole batch
+
+
+def refine_transform(df: DataFrame, spec: dict) -> tuple[DataFrame, DataFrame, dict[str, Any]]:
+    """Steps 1-3 on one bronze batch: ``(merge_source, quarantine_df, counters)``.
+
+    ``merge_source`` holds the projected columns plus ``_source_file``/``_batch_id``: one row per
+    key (SCD1) or per (key, sequence) (SCD2). Raises :class:`ExpectationFailed` before any write.
+    """
+    validate_silver_spec(spec)
+    keys, seq = keys_and_sequence(spec)
+    projected = project(df, spec)
+    missing = [c for c in [*keys, seq] if c not in projected.columns]
+    if missing:
+        raise SpecError(f"silver: key/sequence column(s) {missing} are not in the projected columns")
+    kept, quarantine, counters = evaluate_expectations(projected, spec)
+    deduped = dedupe_versions(kept, keys, seq) if scd_type(spec) == 2 else dedupe(kept, keys, seq)
+    return deduped, quarantine, counters
+
+
+def _renamed_keys(df: DataFrame, keys: list[str], *extra: Column) -> DataFrame:
+    """``df``'s key columns renamed to scratch names (joins never meet ambiguous references)."""
+    return df.select(*[col(k).alias(f"{_TMP}k{i}") for i, k in enumerate(keys)], *extra)
+
+
+def _keys_match(keys: list[str]) -> Column:
+    """SQL ``=`` between ``keys`` and a :func:`_renamed_keys` frame's keys (NULL never matches)."""
+    cond = F.lit(True)
+    for i, k in enumerate(keys):
+        cond = cond & (col(k) == F.col(f"{_TMP}k{i}"))
+    return cond
+
+
+# --------------------------------------------------------------------------- 4. SCD1
+
+
+def scd1_upserts(current: DataFrame, incoming: DataFrame, keys: list[str], sequence_by: str) -> DataFrame:
+    """The incoming rows the SCD1 MERGE writes: new keys (inserts) and keys whose incoming sequence
+    is strictly greater than silver's (updates). Equal/older/NULL-compared sequences are ignored.
+    Key equality is SQL ``=`` (a NULL key never matches, so it is always inserted).
+    Columns: ``incoming``'s data columns (lineage columns dropped)."""
+    cols = [c for c in incoming.columns if c not in META_COLUMNS]
+    return _newer_versions(current, incoming.select(*[col(c) for c in cols]), keys, sequence_by)
+
+
+def _newer_versions(current: DataFrame, incoming: DataFrame, keys: list[str], sequence_by: str) -> DataFrame:
+    """Rows of ``incoming`` whose key has no row in ``current`` or whose sequence is strictly
+    greater than that row's (a NULL comparison is not greater)."""
+    t = _renamed_keys(current, keys, col(sequence_by).alias(f"{_TMP}tseq"), F.lit(True).alias(f"{_TMP}hit"))
+    j = incoming.join(t, _keys_match(keys), "left")
+    newer = F.col(f"{_TMP}hit").isNull() | (col(sequence_by) > F.col(f"{_TMP}tseq"))
+    return j.where(F.coalesce(newer, F.lit(False))).select(*[col(c) for c in incoming.columns])
+
+
+def scd1_apply(current: DataFrame, incoming: DataFrame, keys: list[str], sequence_by: str) -> DataFrame:
+    """Reference (non-Delta) SCD1 MERGE: what silver looks like after merging ``incoming``.
+    Used by tests and parity checks; the job runs the equivalent Delta ``MERGE``."""
+    ups = scd1_upserts(current, incoming, keys, sequence_by)
+    kept = current.join(_renamed_keys(ups, keys), _keys_match(keys), "left_anti")
+    return kept.unionByName(ups.select(*[col(c) for c in current.columns]))
+
+
+# --------------------------------------------------------------------------- 5. SCD2
+
+
+def scd2_changes(current: DataFrame, incoming: DataFrame, spec: dict) -> DataFrame:
+    """The rows the SCD2 MERGE applies, with a ``_change`` column:
+
+    * ``insert`` -- every incoming version of a key whose sequence is greater than the key's
+      current row's (all of them for a new key), with ``valid_from`` = its sequence, ``valid_to`` =
+      the next new version's ``valid_from`` (NULL for the newest), ``is_current`` = newest;
+    * ``close`` -- a copy of the key's current row with ``valid_to`` = the first new version's
+      ``valid_from`` and ``is_current`` = false (matched on keys + ``valid_from`` + is_current).
+
+    ``current``: silver (only ``is_current`` rows are looked at). ``incoming``: the deduplicated
+    versions of the batch (:func:`dedupe_versions`). Versions not newer than the current row
+    (including a NULL comparison) are ignored, so a replay produces no change.
+    """
+    keys, seq = keys_and_sequence(spec)
+    cols = [c for c in incoming.columns if c not in META_COLUMNS and c != CHANGE_COLUMN and c not in SCD2_COLUMNS]
+    if "is_current" in current.columns:
+        current = current.where(col("is_current"))
+    versions = _newer_versions(current, incoming.select(*[col(c) for c in cols]), keys, seq)
+
+    w = Window.partitionBy(*[col(k) for k in keys]).orderBy(col(seq).asc_nulls_first())
+    nxt = F.lead(col(seq)).over(w)
+    inserts = versions.select(
+        *[col(c) for c in cols],
+        col(seq).alias("valid_from"),
+        nxt.alias("valid_to"),
+        nxt.isNull().alias("is_current"),
+        F.lit("insert").alias(CHANGE_COLUMN),
+    )
+
+    first_new = _renamed_keys(versions, keys, col(seq).alias(f"{_TMP}seq"))
+    first_new = first_new.groupBy(*[f"{_TMP}k{i}" for i in range(len(keys))]).agg(
+        F.min(f"{_TMP}seq").alias(f"{_TMP}first")
+    )
+    cur = current.select(*[col(c) for c in cols], col("valid_from"))
+    closes = cur.join(first_new, _keys_match(keys), "inner").select(
+        *[col(c) for c in cols],
+        col("valid_from"),
+        F.col(f"{_TMP}first").alias("valid_to"),
+        F.lit(False).alias("is_current"),
+        F.lit("close").alias(CHANGE_COLUMN),
+    )
+    return inserts.unionByName(closes)
+
+
+def scd2_apply(silver: DataFrame, changes: DataFrame, keys: list[str]) -> DataFrame:
+    """Reference (non-Delta) SCD2 MERGE of :func:`scd2_changes` into ``silver`` (all its rows).
+    Used by tests and parity checks; the job runs the equivalent Delta ``MERGE``."""
+    closes = _renamed_keys(
+        changes.where(col(CHANGE_COLUMN) == "close"),
+        keys,
+        col("valid_from").alias(f"{_TMP}from"),
+        col("valid_to").alias(f"{_TMP}to"),
+    )
+    cond = col("is_current") & _keys_match(keys) & col("valid_from").eqNullSafe(F.col(f"{_TMP}from"))
+    j = silver.join(closes, cond, "left")
+    hit = F.col(f"{_TMP}k0").isNotNull() if keys else F.lit(False)
+    closed = j.select(
+        *[
+            F.when(hit, F.col(f"{_TMP}to")).otherwise(col(c)).alias(c)
+            if c == "valid_to"
+            else F.when(hit, F.lit(False)).otherwise(col(c)).alias(c)
+            if c == "is_current"
+            else col(c)
+            for c in silver.columns
+        ]
+    )
+    inserts = changes.where(col(CHANGE_COLUMN) == "insert").select(*[col(c) for c in silver.columns])
+    return closed.unionByName(inserts)
+
+
+def silver_schema_columns(merge_source: DataFrame, spec: dict) -> list[tuple[str, str]]:
+    """Silver's ``[(column, spark_type_ddl)]`` for a merge source: the projected columns, plus
+    ``valid_from``/``valid_to`` (the sequence's type) and ``is_current`` for SCD2."""
+    fields = {f.name: f.dataType.simpleString() for f in merge_source.schema.fields}
+    cols = [
+        (c, fields[c])
+        for c in merge_source.columns
+        if c not in META_COLUMNS and c != CHANGE_COLUMN and c not in SCD2_COLUMNS
+    ]
+    if scd_type(spec) == 2:
+        _, seq = keys_and_sequence(spec)
+        cols += [("valid_from", fields[seq]), ("valid_to", fields[seq]), ("is_current", "boolean")]
+    return cols
