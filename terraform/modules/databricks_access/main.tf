@@ -214,6 +214,13 @@ data "aws_iam_policy_document" "cross_account_trust" {
       values   = [var.databricks_account_id]
     }
   }
+
+  lifecycle {
+    precondition {
+      condition     = var.databricks_account_id != null
+      error_message = "databricks_account_id is required when create_cross_account_role is true."
+    }
+  }
 }
 
 # Databricks' documented cross-account policy. "restricted" scopes every EC2
@@ -226,6 +233,13 @@ data "databricks_aws_crossaccount_policy" "this" {
   region            = var.cross_account_policy_type == "restricted" ? local.region : null
   vpc_id            = var.cross_account_policy_type == "restricted" ? var.vpc_id : null
   security_group_id = var.cross_account_policy_type == "restricted" ? var.security_group_id : null
+
+  lifecycle {
+    precondition {
+      condition     = var.cross_account_policy_type != "restricted" || (var.vpc_id != null && var.security_group_id != null)
+      error_message = "cross_account_policy_type \"restricted\" needs vpc_id and security_group_id."
+    }
+  }
 }
 
 resource "aws_iam_role" "cross_account" {
@@ -236,17 +250,6 @@ resource "aws_iam_role" "cross_account" {
   assume_role_policy = data.aws_iam_policy_document.cross_account_trust[0].json
 
   tags = var.tags
-
-  lifecycle {
-    precondition {
-      condition     = var.databricks_account_id != null
-      error_message = "databricks_account_id is required when create_cross_account_role is true."
-    }
-    precondition {
-      condition     = var.cross_account_policy_type != "restricted" || (var.vpc_id != null && var.security_group_id != null)
-      error_message = "cross_account_policy_type \"restricted\" needs vpc_id and security_group_id."
-    }
-  }
 }
 
 resource "aws_iam_role_policy" "cross_account" {
