@@ -32,7 +32,7 @@ resource "aws_kms_alias" "this" {
 }
 
 resource "aws_s3_bucket" "this" {
-  # checkov:skip=CKV_AWS_18: CloudTrail records who reads and writes state; S3 server access logs would need yet another bucket created before this one
+  # checkov:skip=CKV_AWS_18: server access logs would need a log bucket that exists before the state bucket; enable CloudTrail S3 data events on it if you need an access trail
   # checkov:skip=CKV_AWS_144: state is small and versioned; a cross-region replica is not worth a second region's bucket and key
   # checkov:skip=CKV2_AWS_62: nothing consumes state-file events
   bucket = var.state_bucket_name

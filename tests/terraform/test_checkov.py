@@ -24,9 +24,9 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures" / "checkov_databricks"
 
 # The only checks skipped in terraform/, each with its reason inline in the .tf file.
 DOCUMENTED_SKIPS = {
-    "CKV_AWS_18",  # access logging: not on the log bucket itself (loop), not on the state bucket (CloudTrail)
+    "CKV_AWS_18",  # access logging: not on the log bucket itself (loop), nor on the state bucket (chicken and egg)
     "CKV_AWS_21",  # versioning: off on the Delta lake (Databricks advice) and on disposable Athena results
-    "CKV_AWS_144",  # cross-region replication: not worth a second region for re-sendable / rebuildable data
+    "CKV_AWS_144",  # cross-region replication: no cross-region recovery objective yet; doubles cost
     "CKV_AWS_145",  # SSE-KMS: S3 server access logs can only be delivered to SSE-S3 buckets
     "CKV2_AWS_62",  # event notifications: optional on landing; nothing consumes them elsewhere
 }

@@ -193,7 +193,7 @@ resource "aws_s3_bucket_policy" "logs" {
 
 resource "aws_s3_bucket" "this" {
   # checkov:skip=CKV_AWS_21: versioning is set per bucket by aws_s3_bucket_versioning.this: on for landing; off for the Delta lake (Databricks advises against versioning Delta buckets) and for disposable Athena results
-  # checkov:skip=CKV_AWS_144: no cross-region replication: landing is re-sendable by the source systems and the lake is rebuilt from it; replication doubles cost
+  # checkov:skip=CKV_AWS_144: no cross-region replication: it doubles storage and transfer cost and copies the data out of the region, and lh360 has no cross-region recovery objective yet
   # checkov:skip=CKV2_AWS_62: event notifications are optional (landing_eventbridge_enabled / landing_queue_notifications); lh360 runs from cron and lists landing itself
   for_each = local.buckets
 
