@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from lh360.config import ResolvedTarget
+from lh360.config import Project, ResolvedTarget
 from lh360.spec import TableSpec
 
 Progress = Callable[..., None]
@@ -21,6 +21,14 @@ class Engine(Protocol):
     target: ResolvedTarget
 
     def ingest(self, spec: TableSpec, *, progress: Progress | None = None) -> StepResult: ...
+
+    def refine(self, spec: TableSpec) -> StepResult:
+        """bronze → silver: the bronze rows committed since silver's watermark, merged (one commit)."""
+        ...
+
+    def aggregate(self, project: Project, relation: str) -> StepResult:
+        """Recompute gold.<name> from its SQL and replace it in one atomic commit."""
+        ...
 
 
 def engine_for(target: ResolvedTarget, **options: Any) -> Engine:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lh360.config import ResolvedTarget
+from lh360.config import Project, ResolvedTarget
 from lh360.engines.base import Progress
 from lh360.spec import TableSpec
 
@@ -17,3 +17,15 @@ class LocalEngine:
         from lh360.engines.local.ingest import ingest
 
         return ingest(self.target, spec, progress=progress)
+
+    def refine(self, spec: TableSpec):
+        """bronze → silver (lh360.engines.local.refine)."""
+        from lh360.engines.local.refine import refine
+
+        return refine(self.target, spec)
+
+    def aggregate(self, project: Project, relation: str):
+        """silver/gold → `relation` (gold.<name>), replaced atomically (lh360.engines.local.aggregate)."""
+        from lh360.engines.local.aggregate import aggregate
+
+        return aggregate(project, self.target, relation)
