@@ -122,7 +122,9 @@ class Project:
                 field="targets",
             )
         t = self.config.targets[name]
-        return ResolvedTarget(name=name, settings=t, landing=resolve_uri(t.landing, self.root), lake=resolve_uri(t.lake, self.root))
+        return ResolvedTarget(
+            name=name, settings=t, landing=resolve_uri(t.landing, self.root), lake=resolve_uri(t.lake, self.root)
+        )
 
     def select(self, tables: list[str] | tuple[str, ...] | None) -> list[TableSpec]:
         """The specs named (all when none are), in name order; an unknown name is a usage error."""
@@ -258,7 +260,11 @@ def load_project(config: str | Path | None = None, *, collect: list[ConfigError]
             collect.append(exc)
             continue
         if spec.table in project.specs:
-            err = ConfigError(f"table {spec.table!r} is also defined in {project.spec_files[spec.table].name}", file=str(spec_path), field="table")
+            err = ConfigError(
+                f"table {spec.table!r} is also defined in {project.spec_files[spec.table].name}",
+                file=str(spec_path),
+                field="table",
+            )
             if collect is None:
                 raise err
             collect.append(err)

@@ -34,7 +34,9 @@ def gold_graph(specs: dict[str, TableSpec]) -> dict[str, set[str]]:
                 rel = f"{layer}.{table}"
                 if layer not in ("silver", "gold"):
                     raise ConfigError(
-                        f"reads {rel or table!r}: gold SQL reads silver.<table> or gold.<table>", file=_file(spec), field=field
+                        f"reads {rel or table!r}: gold SQL reads silver.<table> or gold.<table>",
+                        file=_file(spec),
+                        field=field,
                     )
                 if rel not in known:
                     raise ConfigError(f"reads {rel}, which no spec defines", file=_file(spec), field=field)
@@ -47,11 +49,15 @@ def gold_order(specs: dict[str, TableSpec]) -> list[str]:
     """Gold relations in an order where every query runs after the gold tables it reads."""
     graph = gold_graph(specs)
     try:
-        order = list(TopologicalSorter({k: {d for d in v if d.startswith("gold.")} for k, v in graph.items()}).static_order())
+        order = list(
+            TopologicalSorter({k: {d for d in v if d.startswith("gold.")} for k, v in graph.items()}).static_order()
+        )
     except CycleError as exc:
         cycle = " → ".join(exc.args[1]) if len(exc.args) > 1 else "?"
         owner = relations(specs).get(exc.args[1][0]) if len(exc.args) > 1 else None
-        raise ConfigError(f"gold tables read each other in a cycle: {cycle}", file=_file(owner) if owner else None, field="gold") from None
+        raise ConfigError(
+            f"gold tables read each other in a cycle: {cycle}", file=_file(owner) if owner else None, field="gold"
+        ) from None
     return [r for r in order if r in graph]
 
 

@@ -34,7 +34,9 @@ class ConfigError(LH360Error):
 
     exit_code = 2
 
-    def __init__(self, message: str, *, file: str | None = None, line: int | None = None, field: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, file: str | None = None, line: int | None = None, field: str | None = None
+    ) -> None:
         self.file, self.line, self.field = file, line, field
         where = file or "<config>"
         if line:

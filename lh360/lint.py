@@ -52,7 +52,9 @@ def lint_spec_sql(spec: TableSpec) -> list[ConfigError]:
             errors.append(ConfigError(str(exc), file=file, line=line_of(root, path), field=_dotted(path)))
         except Exception as exc:  # sqlglot cannot generate it for some dialect
             msg = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-            errors.append(ConfigError(f"does not compile: {msg}", file=file, line=line_of(root, path), field=_dotted(path)))
+            errors.append(
+                ConfigError(f"does not compile: {msg}", file=file, line=line_of(root, path), field=_dotted(path))
+            )
 
     if spec.silver:
         for col, expr in spec.silver.columns.items():

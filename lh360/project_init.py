@@ -30,7 +30,9 @@ def init_project(directory: Path, *, force: bool = False, from_terraform: Path |
     written: list[Path] = []
     files = _template_files()
     if from_terraform is not None:
-        files["configs/lh360.yaml"] = _config_with_terraform_target(files["configs/lh360.yaml"].decode(), from_terraform).encode()
+        files["configs/lh360.yaml"] = _config_with_terraform_target(
+            files["configs/lh360.yaml"].decode(), from_terraform
+        ).encode()
     for rel, data in sorted(files.items()):
         dest = directory / rel
         if dest.exists() and not force:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from lh360.durations import parse_duration
 
@@ -65,20 +65,26 @@ class Expectation(Strict):
 
 
 class Silver(Strict):
+    # columns first: the validators of keys, sequence_by and partition_by check names against it
+    columns: dict[Identifier, str] = {}
     keys: list[Identifier] = Field(min_length=1)
     sequence_by: Identifier
     scd: Literal[1, 2] = 1
-    columns: dict[Identifier, str] = {}
     expectations: list[Expectation] = []
     partition_by: list[Identifier] = []
 
+    @field_validator("keys", "sequence_by", "partition_by")
+    @classmethod
+    def _in_columns(cls, value: Any, info: ValidationInfo) -> Any:
+        columns = info.data.get("columns")
+        names = value if isinstance(value, list) else [value]
+        missing = [n for n in names if columns and n not in columns]
+        if missing:
+            raise ValueError(f"names {', '.join(missing)}, which is not in silver.columns")
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> Silver:
-        if self.columns:
-            for field, names in (("keys", self.keys), ("sequence_by", [self.sequence_by]), ("partition_by", self.partition_by)):
-                missing = [n for n in names if n not in self.columns]
-                if missing:
-                    raise ValueError(f"{field} names {', '.join(missing)}, which is not in silver.columns")
         names = [e.name for e in self.expectations]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -180,7 +186,7 @@ def _one_key_check(value: Any) -> Any:
         return value
     if not isinstance(value, dict) or len(value) != 1:
         raise ValueError(f"a check is a one-key mapping like `row_count: {{min: 1}}`; kinds: {', '.join(CHECK_KINDS)}")
-    (kind, params), = value.items()
+    ((kind, params),) = value.items()
     if kind not in CHECK_KINDS:
         raise ValueError(f"unknown check {kind!r}; kinds: {', '.join(CHECK_KINDS)}")
     if kind in _LIST_FORM and isinstance(params, (list, str)):
@@ -193,7 +199,7 @@ def _one_key_check(value: Any) -> Any:
 
 
 Check = Annotated[
-    Union[RowCount, NotNull, Unique, AcceptedValues, Freshness, Expression, Reconcile, Relationships, Range],
+    RowCount | NotNull | Unique | AcceptedValues | Freshness | Expression | Reconcile | Relationships | Range,
     Field(discriminator="kind"),
     BeforeValidator(_one_key_check),
 ]

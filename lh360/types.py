@@ -9,10 +9,30 @@ from __future__ import annotations
 from functools import lru_cache
 
 # Types Delta (and Spark) cannot store, or that bronze keeps as text, like Auto Loader does for dates.
-_AS_TEXT = {"DATE", "TIME", "TIMETZ", "TIMESTAMP", "TIMESTAMPTZ", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS",
-            "UUID", "JSON", "NULL", "INTERVAL", "BIT", "UNKNOWN"}
-_WIDEN = {"UBIGINT": "DECIMAL(38,0)", "HUGEINT": "DECIMAL(38,0)", "UHUGEINT": "DECIMAL(38,0)", "UINTEGER": "BIGINT",
-          "USMALLINT": "INTEGER", "UTINYINT": "SMALLINT"}
+_AS_TEXT = {
+    "DATE",
+    "TIME",
+    "TIMETZ",
+    "TIMESTAMP",
+    "TIMESTAMPTZ",
+    "TIMESTAMP_S",
+    "TIMESTAMP_MS",
+    "TIMESTAMP_NS",
+    "UUID",
+    "JSON",
+    "NULL",
+    "INTERVAL",
+    "BIT",
+    "UNKNOWN",
+}
+_WIDEN = {
+    "UBIGINT": "DECIMAL(38,0)",
+    "HUGEINT": "DECIMAL(38,0)",
+    "UHUGEINT": "DECIMAL(38,0)",
+    "UINTEGER": "BIGINT",
+    "USMALLINT": "INTEGER",
+    "UTINYINT": "SMALLINT",
+}
 
 
 @lru_cache(maxsize=512)

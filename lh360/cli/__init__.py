@@ -65,8 +65,12 @@ def _version(value: bool) -> None:
 @app.callback()
 def _global(
     ctx: typer.Context,
-    target: str = typer.Option(None, "--target", "-t", help="Target name (default: config's default_target, or LH360_TARGET)."),
-    config: str = typer.Option(None, "--config", help="Path to lh360.yaml (default: LH360_CONFIG, else configs/lh360.yaml found upward)."),
+    target: str = typer.Option(
+        None, "--target", "-t", help="Target name (default: config's default_target, or LH360_TARGET)."
+    ),
+    config: str = typer.Option(
+        None, "--config", help="Path to lh360.yaml (default: LH360_CONFIG, else configs/lh360.yaml found upward)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print one machine-readable JSON document on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only errors."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logs and full tracebacks."),
@@ -110,7 +114,7 @@ def _hoist_globals(argv: list[str]) -> list[str]:
 
 def _register() -> None:
     # each module adds its commands to `app`; the order is the order of `lh360 --help`
-    from lh360.cli import cmd_project, cmd_ingest  # noqa: F401
+    from lh360.cli import cmd_ingest, cmd_project  # noqa: F401
 
     for extra in ("cmd_pipeline", "cmd_databricks", "cmd_aws"):
         try:
@@ -127,8 +131,6 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import click
-
     from lh360.errors import ConfigError, LH360Error
 
     args = _hoist_globals(list(sys.argv[1:] if argv is None else argv))
@@ -138,18 +140,21 @@ def main(argv: list[str] | None = None) -> None:
     _register()
     code = 0
     out = Output(json=json_mode, verbose=verbose)
+    click_exc, exit_exc, abort_exc = _click_exceptions()
     try:
         result = app(args=args, prog_name="lh360", standalone_mode=False)
         code = result if isinstance(result, int) else 0
     except LH360Error as exc:
         code = exc.exit_code
-        _report(out, exc, code, verbose, json_mode, kind="config" if isinstance(exc, ConfigError) else type(exc).__name__)
-    except click.exceptions.Exit as exc:
+        _report(
+            out, exc, code, verbose, json_mode, kind="config" if isinstance(exc, ConfigError) else type(exc).__name__
+        )
+    except exit_exc as exc:
         code = exc.exit_code
-    except click.exceptions.Abort:
+    except abort_exc:
         code = 130
         out.error("aborted")
-    except click.ClickException as exc:
+    except click_exc as exc:
         code = 2
         if json_mode:
             out.emit({"ok": False, "exit_code": 2, "error": exc.format_message(), "kind": "usage"})
@@ -165,6 +170,15 @@ def main(argv: list[str] | None = None) -> None:
     # os._exit skips interpreter teardown, where native libraries (delta-rs' runtime) may abort the process
     # with exit 134 (NOTES.md); everything we own is flushed and closed by now.
     os._exit(code)
+
+
+def _click_exceptions() -> tuple[type, type, type]:
+    """(usage error, exit, abort) classes: typer >= 0.20 carries its own click, older ones use click."""
+    try:
+        from typer._click import ClickException
+    except ImportError:  # pragma: no cover - older typer
+        from click import ClickException
+    return ClickException, typer.Exit, typer.Abort
 
 
 def _report(out: Output, exc: BaseException, code: int, verbose: bool, json_mode: bool, kind: str) -> None:

@@ -90,7 +90,9 @@ def ingest(
     ctx: typer.Context,
     tables: list[str] = typer.Argument(None, help="Tables to ingest.", show_default=False),
     all_: bool = typer.Option(False, "--all", help="Ingest every table."),
-    wait_lock: float = typer.Option(0, "--wait-lock", metavar="SECONDS", help="Wait this long for a table's lock (default: exit 75 at once)."),
+    wait_lock: float = typer.Option(
+        0, "--wait-lock", metavar="SECONDS", help="Wait this long for a table's lock (default: exit 75 at once)."
+    ),
 ) -> None:
     """Landing → bronze: ingest new landing files exactly once (Auto Loader semantics).
 

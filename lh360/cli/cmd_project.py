@@ -13,7 +13,9 @@ from lh360.cli import app, state
 def init(
     ctx: typer.Context,
     directory: Path = typer.Argument(Path("."), help="Where to create configs/ (default: here)."),
-    from_terraform: Path = typer.Option(None, "--from-terraform", help="`terraform output -json` file: write its prod target."),
+    from_terraform: Path = typer.Option(
+        None, "--from-terraform", help="`terraform output -json` file: write its prod target."
+    ),
     force: bool = typer.Option(False, "--force", help="Overwrite existing files."),
 ) -> None:
     """Scaffold configs/ with a working example (a local target, a prod target and the clientes spec).
@@ -59,7 +61,9 @@ def lint(ctx: typer.Context) -> None:
         for e in errors:
             st.out.err.print(str(e), markup=False, highlight=False)
         if not errors:
-            st.out.print(f"ok: config and {n_specs} spec(s) are valid; all SQL compiles for duckdb, athena and databricks")
+            st.out.print(
+                f"ok: config and {n_specs} spec(s) are valid; all SQL compiles for duckdb, athena and databricks"
+            )
     if errors:
         raise typer.Exit(ConfigError.exit_code)
 

@@ -32,8 +32,8 @@ from lh360.delta import arrow_schema, commit_properties, open_table, txn_version
 from lh360.errors import EngineError, LockBusy, SchemaChangeError
 from lh360.layout import Lake
 from lh360.spec import TableSpec
-from lh360.storage import JSON_SUFFIXES, FileInfo, delta_storage_options, join, store_for, to_delta_uri
-from lh360.types import bronze_type, parse_type, top_kind
+from lh360.storage import FileInfo, delta_storage_options, join, store_for, to_delta_uri
+from lh360.types import parse_type, top_kind
 
 META_COLUMNS = ("_source_file", "_source_modified_at", "_ingested_at", "_batch_id", "_rescued_data")
 META_TYPES = {
@@ -162,15 +162,23 @@ def landing_prefix(target: ResolvedTarget, spec: TableSpec) -> str:
     return join(target.landing, spec.source.path)
 
 
-def list_landing(target: ResolvedTarget, spec: TableSpec) -> list[FileInfo]:
-    store = store_for(target.landing, target.settings.aws)
-    return [f for f in store.list(landing_prefix(target, spec)) if f.rel.lower().endswith(JSON_SUFFIXES)]
+def list_landing(
+    target: ResolvedTarget, spec: TableSpec, done: set[str] | None = None, committed: int = -1
+) -> list[FileInfo]:
+    """The table's landing files. Given the ingest state (`done`, `committed`), an S3 listing may start
+    after the listing watermark (lh360.listing): every file not in `done` is still returned, except a late
+    upload that sorts below the watermark, which the next full listing (at most LH360_FULL_LISTING_INTERVAL
+    later) returns. Without the state: every file, as before."""
+    from lh360.listing import list_table
+
+    return list_table(target, spec, done, committed).files
 
 
 def pending_files(target: ResolvedTarget, spec: TableSpec, dt=None) -> list[FileInfo]:
     """Landing files not yet in bronze, oldest first (modification time, then path)."""
-    _, done = ingested_files(target, spec, dt)
-    return sorted((f for f in list_landing(target, spec) if f.rel not in done), key=lambda f: (f.mtime, f.rel))
+    committed, done = ingested_files(target, spec, dt)
+    listed = list_landing(target, spec, done, committed)
+    return sorted((f for f in listed if f.rel not in done), key=lambda f: (f.mtime, f.rel))
 
 
 # ---- reading a batch -------------------------------------------------------------------------------
@@ -239,24 +247,58 @@ def _sanitize_utf8(src: Path, dst: Path) -> Path:
     return dst
 
 
-def infer_schema(con, paths: list[Path], sample_size: int = 20480) -> dict[str, str]:
-    """Infer the top-level columns of JSON files the way Auto Loader does on its first batch (a sample)."""
+def _lines_cte(paths: list[Path]) -> str:
+    """CTEs `c` (filename, _line, line) and `v` (+ ok: the line is one JSON object) over the files' text."""
+    files = "[" + ", ".join(lit(str(p)) for p in paths) + "]"
+    return f"""
+f AS (SELECT filename, string_split(content, chr(10)) AS ls FROM read_text({files})),
+l AS (SELECT filename, unnest(ls) AS line0, generate_subscripts(ls, 1) AS _line FROM f),
+c AS (
+  SELECT filename, _line,
+         rtrim(CASE WHEN _line = 1 THEN ltrim(line0, chr(65279)) ELSE line0 END, chr(13)) AS line
+  FROM l WHERE trim(line0, ' ' || chr(9) || chr(13)) <> ''
+),
+v AS (SELECT filename, _line, line, CASE WHEN json_valid(line) THEN json_type(line) = 'OBJECT' ELSE false END AS ok FROM c)"""
+
+
+def infer_schema(con, paths: list[Path], sample_lines: int | None = 20480, sample_files: int = 32) -> dict[str, str]:
+    """Infer top-level columns from JSON lines, as Auto Loader does on its first batch: from a sample
+    (the first `sample_lines` object lines of the first `sample_files` files). Conflicting types → string."""
     if not paths:
         return {}
-    files = "[" + ", ".join(lit(str(p)) for p in paths) + "]"
-    try:
-        rows = con.execute(
-            f"DESCRIBE SELECT * FROM read_json({files}, format='newline_delimited', union_by_name=true, "
-            f"ignore_errors=true, maximum_sample_files=64, sample_size={sample_size}, records=true)"
-        ).fetchall()
-    except Exception:
-        rows = []
-    schema = {}
-    for name, type_, *_ in rows:
-        if name in META_TYPES or name == "json":
-            continue
-        schema[name] = bronze_type(type_)
-    return schema
+    chosen = paths if sample_files is None else paths[:sample_files]
+    limit = f"LIMIT {int(sample_lines)}" if sample_lines else ""
+    sql = (
+        f"WITH {_lines_cte(chosen)} SELECT json_group_structure(line::JSON) FROM (SELECT line FROM v WHERE ok {limit})"
+    )
+    structure = con.execute(sql).fetchall()[0][0]
+    if not structure:
+        return {}
+    parsed = json.loads(structure)
+    if not isinstance(parsed, dict):
+        return {}
+    return {name: _structure_type(t) for name, t in parsed.items() if name not in META_TYPES}
+
+
+_STRUCTURE_TYPES = {
+    "UBIGINT": "BIGINT",
+    "BIGINT": "BIGINT",
+    "DOUBLE": "DOUBLE",
+    "BOOLEAN": "BOOLEAN",
+    "VARCHAR": "VARCHAR",
+}
+
+
+def _structure_type(t: Any) -> str:
+    """json_structure's description → the DuckDB type bronze stores (unknown, null-only and mixed → text)."""
+    if isinstance(t, dict):
+        if not t:
+            return "VARCHAR"
+        fields = ", ".join(f"{q(k)} {_structure_type(v)}" for k, v in t.items())
+        return f"STRUCT({fields})"
+    if isinstance(t, list):
+        return f"{_structure_type(t[0]) if t else 'VARCHAR'}[]"
+    return _STRUCTURE_TYPES.get(str(t), "VARCHAR")
 
 
 def _typed(kind: str, v: str, t: str, type_: str) -> str:
@@ -281,40 +323,37 @@ def batch_sql(schema: dict[str, str], files: list[_Prepared], batch_id: int, ing
     names = list(schema)
     raw_struct = json.dumps({n: "JSON" for n in names}) if names else None
     known = "[" + ", ".join(lit(n) for n in [*names, *META_COLUMNS]) + "]::VARCHAR[]"
-    paths = "[" + ", ".join(lit(str(p.local)) for p in files) + "]"
-    src_rows = ", ".join(
-        f"({lit(str(p.local))}, {lit(p.info.uri)}, to_timestamp({p.info.mtime!r}))" for p in files
-    )
+    src_rows = ", ".join(f"({lit(str(p.local))}, {lit(p.info.uri)}, to_timestamp({p.info.mtime!r}))" for p in files)
     cols_t = [f"json_type(r.{q(n)}) AS {q('t#' + n)}" for n in names]
-    cols_v = [
-        f"{_typed(top_kind(schema[n]), 'r.' + q(n), q('t#' + n), schema[n])} AS {q('v#' + n)}" for n in names
-    ]
+    cols_v = [f"{_typed(top_kind(schema[n]), 'r.' + q(n), q('t#' + n), schema[n])} AS {q('v#' + n)}" for n in names]
     mismatch = [f"({q('t#' + n)} IS NOT NULL AND {q('t#' + n)} <> 'NULL' AND {q('v#' + n)} IS NULL)" for n in names]
     entries = [f"CASE WHEN {m} THEN [{{'k': {lit(n)}, 'v': r.{q(n)}}}] ELSE [] END" for n, m in zip(names, mismatch)]
-    unknown = "list_transform(unk, lambda k: {'k': k, 'v': json_extract(line, '$.\"' || replace(k, '\"', '\\\"') || '\"')})"
+    unknown = (
+        "list_transform(unk, lambda k: {'k': k, 'v': json_extract(line, '$.\"' || replace(k, '\"', '\\\"') || '\"')})"
+    )
     any_mismatch = " OR ".join(mismatch) if mismatch else "false"
-    rescued_entries = "list_concat(" + ", ".join([unknown, *entries]) + ", [{'k': '_file_path', 'v': to_json(uri)}, {'k': '_line', 'v': to_json(_line)}])"
+    rescued_entries = (
+        "list_concat("
+        + ", ".join([unknown, *entries])
+        + ", [{'k': '_file_path', 'v': to_json(uri)}, {'k': '_line', 'v': to_json(_line)}])"
+    )
     raw = f"json_transform(line, {lit(raw_struct)})" if raw_struct else "NULL::STRUCT(x JSON)"
+    lines = _lines_cte([p.local for p in files])
+    types_sel = "".join(", " + x for x in cols_t)
+    values_sel = "".join(", " + x for x in cols_v)
+    data_cols = "".join(q("v#" + n) + " AS " + q(n) + ", " for n in names)
     return f"""
-WITH src(local, uri, mtime) AS (VALUES {src_rows}),
-f AS (SELECT filename, string_split(content, chr(10)) AS ls FROM read_text({paths})),
-l AS (SELECT filename, unnest(ls) AS line0, generate_subscripts(ls, 1) AS _line FROM f),
-c AS (
-  SELECT filename, _line,
-         rtrim(CASE WHEN _line = 1 THEN ltrim(line0, chr(65279)) ELSE line0 END, chr(13)) AS line
-  FROM l WHERE trim(line0, ' ' || chr(9) || chr(13)) <> ''
-),
-v AS (SELECT filename, _line, line, CASE WHEN json_valid(line) THEN json_type(line) = 'OBJECT' ELSE false END AS ok FROM c),
+WITH src(local, uri, mtime) AS (VALUES {src_rows}),{lines},
 j AS (
   SELECT v.filename, _line, line, ok, src.uri, src.mtime,
          CASE WHEN ok THEN {raw} END AS r,
          CASE WHEN ok THEN list_filter(json_keys(line), lambda k: NOT list_contains({known}, k)) ELSE [] END AS unk
   FROM v JOIN src ON v.filename = src.local
 ),
-t AS (SELECT *{''.join(', ' + x for x in cols_t)} FROM j),
-w AS (SELECT *{''.join(', ' + x for x in cols_v)} FROM t)
+t AS (SELECT *{types_sel} FROM j),
+w AS (SELECT *{values_sel} FROM t)
 SELECT
-  {''.join(f'{q("v#" + n)} AS {q(n)}, ' for n in names)}
+  {data_cols}
   uri AS _source_file,
   mtime AS _source_modified_at,
   {lit(ingested_at.isoformat())}::TIMESTAMPTZ AS _ingested_at,
@@ -350,7 +389,7 @@ def _strip_and_watch(reader, stop_on_unknown: bool, counters: dict[str, int]) ->
 
 def _new_columns(con, paths: list[Path], schema: dict[str, str]) -> dict[str, str]:
     """The fields rows carry beyond `schema`, typed by a full scan of the batch (rare: only on change)."""
-    return {k: v for k, v in infer_schema(con, paths, sample_size=-1).items() if k not in schema}
+    return {k: v for k, v in infer_schema(con, paths, sample_lines=None, sample_files=None).items() if k not in schema}
 
 
 # ---- the step --------------------------------------------------------------------------------------
@@ -365,114 +404,139 @@ def ingest(
 ) -> IngestResult:
     """Ingest every pending landing file of `spec` into bronze, in batches of `max_files_per_batch`."""
     import duckdb
-    from deltalake import write_deltalake
-    from deltalake.exceptions import CommitFailedError
 
-    lake = Lake(target.lake)
-    bronze_uri = lake.table("bronze", spec.table)
-    aws = target.settings.aws
-    storage_options = delta_storage_options(bronze_uri, aws)
-    dt = open_table(bronze_uri, aws)
+    bronze_uri = Lake(target.lake).table("bronze", spec.table)
+    dt = open_table(bronze_uri, target.settings.aws)
     committed, done = ingested_files(target, spec, dt)
-    pending = sorted(
-        (f for f in list_landing(target, spec) if f.rel not in done), key=lambda f: (f.mtime, f.rel)
-    )
+    pending = sorted((f for f in list_landing(target, spec) if f.rel not in done), key=lambda f: (f.mtime, f.rel))
     result = IngestResult(table=spec.table, pending_files=len(pending))
     size = spec.bronze.max_files_per_batch
-    chunks = [pending[i : i + size] for i in range(0, len(pending), size)]
-    if max_batches is not None:
-        chunks = chunks[:max_batches]
+    chunks = [pending[i : i + size] for i in range(0, len(pending), size)][:max_batches]
     if progress:
         progress("start", table=spec.table, files=len(pending), bytes=sum(f.size for f in pending), batches=len(chunks))
     con = duckdb.connect(config={"preserve_insertion_order": "false"})
-    hints = {k: parse_type(v) for k, v in spec.bronze.schema_hints.items()}
     try:
         for chunk in chunks:
-            started = time.monotonic()
-            batch_id = committed + 1
-            result_batch = BatchResult(batch_id=batch_id, files=len(chunk), bytes=sum(f.size for f in chunk))
-            with tempfile.TemporaryDirectory(prefix="lh360-ingest-") as tmp:
-                prepared = _prepare(chunk, target, Path(tmp))
-                if dt is None:
-                    schema = {**infer_schema(con, [p.local for p in prepared]), **hints}
-                    new_cols = list(schema)
-                else:
-                    schema = _data_schema(con, dt)
-                    new_cols = []
-                mode = spec.bronze.schema_evolution
-                for attempt in range(3):
-                    counters = {"rows": 0, "rescued": 0, "malformed": 0}
-                    sql = batch_sql(schema, prepared, batch_id, datetime.now(UTC))
-                    try:
-                        arrow = _execute(con, sql, prepared, Path(tmp))
-                        watched = _strip_and_watch(arrow, mode in ("addNewColumns", "failOnNewColumns"), counters)
-                        import pyarrow as pa
-
-                        first = next(watched, None)
-                        out_schema = first.schema if first is not None else _empty_schema(con, sql)
-                        data = pa.RecordBatchReader.from_batches(out_schema, _chain(first, watched))
-                        _write_state(target, spec, batch_id, done | {f.rel for f in chunk})
-                        write_deltalake(
-                            to_delta_uri(bronze_uri),
-                            data,
-                            mode="append",
-                            schema_mode="merge" if new_cols else None,
-                            storage_options=storage_options,
-                            configuration={"delta.appendOnly": "true"} if dt is None else None,
-                            commit_properties=commit_properties(
-                                app_id(spec),
-                                batch_id,
-                                {
-                                    "lh360.step": "ingest",
-                                    "lh360.table": spec.table,
-                                    "lh360.batch_id": str(batch_id),
-                                    "lh360.files": json.dumps(sorted(f.rel for f in chunk)),
-                                },
-                            ),
-                        )
-                        break
-                    except _NewColumns:
-                        extra = _new_columns(con, [p.local for p in prepared], schema)
-                        extra = {**extra, **{k: v for k, v in hints.items() if k not in schema}}
-                        if not extra:
-                            raise EngineError(
-                                f"{spec.table}: rows carry fields that could not be typed; set schema_hints"
-                            ) from None
-                        if mode == "failOnNewColumns":
-                            files = ", ".join(p.info.rel for p in prepared[:5])
-                            raise SchemaChangeError(
-                                f"{spec.table}: new columns {', '.join(sorted(extra))} in batch {batch_id} "
-                                f"(files {files}…); schema_evolution is failOnNewColumns: add them to "
-                                "schema_hints or change the mode, then rerun"
-                            ) from None
-                        # addNewColumns: Auto Loader stops the stream once and restarts with the new
-                        # columns; we restart the batch in-process (nothing was committed)
-                        schema = {**schema, **extra}
-                        new_cols = [*new_cols, *extra]
-                        result_batch.new_columns = [c for c in new_cols if dt is not None]
-                    except CommitFailedError as exc:
-                        raise LockBusy(
-                            f"{spec.table}: another writer committed to bronze first ({exc}); try again"
-                        ) from None
-                else:
-                    raise EngineError(f"{spec.table}: schema kept changing within batch {batch_id}")
-            dt = open_table(bronze_uri, aws)
-            committed = batch_id
+            batch = _ingest_batch(con, target, spec, dt, committed + 1, chunk, done)
+            dt = open_table(bronze_uri, target.settings.aws)
+            committed = batch.batch_id
             done |= {f.rel for f in chunk}
-            result_batch.rows = counters["rows"]
-            result_batch.rescued = counters["rescued"]
-            result_batch.malformed = counters["malformed"]
-            result_batch.version = dt.version()
-            result_batch.seconds = round(time.monotonic() - started, 3)
-            result.batches.append(result_batch)
+            batch.version = dt.version()
+            result.batches.append(batch)
             if progress:
-                progress("batch", table=spec.table, batch=result_batch)
+                progress("batch", table=spec.table, batch=batch)
+        if dt is not None:
+            result.version = dt.version()
+            result.schema = _data_schema(con, dt)
     finally:
         con.close()
-    if dt is not None:
-        result.version = dt.version()
-        result.schema = _data_schema(duckdb.connect(), dt)
     return result
+
+
+def _ingest_batch(
+    con, target: ResolvedTarget, spec: TableSpec, dt, batch_id: int, chunk: list[FileInfo], done: set[str]
+) -> BatchResult:
+    """Read one batch of files and append it to bronze in ONE commit carrying (app id, batch id)."""
+    started = time.monotonic()
+    batch = BatchResult(batch_id=batch_id, files=len(chunk), bytes=sum(f.size for f in chunk))
+    hints = {k: parse_type(v) for k, v in spec.bronze.schema_hints.items()}
+    mode = spec.bronze.schema_evolution
+    with tempfile.TemporaryDirectory(prefix="lh360-ingest-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        prepared = _prepare(chunk, target, tmp)
+        paths = lambda: [p.local for p in prepared]  # noqa: E731 - UTF-8 repair may swap the local copies
+        if dt is None:
+            schema = {**_retry_utf8(lambda: infer_schema(con, paths()), prepared, tmp), **hints}
+            new_cols: list[str] = []
+        else:
+            # a column added to schema_hints joins the schema (how failOnNewColumns is unblocked)
+            schema = _data_schema(con, dt)
+            new_cols = [k for k in hints if k not in schema]
+            schema.update({k: hints[k] for k in new_cols})
+        # at most two restarts: Auto Loader stops once on new columns and restarts with them
+        for _restart in range(3):
+            try:
+                counters = _write_batch(
+                    con, target, spec, dt, batch_id, schema, prepared, tmp, done, evolve=bool(new_cols)
+                )
+                break
+            except _NewColumns:
+                extra = _retry_utf8(lambda known=dict(schema): _new_columns(con, paths(), known), prepared, tmp)
+                if not extra:
+                    raise EngineError(
+                        f"{spec.table}: rows carry fields that could not be typed; set schema_hints"
+                    ) from None
+                if mode == "failOnNewColumns":
+                    files = ", ".join(p.info.rel for p in prepared[:5])
+                    raise SchemaChangeError(
+                        f"{spec.table}: new columns {', '.join(sorted(extra))} in batch {batch_id} (files {files}…); "
+                        "schema_evolution is failOnNewColumns: add them to schema_hints or change the mode, then rerun"
+                    ) from None
+                # addNewColumns: restart the batch in-process with the new columns (nothing was committed)
+                schema = {**schema, **extra}
+                new_cols = [*new_cols, *extra]
+        else:
+            raise EngineError(f"{spec.table}: schema kept changing within batch {batch_id}")
+    batch.new_columns = list(new_cols) if dt is not None else []
+    batch.rows, batch.rescued, batch.malformed = counters["rows"], counters["rescued"], counters["malformed"]
+    batch.seconds = round(time.monotonic() - started, 3)
+    return batch
+
+
+def _write_batch(
+    con,
+    target: ResolvedTarget,
+    spec: TableSpec,
+    dt,
+    batch_id: int,
+    schema: dict[str, str],
+    prepared: list[_Prepared],
+    tmp: Path,
+    done: set[str],
+    *,
+    evolve: bool,
+) -> dict[str, int]:
+    import pyarrow as pa
+    from deltalake import write_deltalake
+    from deltalake.exceptions import CommitFailedError
+
+    bronze_uri = Lake(target.lake).table("bronze", spec.table)
+    ingested_at = datetime.now(UTC)
+    counters = {"rows": 0, "rescued": 0, "malformed": 0}
+
+    def build_sql() -> str:
+        return batch_sql(schema, prepared, batch_id, ingested_at)
+
+    watch = spec.bronze.schema_evolution in ("addNewColumns", "failOnNewColumns")
+    watched = _strip_and_watch(_execute(con, build_sql, prepared, tmp), watch, counters)
+    first = next(watched, None)
+    out_schema = first.schema if first is not None else _empty_schema(con, build_sql())
+    data = pa.RecordBatchReader.from_batches(out_schema, _chain(first, watched))
+    # the state file first: if we die before the commit below, it names a batch that never committed
+    _write_state(target, spec, batch_id, done | {p.info.rel for p in prepared})
+    files = sorted(p.info.rel for p in prepared)
+    try:
+        write_deltalake(
+            to_delta_uri(bronze_uri),
+            data,
+            mode="append",
+            schema_mode="merge" if evolve or dt is None else None,
+            storage_options=delta_storage_options(bronze_uri, target.settings.aws),
+            configuration={"delta.appendOnly": "true"} if dt is None else None,
+            commit_properties=commit_properties(
+                app_id(spec),
+                batch_id,
+                {
+                    "lh360.step": "ingest",
+                    "lh360.table": spec.table,
+                    "lh360.batch_id": str(batch_id),
+                    "lh360.files": json.dumps(files),
+                },
+            ),
+        )
+    except CommitFailedError as exc:
+        raise LockBusy(f"{spec.table}: another writer committed to bronze first ({exc}); try again") from None
+    return counters
 
 
 def _chain(first, rest) -> Iterator:
@@ -485,20 +549,32 @@ def _empty_schema(con, sql: str):
     return con.execute(f"SELECT * EXCLUDE (__unknown, __malformed) FROM ({sql}) LIMIT 0").to_arrow_table().schema
 
 
-def _execute(con, sql: str, prepared: list[_Prepared], tmp: Path):
-    try:
-        return con.sql(sql).to_arrow_reader(ARROW_BATCH_ROWS)
-    except Exception as exc:  # read_text refuses files that are not UTF-8: escape those lines, then retry
-        if "UTF-8" not in str(exc) and "utf-8" not in str(exc):
-            raise EngineError(f"reading landing files failed: {str(exc).splitlines()[0]}") from None
+def _is_utf8_error(exc: Exception) -> bool:
+    return "UTF-8" in str(exc) or "utf-8" in str(exc)
+
+
+def _fix_utf8(prepared: list[_Prepared], tmp: Path) -> None:
+    """read_text refuses files that are not UTF-8: give DuckDB copies with those lines escaped."""
     for i, p in enumerate(prepared):
         try:
             p.local.read_bytes().decode("utf-8")
         except UnicodeDecodeError:
-            fixed = _sanitize_utf8(p.local, tmp / f"{i}.utf8.ndjson")
-            sql = sql.replace(lit(str(p.local)), lit(str(fixed)))
-            p.local = fixed
-    return con.sql(sql).to_arrow_reader(ARROW_BATCH_ROWS)
+            p.local = _sanitize_utf8(p.local, tmp / f"{i}.utf8.ndjson")
+
+
+def _retry_utf8(fn: Callable[[], Any], prepared: list[_Prepared], tmp: Path) -> Any:
+    try:
+        return fn()
+    except Exception as exc:
+        if not _is_utf8_error(exc):
+            raise EngineError(f"reading landing files failed: {str(exc).splitlines()[0]}") from None
+    _fix_utf8(prepared, tmp)
+    return fn()
+
+
+def _execute(con, build_sql: Callable[[], str], prepared: list[_Prepared], tmp: Path):
+    # its own cursor: a write abandoned half-way (schema change) must not leave the connection busy
+    return _retry_utf8(lambda: con.cursor().sql(build_sql()).to_arrow_reader(ARROW_BATCH_ROWS), prepared, tmp)
 
 
 def _data_schema(con, dt) -> dict[str, str]:
