@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install everything the tests need (into .venv, and checkov into its own .venv-checkov) and run them.
+# Usage: bash scripts/test.sh [pytest args…]      (CI runs exactly this, through .ci/run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+if [ -z "${VIRTUAL_ENV:-}" ]; then
+  [ -x .venv/bin/python ] || "$PY" -m venv .venv
+  PY=.venv/bin/python
+else
+  PY=python
+fi
+
+echo "== installing lh360 with its test extras"
+"$PY" -m pip install --quiet --disable-pip-version-check --upgrade pip
+"$PY" -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test,spark]"
+
+# checkov pins many libraries of its own: it lives in a separate virtualenv so it cannot break ours
+if [ ! -x .venv-checkov/bin/checkov ]; then
+  echo "== installing checkov into .venv-checkov"
+  "${PYTHON:-python3}" -m venv .venv-checkov
+  .venv-checkov/bin/python -m pip install --quiet --disable-pip-version-check "checkov==3.3.30"
+fi
+
+echo "== ruff"
+"$PY" -m ruff check lh360 tests benchmarks
+"$PY" -m ruff format --check lh360 tests benchmarks
+
+echo "== pytest"
+exec "$PY" -m pytest "$@"
