@@ -262,22 +262,50 @@ v AS (SELECT filename, _line, line, CASE WHEN json_valid(line) THEN json_type(li
 
 
 def infer_schema(con, paths: list[Path], sample_lines: int | None = 20480, sample_files: int = 32) -> dict[str, str]:
-    """Infer top-level columns from JSON lines, as Auto Loader does on its first batch: from a sample
-    (the first `sample_lines` object lines of the first `sample_files` files). Conflicting types → string."""
+    """Infer top-level columns from JSON lines, as Auto Loader does on its first batch: from a sample.
+
+    With limits, the sample is the first object lines of the first `sample_files` files, read in Python
+    from their first bytes (cheap on a large batch); without, every line of every file (DuckDB).
+    Conflicting types → string; null-only → string.
+    """
     if not paths:
         return {}
-    chosen = paths if sample_files is None else paths[:sample_files]
-    limit = f"LIMIT {int(sample_lines)}" if sample_lines else ""
-    sql = (
-        f"WITH {_lines_cte(chosen)} SELECT json_group_structure(line::JSON) FROM (SELECT line FROM v WHERE ok {limit})"
-    )
-    structure = con.execute(sql).fetchall()[0][0]
+    if sample_lines is None:
+        sql = f"WITH {_lines_cte(paths)} SELECT json_group_structure(line::JSON) FROM v WHERE ok"
+        structure = con.execute(sql).fetchall()[0][0]
+    else:
+        structure = _sample_structure(con, paths[:sample_files], sample_lines)
     if not structure:
         return {}
     parsed = json.loads(structure)
     if not isinstance(parsed, dict):
         return {}
     return {name: _structure_type(t) for name, t in parsed.items() if name not in META_TYPES}
+
+
+def _sample_structure(con, paths: list[Path], sample_lines: int) -> str | None:
+    import pyarrow as pa
+
+    per_file = max(1, sample_lines // max(1, len(paths)))
+    lines: list[str] = []
+    for path in paths:
+        taken = 0
+        with open(path, "rb") as fh:
+            for raw in fh:
+                line = raw.decode("utf-8", errors="replace").strip().lstrip("\ufeff")
+                if line.startswith("{"):
+                    lines.append(line)
+                    taken += 1
+                    if taken >= per_file:
+                        break
+    if not lines:
+        return None
+    sample = pa.table({"line": pa.array(lines, pa.string())})
+    cur = con.cursor()
+    cur.register("__sample", sample)
+    return cur.execute(
+        "SELECT json_group_structure(line::JSON) FROM __sample WHERE json_valid(line) AND json_type(line) = 'OBJECT'"
+    ).fetchall()[0][0]
 
 
 _STRUCTURE_TYPES = {
@@ -408,7 +436,9 @@ def ingest(
     bronze_uri = Lake(target.lake).table("bronze", spec.table)
     dt = open_table(bronze_uri, target.settings.aws)
     committed, done = ingested_files(target, spec, dt)
-    pending = sorted((f for f in list_landing(target, spec) if f.rel not in done), key=lambda f: (f.mtime, f.rel))
+    pending = sorted(
+        (f for f in list_landing(target, spec, done, committed) if f.rel not in done), key=lambda f: (f.mtime, f.rel)
+    )
     result = IngestResult(table=spec.table, pending_files=len(pending))
     size = spec.bronze.max_files_per_batch
     chunks = [pending[i : i + size] for i in range(0, len(pending), size)][:max_batches]
