@@ -27,12 +27,38 @@ def table_stats(uri: str, aws) -> dict[str, Any]:
     return {"rows": rows, "version": dt.version(), "last_commit": last}
 
 
+def last_runs(target: ResolvedTarget) -> dict[str, dict[str, Any]]:
+    """relation → its newest step in the run ledger; {} when there is no ledger (or it cannot be read)."""
+    from lh360.ledger import Ledger
+
+    try:
+        return Ledger(target).last_runs()
+    except Exception:  # the inventory is still useful without the ledger
+        return {}
+
+
 def inventory(project: Project, target: ResolvedTarget) -> list[dict[str, Any]]:
     lake = Lake(target.lake)
+    runs = last_runs(target)
     out = []
     for spec in project.select(None):
         for relation in spec.relations():
             layer, name = relation.split(".", 1)
             stats = table_stats(lake.table(layer, name), target.settings.aws)
-            out.append({"table": spec.table, "layer": layer, "relation": relation, **stats})
+            run = runs.get(relation)
+            last = None
+            if run:
+                ended = run["ended_at"]
+                when = ended.isoformat(timespec="seconds") if hasattr(ended, "isoformat") else str(ended)
+                last = f"{when} {run['step']} {run['status']}"
+            out.append(
+                {
+                    "table": spec.table,
+                    "layer": layer,
+                    "relation": relation,
+                    **stats,
+                    "last_run": last,
+                    "last_run_id": run["run_id"] if run else None,
+                }
+            )
     return out

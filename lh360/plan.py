@@ -76,8 +76,15 @@ def ingest_detail(target: ResolvedTarget, spec: TableSpec, sample_files: int = 5
                 }[spec.bronze.schema_evolution]
                 changes.append({"column": col, "change": "new", "type": t, "outcome": outcome})
             elif stored[col] != t and not _widens(t, stored[col]):
-                changes.append({"column": col, "change": "type", "stored": stored[col], "type": t,
-                                "outcome": "non-fitting values kept in _rescued_data"})
+                changes.append(
+                    {
+                        "column": col,
+                        "change": "type",
+                        "stored": stored[col],
+                        "type": t,
+                        "outcome": "non-fitting values kept in _rescued_data",
+                    }
+                )
         detail["schema"] = {"stored": stored, "inferred": inferred}
         detail["schema_changes"] = changes
     return detail
@@ -88,11 +95,97 @@ def _widens(inferred: str, stored: str) -> bool:
     return inferred == "BIGINT" and (stored.startswith("DECIMAL") or stored == "DOUBLE")
 
 
-def build_plan(project: Project, target: ResolvedTarget, tables: list[str] | None = None, to: str = "bronze",
-               *, inspect: bool = True) -> Plan:
+def build_plan(
+    project: Project,
+    target: ResolvedTarget,
+    tables: list[str] | None = None,
+    to: str = "bronze",
+    *,
+    inspect: bool = True,
+) -> Plan:
+    """The steps `lh360 run`/`promote --to LAYER` would take, with their SQL. Reads the lake, writes nothing."""
+    if target.engine == "databricks":
+        # the Databricks engine plans its own steps (jobs.submit payloads, warehouse SQL)
+        try:
+            from lh360.engines.databricks import plan_steps  # type: ignore[attr-defined]
+        except ImportError:
+            plan_steps = None
+        if plan_steps is not None:
+            return Plan(target=target.name, engine=target.engine, steps=tuple(plan_steps(project, target, tables, to)))
     specs = project.select(tables)
     steps: list[Step] = []
     for spec in specs:
         detail = ingest_detail(target, spec) if inspect and target.engine == "local" else {}
         steps.append(Step("ingest", spec.table, f"bronze.{spec.table}", detail))
+    if LAYER_ORDER[to] >= LAYER_ORDER["silver"]:
+        from lh360.runner import promote_scope
+
+        scope = promote_scope(project, tables, to)
+        for table in scope.silver:
+            steps.append(refine_step(project.specs[table], target, inspect=inspect))
+        for relation in scope.gold:
+            steps.append(aggregate_step(project, relation))
+        steps += validate_steps(project, target, tables, to)
     return Plan(target=target.name, engine=target.engine, steps=tuple(steps))
+
+
+def refine_step(spec: TableSpec, target: ResolvedTarget, *, inspect: bool = True) -> Step:
+    """bronze → silver: the watermark, what is new, and the DuckDB SQL of each stage."""
+    from lh360.engines.local.refine import describe, refine_sql, watermark
+
+    detail: dict[str, Any] = describe(spec)
+    bronze_columns = None
+    if inspect and target.engine == "local":
+        from lh360.delta import arrow_schema, open_table
+        from lh360.layout import Lake
+
+        lake = Lake(target.lake)
+        silver = open_table(lake.table("silver", spec.table), target.settings.aws)
+        bronze = open_table(lake.table("bronze", spec.table), target.settings.aws)
+        w, _ = watermark(silver)
+        detail["watermark"] = None if w < 0 else w
+        detail["bronze_version"] = None if bronze is None else bronze.version()
+        detail["new_bronze_versions"] = 0 if bronze is None else bronze.version() - w
+        if bronze is not None:
+            bronze_columns = list(arrow_schema(bronze).names)
+    sql = refine_sql(spec, bronze_columns)
+    text = "\n".join(
+        f"-- {stage}\n{body};"
+        for stage, body in (
+            ("refined: bronze rows since the watermark, projected, one flag per expectation", sql["refined"]),
+            ("quarantine rows", sql["quarantine"]),
+            ("merge source (deduplicated by keys, newest sequence wins)", sql["merge_source"]),
+        )
+    )
+    if bronze_columns is None and not spec.silver.columns:  # type: ignore[union-attr]
+        text = "-- bronze does not exist yet: columns are every bronze column not starting with _\n" + text
+    return Step("refine", spec.table, f"silver.{spec.table}", detail, text)
+
+
+def aggregate_step(project: Project, relation: str) -> Step:
+    from lh360.deps import gold_graph, relations
+    from lh360.engines.local.aggregate import gold_sql
+
+    owner = relations(project.specs)[relation]
+    detail = {"reads": sorted(gold_graph(project.specs)[relation]), "write": "overwrite in one commit"}
+    return Step("aggregate", owner.table, relation, detail, gold_sql(project, relation))
+
+
+def validate_steps(project: Project, target: ResolvedTarget, tables: list[str] | None, to: str) -> list[Step]:
+    """One step per relation with checks: its fused aggregate query and the queries of multi-table checks."""
+    from lh360.checks.compile import compile_relation
+    from lh360.checks.validate import relations_to_check
+
+    dialect = {"duckdb": "duckdb", "athena": "athena", "databricks-sql": "databricks"}[target.settings.validator]
+    steps = []
+    for spec, relation in relations_to_check(project, tables, None):
+        if LAYER_ORDER[relation.split(".")[0]] > LAYER_ORDER[to]:
+            continue
+        compiled = compile_relation(spec, relation, dialect)
+        parts = []
+        if compiled.aggregate_sql:
+            parts.append("-- every aggregate check in one scan\n" + compiled.aggregate_sql + ";")
+        parts += [f"-- {c.name}\n{c.sql};" for c in compiled.checks if c.sql]
+        detail = {"checks": [c.name for c in compiled.checks], "engine": target.settings.validator}
+        steps.append(Step("validate", spec.table, relation, detail, "\n".join(parts)))
+    return steps

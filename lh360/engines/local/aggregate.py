@@ -22,8 +22,14 @@ from lh360.storage import delta_storage_options, to_delta_uri
 # Delta (without column mapping) refuses these in column names
 _BAD_NAME = re.compile(r"[ ,;{}()\n\t=]")
 # DuckDB results Delta cannot store as they are
-_WIDEN = {"HUGEINT": "DECIMAL(38,0)", "UHUGEINT": "DECIMAL(38,0)", "UBIGINT": "DECIMAL(20,0)", "UINTEGER": "BIGINT",
-          "USMALLINT": "INTEGER", "UTINYINT": "SMALLINT"}
+_WIDEN = {
+    "HUGEINT": "DECIMAL(38,0)",
+    "UHUGEINT": "DECIMAL(38,0)",
+    "UBIGINT": "DECIMAL(20,0)",
+    "UINTEGER": "BIGINT",
+    "USMALLINT": "INTEGER",
+    "UTINYINT": "SMALLINT",
+}
 
 
 @dataclass
@@ -48,7 +54,9 @@ def gold_sql(project: Project, relation: str) -> str:
     try:
         return transpile.to_duckdb(parse_query(gold.sql))
     except SQLError as exc:
-        raise ConfigError(str(exc), file=str(spec.file) if spec.file else None, field=f"gold.{relation[5:]}.sql") from None
+        raise ConfigError(
+            str(exc), file=str(spec.file) if spec.file else None, field=f"gold.{relation[5:]}.sql"
+        ) from None
 
 
 def _owner(project: Project, relation: str):
@@ -88,27 +96,43 @@ def aggregate(project: Project, target: ResolvedTarget, relation: str, *, con=No
             raise EngineError(f"{relation}: the query failed on DuckDB: {_first(exc)}") from None
         bad = [c for c in types if _BAD_NAME.search(c)]
         if bad:
-            raise ConfigError(f"column name {bad[0]!r} cannot be stored in Delta: give it an alias (AS name)",
-                              file=str(spec.file) if spec.file else None, field=f"gold.{name}.sql")
+            raise ConfigError(
+                f"column name {bad[0]!r} cannot be stored in Delta: give it an alias (AS name)",
+                file=str(spec.file) if spec.file else None,
+                field=f"gold.{name}.sql",
+            )
         if len(set(map(str.lower, types))) != len(types):
-            raise ConfigError("the query returns two columns with the same name: alias them apart",
-                              file=str(spec.file) if spec.file else None, field=f"gold.{name}.sql")
-        casts = [f"CAST({q(c)} AS {_WIDEN[t.upper()]}) AS {q(c)}" if t.upper() in _WIDEN else q(c) for c, t in types.items()]
+            raise ConfigError(
+                "the query returns two columns with the same name: alias them apart",
+                file=str(spec.file) if spec.file else None,
+                field=f"gold.{name}.sql",
+            )
+        casts = [
+            f"CAST({q(c)} AS {_WIDEN[t.upper()]}) AS {q(c)}" if t.upper() in _WIDEN else q(c) for c, t in types.items()
+        ]
         data = con.sql(f"SELECT {', '.join(casts)} FROM ({sql})").to_arrow_table()
         result.rows_out = data.num_rows
         uri = Lake(target.lake).table("gold", name)
         from deltalake import CommitProperties
 
-        props = CommitProperties(custom_metadata={
-            "lh360.step": "aggregate",
-            "lh360.table": spec.table,
-            "lh360.relation": relation,
-            "lh360.sources": json.dumps(result.sources, sort_keys=True),
-        })
+        props = CommitProperties(
+            custom_metadata={
+                "lh360.step": "aggregate",
+                "lh360.table": spec.table,
+                "lh360.relation": relation,
+                "lh360.sources": json.dumps(result.sources, sort_keys=True),
+            }
+        )
         try:
-            write_deltalake(to_delta_uri(uri), data, mode="overwrite", schema_mode="overwrite",
-                            partition_by=gold.partition_by or None,
-                            storage_options=delta_storage_options(uri, target.settings.aws), commit_properties=props)
+            write_deltalake(
+                to_delta_uri(uri),
+                data,
+                mode="overwrite",
+                schema_mode="overwrite",
+                partition_by=gold.partition_by or None,
+                storage_options=delta_storage_options(uri, target.settings.aws),
+                commit_properties=props,
+            )
         except CommitFailedError as exc:
             raise LockBusy(f"{relation}: another writer committed first ({_first(exc)}); try again") from None
         result.version = open_table(uri, target.settings.aws).version()

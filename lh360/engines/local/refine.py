@@ -151,7 +151,9 @@ def rules(spec: TableSpec) -> list[tuple[str, str, str]]:
     return out
 
 
-def refine_sql(spec: TableSpec, bronze_columns: list[str] | None, source: str = "__lh360_bronze_batch") -> dict[str, str]:
+def refine_sql(
+    spec: TableSpec, bronze_columns: list[str] | None, source: str = "__lh360_bronze_batch"
+) -> dict[str, str]:
     """The step's SQL, by stage: `refined` (projection + one flag per rule), `quarantine`, `merge_source`.
 
     `plan` prints these; `refine` runs them.
@@ -176,12 +178,12 @@ def refine_sql(spec: TableSpec, bronze_columns: list[str] | None, source: str = 
     failed_rules = f"list_filter([{failed}], lambda r: r IS NOT NULL)::VARCHAR[]" if rs else "[]::VARCHAR[]"
     data = ", ".join(q(n) for n in names)
     quarantine = (
-        f"SELECT {data}, {failed_rules} AS \"_failed_rules\", \"_source_file\", \"_batch_id\", "
-        f"$quarantined_at::TIMESTAMPTZ AS \"_quarantined_at\"\nFROM {TMP}refined WHERE {q(TMP + 'q')}"
+        f'SELECT {data}, {failed_rules} AS "_failed_rules", "_source_file", "_batch_id", '
+        f'$quarantined_at::TIMESTAMPTZ AS "_quarantined_at"\nFROM {TMP}refined WHERE {q(TMP + "q")}'
     )
     keys = ", ".join(q(k) for k in silver.keys)
     seq = q(silver.sequence_by)
-    order = f"{seq} DESC NULLS LAST, \"_batch_id\" DESC NULLS LAST, \"_source_file\" DESC NULLS LAST"
+    order = f'{seq} DESC NULLS LAST, "_batch_id" DESC NULLS LAST, "_source_file" DESC NULLS LAST'
     kept = f"NOT {q(TMP + 'q')} AND NOT {q(TMP + 'd')}"
     if silver.scd == 1:
         merge_source = (
@@ -206,20 +208,20 @@ def _scd2_sql(spec: TableSpec, names: list[str], kept: str, order: str) -> str:
     nxt = f"lead({seq}) OVER (PARTITION BY {part} ORDER BY {seq} ASC NULLS FIRST)"
     return f"""WITH versions AS (
   SELECT {data} FROM (
-    SELECT *, row_number() OVER (PARTITION BY {part}, {seq} ORDER BY {order}) AS {q(TMP + 'rn')}
+    SELECT *, row_number() OVER (PARTITION BY {part}, {seq} ORDER BY {order}) AS {q(TMP + "rn")}
     FROM {TMP}refined WHERE {kept}
-  ) WHERE {q(TMP + 'rn')} = 1
+  ) WHERE {q(TMP + "rn")} = 1
 ),
-cur AS (SELECT {part}, "valid_from" AS {q(TMP + 'cur')}, true AS {q(TMP + 'hit')} FROM {TMP}current),
+cur AS (SELECT {part}, "valid_from" AS {q(TMP + "cur")}, true AS {q(TMP + "hit")} FROM {TMP}current),
 newer AS (
   SELECT v.* FROM versions AS v LEFT JOIN cur AS c ON {on}
-  WHERE coalesce(c.{q(TMP + 'hit')} IS NULL OR v.{seq} > c.{q(TMP + 'cur')}, false)
+  WHERE coalesce(c.{q(TMP + "hit")} IS NULL OR v.{seq} > c.{q(TMP + "cur")}, false)
 ),
-first_new AS (SELECT {part}, min({seq}) AS {q(TMP + 'first')} FROM newer GROUP BY {part})
-SELECT {data}, {seq} AS "valid_from", {nxt} AS "valid_to", ({nxt}) IS NULL AS "is_current", 'insert' AS {q(TMP + 'change')}
+first_new AS (SELECT {part}, min({seq}) AS {q(TMP + "first")} FROM newer GROUP BY {part})
+SELECT {data}, {seq} AS "valid_from", {nxt} AS "valid_to", ({nxt}) IS NULL AS "is_current", 'insert' AS {q(TMP + "change")}
 FROM newer
 UNION ALL BY NAME
-SELECT {nulls}, c.{q(TMP + 'cur')} AS "valid_from", f.{q(TMP + 'first')} AS "valid_to", false AS "is_current", 'close' AS {q(TMP + 'change')}
+SELECT {nulls}, c.{q(TMP + "cur")} AS "valid_from", f.{q(TMP + "first")} AS "valid_to", false AS "is_current", 'close' AS {q(TMP + "change")}
 FROM first_new AS f JOIN cur AS c ON {key_eq}"""
 
 
@@ -257,8 +259,9 @@ def refine(target: ResolvedTarget, spec: TableSpec, *, con=None) -> RefineResult
     if replay:
         pin = _quarantine_pin(quarantine_dt, run)
         if pin is None:
-            raise EngineError(f"{spec.table}: quarantine holds run {run} but not its bronze version; "
-                              f"inspect {quarantine_uri}")
+            raise EngineError(
+                f"{spec.table}: quarantine holds run {run} but not its bronze version; inspect {quarantine_uri}"
+            )
         bronze_dt = open_table(bronze_uri, aws, version=pin[0])
         result.quarantine_replayed = True
     v_to = bronze_dt.version()
@@ -289,7 +292,7 @@ def refine(target: ResolvedTarget, spec: TableSpec, *, con=None) -> RefineResult
 
             con.register(f"{TMP}bronze_arrow", reader(bronze_dt).read_all())
             scan = f"SELECT * FROM {TMP}bronze_arrow"
-        where = f" WHERE \"_batch_id\" > {int(w_batch)}" if w_batch >= 0 and "_batch_id" in bronze_types else ""
+        where = f' WHERE "_batch_id" > {int(w_batch)}' if w_batch >= 0 and "_batch_id" in bronze_types else ""
         con.execute(f"CREATE OR REPLACE TEMP VIEW {TMP}bronze_batch AS SELECT * FROM ({scan}){where}")
         sql = refine_sql(spec, list(bronze_types))
         try:
@@ -337,8 +340,11 @@ def _count(con, spec: TableSpec, result: RefineResult) -> None:
     """Rule counters in one pass; a failing `fail` rule stops here, before any write."""
     rs = rules(spec)
     aggs = ["count(*)"] + [f"count(*) FILTER (WHERE NOT {q(f'{TMP}ok{i}')})" for i in range(len(rs))]
-    aggs += [f"count(*) FILTER (WHERE {q(TMP + 'q')})", f"count(*) FILTER (WHERE {q(TMP + 'd')} AND NOT {q(TMP + 'q')})"]
-    row = con.execute(f"SELECT {', '.join(aggs)} FROM {TMP}refined").fetchone()
+    aggs += [
+        f"count(*) FILTER (WHERE {q(TMP + 'q')})",
+        f"count(*) FILTER (WHERE {q(TMP + 'd')} AND NOT {q(TMP + 'q')})",
+    ]
+    row = con.execute(f"SELECT {', '.join(aggs)} FROM {TMP}refined").fetchall()[0]
     result.rows_in = int(row[0])
     result.rule_failures = {name: int(row[1 + i]) for i, (name, _, _) in enumerate(rs)}
     result.quarantined = int(row[-2])
@@ -357,8 +363,9 @@ def _count(con, spec: TableSpec, result: RefineResult) -> None:
             "  " + ", ".join(f"{c}={v!r}" for c, v in zip(cols, r, strict=False)) for r in sample
         )
         what = ", ".join(f"{n} ({k} row{'s' if k != 1 else ''})" for n, k in failed.items())
-        raise CheckFailed(f"{spec.table}: expectation with action fail failed: {what}; nothing was written",
-                          detail=detail)
+        raise CheckFailed(
+            f"{spec.table}: expectation with action fail failed: {what}; nothing was written", detail=detail
+        )
 
 
 def _current(con, catalog, spec: TableSpec, silver_dt) -> None:
@@ -367,13 +374,17 @@ def _current(con, catalog, spec: TableSpec, silver_dt) -> None:
     keys = ", ".join(q(k) for k in spec.silver.keys)
     if silver_dt is not None:
         catalog.attach("silver", spec.table, version=silver_dt.version())
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {TMP}current AS SELECT {keys}, \"valid_from\" "
-                    f"FROM \"silver\".{q(spec.table)} WHERE \"is_current\"")
+        con.execute(
+            f'CREATE OR REPLACE TEMP VIEW {TMP}current AS SELECT {keys}, "valid_from" '
+            f'FROM "silver".{q(spec.table)} WHERE "is_current"'
+        )
         return
     types = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {TMP}refined").fetchall()}
     cols = ", ".join(f"NULL::{types[k]} AS {q(k)}" for k in spec.silver.keys)
     seq_type = types[spec.silver.sequence_by]
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {TMP}current AS SELECT {cols}, NULL::{seq_type} AS \"valid_from\" WHERE false")
+    con.execute(
+        f'CREATE OR REPLACE TEMP VIEW {TMP}current AS SELECT {cols}, NULL::{seq_type} AS "valid_from" WHERE false'
+    )
 
 
 def _write_quarantine(uri: str, aws, rows, spec: TableSpec, run: int, metadata: dict[str, str]) -> None:
@@ -390,7 +401,9 @@ def _write_quarantine(uri: str, aws, rows, spec: TableSpec, run: int, metadata: 
             commit_properties=commit_properties(quarantine_app_id(spec), run, {**metadata, "lh360.step": "quarantine"}),
         )
     except CommitFailedError as exc:
-        raise LockBusy(f"{spec.table}: another writer committed to quarantine first ({_first(exc)}); try again") from None
+        raise LockBusy(
+            f"{spec.table}: another writer committed to quarantine first ({_first(exc)}); try again"
+        ) from None
 
 
 def _merge(uri: str, aws, dt, source, spec: TableSpec, props, result: RefineResult) -> None:
@@ -409,8 +422,14 @@ def _merge(uri: str, aws, dt, source, spec: TableSpec, props, result: RefineResu
             rows = source
             if silver.scd == 2:
                 rows = source.filter(pa.compute.equal(source[change], "insert")).drop_columns([change])
-            write_deltalake(to_delta_uri(uri), rows, mode="append", partition_by=silver.partition_by or None,
-                            storage_options=storage, commit_properties=props)
+            write_deltalake(
+                to_delta_uri(uri),
+                rows,
+                mode="append",
+                partition_by=silver.partition_by or None,
+                storage_options=storage,
+                commit_properties=props,
+            )
             result.inserted = result.rows_out = rows.num_rows
             return
         if source.num_rows == 0:
@@ -420,21 +439,36 @@ def _merge(uri: str, aws, dt, source, spec: TableSpec, props, result: RefineResu
         keys = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in silver.keys)
         new_cols = [c for c in source.column_names if c not in set(dt.schema().to_arrow().names) and c != change]
         if silver.scd == 1:
-            merger = dt.merge(source, predicate=keys, source_alias="s", target_alias="t", merge_schema=bool(new_cols),
-                              commit_properties=props)
+            merger = dt.merge(
+                source,
+                predicate=keys,
+                source_alias="s",
+                target_alias="t",
+                merge_schema=bool(new_cols),
+                commit_properties=props,
+            )
             seq = q(silver.sequence_by)
-            metrics = merger.when_matched_update_all(predicate=f"s.{seq} > t.{seq}").when_not_matched_insert_all().execute()
+            metrics = (
+                merger.when_matched_update_all(predicate=f"s.{seq} > t.{seq}").when_not_matched_insert_all().execute()
+            )
             result.inserted = int(metrics.get("num_target_rows_inserted", 0))
             result.updated = int(metrics.get("num_target_rows_updated", 0))
             result.rows_out = result.inserted + result.updated
         else:
             data = [c for c in source.column_names if c != change]
-            predicate = f"{keys} AND t.\"valid_from\" = s.\"valid_from\" AND t.\"is_current\" = true"
-            merger = dt.merge(source, predicate=predicate, source_alias="s", target_alias="t", merge_schema=bool(new_cols),
-                              commit_properties=props)
+            predicate = f'{keys} AND t."valid_from" = s."valid_from" AND t."is_current" = true'
+            merger = dt.merge(
+                source,
+                predicate=predicate,
+                source_alias="s",
+                target_alias="t",
+                merge_schema=bool(new_cols),
+                commit_properties=props,
+            )
             metrics = (
-                merger.when_matched_update(updates={"valid_to": "s.\"valid_to\"", "is_current": "false"},
-                                           predicate=f"s.{q(change)} = 'close'")
+                merger.when_matched_update(
+                    updates={"valid_to": 's."valid_to"', "is_current": "false"}, predicate=f"s.{q(change)} = 'close'"
+                )
                 .when_not_matched_insert(updates={c: f"s.{q(c)}" for c in data}, predicate=f"s.{q(change)} = 'insert'")
                 .execute()
             )
@@ -445,8 +479,10 @@ def _merge(uri: str, aws, dt, source, spec: TableSpec, props, result: RefineResu
             empty = pa.schema(dt.schema().to_arrow()).empty_table()
             write_deltalake(dt, empty, mode="append", commit_properties=props)
     except CommitFailedError as exc:
-        raise LockBusy(f"{spec.table}: another writer committed to silver first ({_first(exc)}); "
-                       "nothing of this run is visible; try again") from None
+        raise LockBusy(
+            f"{spec.table}: another writer committed to silver first ({_first(exc)}); "
+            "nothing of this run is visible; try again"
+        ) from None
     except Exception as exc:
         if isinstance(exc, (LockBusy, CheckFailed)):
             raise
@@ -471,8 +507,10 @@ def describe(spec: TableSpec) -> dict[str, Any]:
         "keys": list(s.keys),
         "sequence_by": s.sequence_by,
         "partition_by": list(s.partition_by),
-        "merge": (f"update when s.{s.sequence_by} > t.{s.sequence_by}, insert new keys" if s.scd == 1
-                  else "append newer versions, close the current row (valid_to, is_current)"),
+        "merge": (
+            f"update when s.{s.sequence_by} > t.{s.sequence_by}, insert new keys"
+            if s.scd == 1
+            else "append newer versions, close the current row (valid_to, is_current)"
+        ),
         "expectations": {e.name: e.action for e in s.expectations},
     }
-

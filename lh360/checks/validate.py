@@ -1,0 +1,298 @@
+"""Run compiled checks through any QueryRunner and judge the results: the engine-independent half of validate."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from lh360.checks.base import QueryRunner
+from lh360.checks.compile import CompiledCheck, compile_relation
+from lh360.config import Project, ResolvedTarget
+from lh360.errors import ConfigError
+from lh360.spec import Freshness, Reconcile, Relationships, RowCount, TableSpec
+from lh360.sql import SQLError
+
+STATUSES = ("pass", "warn", "fail", "error")
+
+
+@dataclass
+class CheckResult:
+    relation: str
+    table: str  # the spec that declares the check
+    check: str
+    kind: str
+    severity: str
+    status: str  # pass | warn (failed, severity warn) | fail (failed, severity error) | error (could not run)
+    threshold: str
+    observed: Any = None
+    message: str = ""
+    failing_rows: int | None = None
+    sample: list[dict[str, Any]] = field(default_factory=list)
+    delta_version: int | None = None
+    query_id: str | None = None
+    seconds: float | None = None
+    checked_at: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class ValidationReport:
+    target: str
+    dialect: str
+    results: list[CheckResult] = field(default_factory=list)
+    queries: int = 0
+    seconds: float = 0.0
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    @property
+    def exit_code(self) -> int:
+        """1 when an error-severity check failed, 3 when a check could not run, else 0 (warnings pass)."""
+        if self.count("fail"):
+            return 1
+        if self.count("error"):
+            return 3
+        return 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "engine": self.dialect,
+            "ok": self.ok,
+            "exit_code": self.exit_code,
+            "summary": {s: self.count(s) for s in STATUSES} | {"checks": len(self.results), "queries": self.queries},
+            "results": [r.as_dict() for r in self.results],
+        }
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value) if value == value.to_integral_value() or abs(value) < 1e15 else str(value)
+    if isinstance(value, (bytes, bytearray)):
+        return value.hex()
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def relations_to_check(project: Project, tables: list[str] | None, layer: str | None) -> list[tuple[TableSpec, str]]:
+    """(spec, relation) pairs: silver before gold, gold in dependency order, each spec's own order within."""
+    from lh360.deps import gold_order
+
+    pairs = []
+    for spec in project.select(tables):
+        for relation in spec.checks:
+            if layer and not relation.startswith(layer + "."):
+                continue
+            pairs.append((spec, relation))
+    order = {r: i for i, r in enumerate(gold_order(project.specs))}
+    rank = {"bronze": 0, "silver": 1, "gold": 2}
+    return sorted(pairs, key=lambda p: (rank[p[1].split(".")[0]], order.get(p[1], 0)))
+
+
+def run_validation(
+    project: Project,
+    target: ResolvedTarget,
+    runner: QueryRunner,
+    tables: list[str] | None = None,
+    layer: str | None = None,
+    *,
+    previous: dict[tuple[str, str], Any] | None = None,
+    now: datetime | None = None,
+) -> ValidationReport:
+    """Run every check of the selected tables (optionally one layer) on `runner` and judge each.
+
+    `previous` maps (relation, check name) → the value observed by the last validate (row_count's
+    max_change_pct compares against it; lh360.ledger.previous_observations reads it from the ledger).
+    """
+    started = time.monotonic()
+    now = now or datetime.now(UTC)
+    report = ValidationReport(target=target.name, dialect=runner.dialect)
+    previous = previous or {}
+    for spec, relation in relations_to_check(project, tables, layer):
+        report.results += _validate_relation(spec, relation, runner, report, previous, now)
+    report.seconds = round(time.monotonic() - started, 3)
+    return report
+
+
+def _validate_relation(
+    spec: TableSpec, relation: str, runner: QueryRunner, report: ValidationReport, previous: dict, now: datetime
+) -> list[CheckResult]:
+    layer, name = relation.split(".", 1)
+    try:
+        compiled = compile_relation(spec, relation, runner)
+    except SQLError as exc:
+        raise ConfigError(str(exc), file=str(spec.file) if spec.file else None, field=f"checks.{relation}") from None
+    checked_at = now.isoformat(timespec="seconds")
+
+    def base(c: CompiledCheck, status: str, **kw: Any) -> CheckResult:
+        return CheckResult(
+            relation=relation,
+            table=spec.table,
+            check=c.name,
+            kind=c.kind,
+            severity=c.severity,
+            status=status,
+            threshold=c.threshold,
+            checked_at=checked_at,
+            **kw,
+        )
+
+    exists = getattr(runner, "exists", None)
+    if exists is not None and not exists(layer, name):
+        return [base(c, "error", message=f"{relation} does not exist yet (run lh360 promote)") for c in compiled.checks]
+    version = runner.table_version(layer, name)
+    out: list[CheckResult] = []
+    values: dict[str, Any] = {}
+    agg_error = agg_qid = agg_seconds = None
+    if compiled.aggregate_sql:
+        try:
+            res = runner.query(compiled.aggregate_sql)
+            report.queries += 1
+            values = dict(zip(res.columns, res.rows[0] if res.rows else [], strict=False))
+            agg_qid, agg_seconds = res.query_id, res.seconds
+        except Exception as exc:
+            agg_error = _first(exc)
+    for c in compiled.checks:
+        if c.sql is None:
+            if agg_error:
+                out.append(base(c, "error", message=f"query failed: {agg_error}", delta_version=version))
+                continue
+            result = base(c, "pass", delta_version=version, query_id=agg_qid, seconds=agg_seconds)
+            _judge(c, [values.get(a) for a in c.aliases], result, previous, now)
+        else:
+            try:
+                res = runner.query(c.sql)
+                report.queries += 1
+            except Exception as exc:
+                out.append(base(c, "error", message=f"query failed: {_first(exc)}", delta_version=version))
+                continue
+            result = base(c, "pass", delta_version=version, query_id=res.query_id, seconds=res.seconds)
+            _judge(c, list(res.rows[0]) if res.rows else [None, None], result, previous, now)
+        if result.status in ("warn", "fail") and c.sample_sql:
+            try:
+                res = runner.query(c.sample_sql)
+                report.queries += 1
+                result.sample = [jsonable(dict(zip(res.columns, row, strict=False))) for row in res.rows]
+            except Exception as exc:  # a sample is a courtesy: its failure does not change the verdict
+                result.message += f" (sample rows unavailable: {_first(exc)})"
+        out.append(result)
+    return out
+
+
+def _failed(result: CheckResult, message: str) -> None:
+    result.status = "warn" if result.severity == "warn" else "fail"
+    result.message = message
+
+
+def _num(v: Any) -> float:
+    if v is None:
+        return 0.0
+    return float(v)
+
+
+def _judge(c: CompiledCheck, vals: list[Any], result: CheckResult, previous: dict, now: datetime) -> None:
+    spec = c.spec
+    if isinstance(spec, RowCount):
+        n = int(vals[0] or 0)
+        result.observed = n
+        problems = []
+        if spec.min is not None and n < spec.min:
+            problems.append(f"{n:,} rows, fewer than min {spec.min:,}")
+        if spec.max is not None and n > spec.max:
+            problems.append(f"{n:,} rows, more than max {spec.max:,}")
+        prev = previous.get((result.relation, result.check))
+        msg = f"{n:,} rows"
+        if spec.max_change_pct and prev is not None:
+            prev_n = int(float(prev))
+            change = abs(n - prev_n) * 100.0 / max(prev_n, 1)
+            msg += f" (last validate {prev_n:,}, change {change:.1f}%)"
+            if change > spec.max_change_pct:
+                problems.append(f"{n:,} rows, {change:.1f}% change from {prev_n:,} (max {spec.max_change_pct:g}%)")
+        result.message = msg
+        if problems:
+            _failed(result, "; ".join(problems))
+        return
+    if isinstance(spec, Freshness):
+        newest = vals[0]
+        result.observed = jsonable(newest)
+        if newest is None:
+            _failed(result, f"no {spec.column} values: the table is empty or the column is all NULL")
+            return
+        age = _age(newest, now)
+        if age is None:
+            result.status, result.message = "error", f"{spec.column} is not a date or timestamp ({newest!r})"
+            return
+        from lh360.durations import format_duration
+
+        result.message = f"newest {spec.column} is {format_duration(age)} old"
+        if age > spec.max_age:
+            _failed(
+                result,
+                f"newest {spec.column} is {format_duration(age)} old, older than {format_duration(spec.max_age)}",
+            )
+        return
+    if isinstance(spec, Reconcile):
+        left, right = (vals + [None, None])[:2]
+        result.observed = {"left": jsonable(left), "right": jsonable(right)}
+        diff = abs(_num(left) - _num(right))
+        result.message = f"left {jsonable(left)}, right {jsonable(right)}"
+        if diff > spec.tolerance:
+            _failed(
+                result,
+                f"left {jsonable(left)} ≠ right {jsonable(right)} (difference {diff:g}, tolerance {spec.tolerance:g})",
+            )
+        return
+    n = int(vals[0] or 0)
+    result.observed = n
+    result.failing_rows = n
+    allowed = getattr(spec, "max_failures", 0)
+    noun = {
+        "not_null": "NULL rows",
+        "unique": "duplicate rows",
+        "accepted_values": "rows with other values",
+        "expression": "failing rows",
+        "range": "rows out of range",
+        "relationships": "rows without a match",
+    }[c.kind]
+    if n == 1:
+        noun = noun.replace("rows", "row", 1)
+    result.message = f"{n:,} {noun}"
+    if isinstance(spec, Relationships):
+        result.message += f" in {spec.to}"
+    if n > allowed:
+        _failed(result, result.message + (f" (allowed {allowed})" if allowed else ""))
+
+
+def _age(value: Any, now: datetime) -> timedelta | None:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)  # a naive timestamp from the engine is UTC (sessions run in UTC)
+        return now - value
+    if isinstance(value, date):
+        return now - datetime(value.year, value.month, value.day, tzinfo=UTC)
+    return None
+
+
+def _first(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
