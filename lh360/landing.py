@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import time
 from dataclasses import dataclass, field
@@ -17,8 +16,8 @@ from lh360.storage import FileInfo, store_for
 class LandingReport:
     table: str
     prefix: str
-    files: int = 0
-    bytes: int = 0
+    files: int = 0  # full listing: files there; incremental: ingested + pending (those after the watermark)
+    bytes: int | None = 0  # None after an incremental listing (the bytes before the watermark were not listed)
     pending_files: int = 0
     pending_bytes: int = 0
     newest_file: str | None = None
@@ -26,9 +25,13 @@ class LandingReport:
     max_age_s: float | None = None
     recent_files: int = 0  # landed within max_age
     min_files: int = 0
-    empty_files: list[str] = field(default_factory=list)
+    empty_files: list[str] = field(default_factory=list)  # zero-byte objects not yet ingested
+    uploading: list[dict[str, Any]] = field(default_factory=list)  # multipart uploads in progress
+    late_files: list[str] = field(default_factory=list)  # found below the listing watermark
     unreadable: list[dict[str, Any]] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # SLA breaches: exit 1
+    warnings: list[str] = field(default_factory=list)
+    listing: dict[str, Any] = field(default_factory=dict)
 
     @property
     def breached(self) -> bool:
@@ -40,32 +43,78 @@ class LandingReport:
         return d
 
 
-def check_landing(target: ResolvedTarget, spec: TableSpec, *, now: float | None = None, sample: bool = True) -> LandingReport:
-    from lh360.engines.local.ingest import ingested_files, landing_prefix, list_landing
+def check_landing(
+    target: ResolvedTarget,
+    spec: TableSpec,
+    *,
+    now: float | None = None,
+    sample: bool = True,
+    full_listing: bool | None = None,
+) -> LandingReport:
+    """Pending files and bytes against the bronze ingest state, the newest file's age against
+    `landing.max_age`, files landed within it against `landing.min_files`, zero-byte objects, uploads still in
+    progress, and a parse of the first MiB of the newest pending file. Lists incrementally where safe
+    (`lh360.listing`)."""
+    from lh360.engines.local.ingest import ingested_files, landing_prefix
+    from lh360.listing import list_table
 
     now = time.time() if now is None else now
-    files = list_landing(target, spec)
-    _, done = ingested_files(target, spec)
+    committed, done = ingested_files(target, spec)
+    listing = list_table(target, spec, done, committed, full=full_listing, now=now)
+    files = listing.files
     report = LandingReport(table=spec.table, prefix=landing_prefix(target, spec), min_files=spec.landing.min_files)
-    report.files = len(files)
-    report.bytes = sum(f.size for f in files)
     pending = [f for f in files if f.rel not in done]
+    if listing.mode == "full":
+        report.files = len(files)
+        report.bytes = sum(f.size for f in files)
+    else:
+        report.files = len(done | {f.rel for f in files})
+        report.bytes = None
     report.pending_files = len(pending)
     report.pending_bytes = sum(f.size for f in pending)
-    report.empty_files = [f.rel for f in files if f.size == 0 and f.rel not in done]
+    report.empty_files = sorted(f.rel for f in pending if f.size == 0)
     max_age = spec.landing.max_age.total_seconds() if spec.landing.max_age else None
     report.max_age_s = max_age
-    if files:
-        newest = max(files, key=lambda f: (f.mtime, f.rel))
-        report.newest_file = newest.rel
-        report.newest_age_s = round(now - newest.mtime, 1)
-    report.recent_files = sum(1 for f in files if max_age is None or now - f.mtime <= max_age)
+    newest = listing.state.newest
+    if newest:
+        report.newest_file = newest["rel"]
+        report.newest_age_s = round(now - newest["mtime"], 1)
+    if max_age is None:
+        report.recent_files = report.files
+    else:
+        report.recent_files = sum(1 for m in listing.state.recent.values() if now - m <= max_age)
     if max_age is not None and (report.newest_age_s is None or report.newest_age_s > max_age):
         age = "no files" if report.newest_age_s is None else f"newest file is {_dur(report.newest_age_s)} old"
         report.problems.append(f"{age}, over the SLA of {_dur(max_age)}")
     if report.recent_files < spec.landing.min_files:
         window = f" in the last {_dur(max_age)}" if max_age else ""
-        report.problems.append(f"{report.recent_files} file(s) landed{window}, fewer than min_files {spec.landing.min_files}")
+        report.problems.append(
+            f"{report.recent_files} file(s) landed{window}, fewer than min_files {spec.landing.min_files}"
+        )
+    store = store_for(target.landing, target.settings.aws)
+    try:
+        uploads = store.uploads_in_progress(report.prefix)
+    except Exception as exc:  # e.g. no s3:ListBucketMultipartUploads permission: say so, do not fail the check
+        uploads = []
+        report.warnings.append(f"cannot list uploads in progress: {str(exc).splitlines()[0][:200]}")
+    report.uploading = [
+        {"file": u.rel, "started": u.started, "age_s": round(now - u.started, 1)}
+        for u in sorted(uploads, key=lambda u: u.rel)
+    ]
+    if report.empty_files:
+        report.warnings.append(f"{len(report.empty_files)} zero-byte file(s) pending, e.g. {report.empty_files[0]}")
+    if report.uploading:
+        report.warnings.append(
+            f"{len(report.uploading)} upload(s) still in progress, e.g. {report.uploading[0]['file']}"
+        )
+    if listing.late:
+        report.late_files = listing.late
+        report.warnings.append(
+            f"{len(listing.late)} file(s) landed with keys below the listing watermark, e.g. {listing.late[0]}: "
+            "found by this full listing; incremental listing is off until keys arrive in order again"
+        )
+    report.listing = listing.as_dict()
+    report.listing["upload_list_requests"] = store.stats.requests  # list_multipart_uploads pages
     if sample and pending:
         newest_pending = max(pending, key=lambda f: (f.mtime, f.rel))
         bad = sample_parse(target, newest_pending)
@@ -75,25 +124,33 @@ def check_landing(target: ResolvedTarget, spec: TableSpec, *, now: float | None 
 
 
 def sample_parse(target: ResolvedTarget, info: FileInfo, max_bytes: int = 1 << 20) -> dict[str, Any] | None:
-    """Parse the first lines of a file to catch unreadable JSON before the ingest does."""
+    """Parse the first lines of a file (one ranged read of at most `max_bytes`, decompressed when gzipped)
+    to catch unreadable JSON before the ingest does."""
     if info.size == 0:
         return None
     store = store_for(target.landing, target.settings.aws)
     try:
-        data = store.read_bytes(info.uri)
-        if info.rel.endswith(".gz"):
-            data = gzip.decompress(data)
+        data, total = store.read_range(info.uri, max_bytes)
+        complete = len(data) >= total
+        if info.rel.lower().endswith(".gz"):
+            import zlib
+
+            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            data = inflater.decompress(data, max_bytes)
+            complete = complete and inflater.eof
     except Exception as exc:
-        return {"file": info.rel, "error": f"cannot read: {exc}"}
+        return {"file": info.rel, "error": f"cannot read: {str(exc).splitlines()[0][:200]}"}
     text = data[:max_bytes].decode("utf-8-sig", errors="replace")
     if text.lstrip().startswith("["):
+        if not complete:
+            return None  # a JSON array larger than the sample: only the ingest can judge it whole
         try:
             json.loads(data.decode("utf-8-sig"))
             return None
         except ValueError as exc:
             return {"file": info.rel, "error": f"JSON array does not parse: {exc}"}
     lines = text.splitlines()
-    if len(data) > max_bytes and lines:
+    if not complete and lines:
         lines = lines[:-1]  # the cut may split the last line
     for number, line in enumerate(lines[:1000], start=1):
         if not line.strip():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import posixpath
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,9 +42,32 @@ def is_hidden(rel: str) -> bool:
     return any(part.startswith((".", "_")) for part in rel.split("/"))
 
 
+@dataclass
+class ListStats:
+    """What listings cost: S3 bills LIST per request (1,000 keys a page)."""
+
+    requests: int = 0
+    objects: int = 0  # keys returned, hidden and non-JSON ones included
+
+    def as_dict(self) -> dict[str, int]:
+        return {"requests": self.requests, "objects": self.objects}
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An object still being written: an S3 multipart upload not yet completed (or a local hidden temp file)."""
+
+    rel: str
+    started: float  # epoch seconds
+
+
 class Store(Protocol):
+    stats: ListStats
+
     def list(self, prefix: str, start_after: str | None = None) -> Iterator[FileInfo]: ...
+    def uploads_in_progress(self, prefix: str) -> list[Upload]: ...
     def read_bytes(self, uri: str) -> bytes: ...
+    def read_range(self, uri: str, length: int) -> tuple[bytes, int]: ...
     def write_bytes(self, uri: str, data: bytes) -> None: ...
     def exists(self, uri: str) -> bool: ...
     def delete(self, uri: str) -> None: ...
@@ -51,7 +75,12 @@ class Store(Protocol):
 
 
 class LocalStore:
+    def __init__(self) -> None:
+        self.stats = ListStats()
+
     def list(self, prefix: str, start_after: str | None = None) -> Iterator[FileInfo]:
+        """Every visible file under `prefix`. `start_after` is ignored: a folder walk has no key order to
+        resume from, and costs nothing per request."""
         root = Path(prefix)
         if not root.is_dir():
             return
@@ -68,12 +97,32 @@ class LocalStore:
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(Path(entry.path))
                 elif entry.is_file():
+                    self.stats.objects += 1
                     st = entry.stat()
                     rel = Path(entry.path).relative_to(root).as_posix()
                     yield FileInfo(uri=entry.path, rel=rel, size=st.st_size, mtime=st.st_mtime)
 
+    def uploads_in_progress(self, prefix: str) -> list[Upload]:
+        """Hidden temporary files (`.name.tmp`): writers upload to a hidden name, then rename."""
+        root = Path(prefix)
+        if not root.is_dir():
+            return []
+        out = []
+        for path in root.rglob(".*"):
+            if path.is_file() and path.name.endswith((".tmp", ".part")):
+                try:
+                    out.append(Upload(rel=path.relative_to(root).as_posix(), started=path.stat().st_mtime))
+                except FileNotFoundError:
+                    continue
+        return out
+
     def read_bytes(self, uri: str) -> bytes:
         return Path(uri).read_bytes()
+
+    def read_range(self, uri: str, length: int) -> tuple[bytes, int]:
+        """The first `length` bytes and the file's full size."""
+        with open(uri, "rb") as fh:
+            return fh.read(length), os.fstat(fh.fileno()).st_size
 
     def write_bytes(self, uri: str, data: bytes) -> None:
         # write-then-rename: a reader never sees half a file, a crash leaves at most a hidden temp file
@@ -110,6 +159,7 @@ class S3Store:
     def __init__(self, aws: AwsSettings) -> None:
         self.aws = aws
         self._client = None
+        self.stats = ListStats()
 
     @property
     def client(self):
@@ -123,7 +173,10 @@ class S3Store:
         kwargs = {"Bucket": bucket, "Prefix": key_prefix}
         if start_after:
             kwargs["StartAfter"] = key_prefix + start_after
+        # list_objects_v2 returns keys in UTF-8 binary order, 1,000 a page; StartAfter skips every key <= it
         for page in self.client.get_paginator("list_objects_v2").paginate(**kwargs):
+            self.stats.requests += 1
+            self.stats.objects += page.get("KeyCount", len(page.get("Contents", [])))
             for obj in page.get("Contents", []):
                 rel = obj["Key"][len(key_prefix) :]
                 if not rel or rel.endswith("/") or is_hidden(rel):
@@ -132,9 +185,29 @@ class S3Store:
                     uri=f"s3://{bucket}/{obj['Key']}", rel=rel, size=obj["Size"], mtime=obj["LastModified"].timestamp()
                 )
 
+    def uploads_in_progress(self, prefix: str) -> list[Upload]:
+        """Multipart uploads started under `prefix` and not yet completed or aborted: objects still being
+        written (invisible to list_objects_v2 until completed)."""
+        bucket, key_prefix = split_s3(prefix)
+        key_prefix = key_prefix.rstrip("/") + "/" if key_prefix else ""
+        out = []
+        for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=key_prefix):
+            self.stats.requests += 1
+            for up in page.get("Uploads", []):
+                out.append(Upload(rel=up["Key"][len(key_prefix) :], started=up["Initiated"].timestamp()))
+        return out
+
     def read_bytes(self, uri: str) -> bytes:
         bucket, key = split_s3(uri)
         return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    def read_range(self, uri: str, length: int) -> tuple[bytes, int]:
+        """The first `length` bytes (one ranged GET, not the whole object) and the object's full size."""
+        bucket, key = split_s3(uri)
+        resp = self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{max(length, 1) - 1}")
+        data = resp["Body"].read()
+        total = resp.get("ContentRange", "").rpartition("/")[2]
+        return data, int(total) if total.isdigit() else len(data)
 
     def write_bytes(self, uri: str, data: bytes) -> None:
         bucket, key = split_s3(uri)
@@ -164,14 +237,37 @@ class S3Store:
 
 
 def s3_client(aws: AwsSettings):
-    import boto3
-    from botocore.config import Config
+    return aws_client("s3", aws, max_pool_connections=32)
 
-    session = boto3.Session(profile_name=aws.profile, region_name=aws.region)
-    endpoint = aws.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    # one retry layer, set explicitly (botocore's legacy default differs between versions)
-    cfg = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=32)
-    return session.client("s3", endpoint_url=endpoint, config=cfg)
+
+def endpoint_for(service: str, aws: AwsSettings) -> str | None:
+    """The target's `aws.endpoint_url` (an S3-compatible store, a moto server in tests), else botocore's own
+    AWS_ENDPOINT_URL_<SERVICE> / AWS_ENDPOINT_URL, else None (the real AWS endpoint)."""
+    env = f"AWS_ENDPOINT_URL_{service.upper()}"
+    return aws.endpoint_url or os.environ.get(env) or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+_CLIENTS: dict[tuple, object] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def aws_client(service: str, aws: AwsSettings, *, max_attempts: int = 5, **config: object):
+    """A boto3 client with the target's region/profile (else the default credential chain) and botocore
+    `standard` retries set explicitly: one retry layer per call (pass max_attempts=1 where the caller, like
+    pyathena, retries itself). Clients are cached per settings: building one loads botocore's JSON models
+    (~0.3-0.7 s), and boto3 clients are thread-safe."""
+    endpoint = endpoint_for(service, aws)
+    key = (service, aws.profile, aws.region, endpoint, max_attempts, tuple(sorted(config.items())), os.getpid())
+    with _CLIENTS_LOCK:
+        client = _CLIENTS.get(key)
+        if client is None:
+            import boto3
+            from botocore.config import Config
+
+            session = boto3.Session(profile_name=aws.profile, region_name=aws.region)
+            cfg = Config(retries={"mode": "standard", "max_attempts": max_attempts}, **config)
+            client = _CLIENTS[key] = session.client(service, endpoint_url=endpoint, config=cfg)
+        return client
 
 
 def store_for(uri: str, aws: AwsSettings | None = None) -> Store:
@@ -184,13 +280,14 @@ def delta_storage_options(uri: str, aws: AwsSettings | None = None) -> dict[str,
         return None
     aws = aws or AwsSettings()
     opts: dict[str, str] = {}
-    endpoint = aws.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    endpoint = endpoint_for("s3", aws)
     if endpoint:
         opts["AWS_ENDPOINT_URL"] = endpoint
         if endpoint.startswith("http://"):
             opts["AWS_ALLOW_HTTP"] = "true"
-    if aws.region:
-        opts["AWS_REGION"] = aws.region
+    region = aws.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if region:
+        opts["AWS_REGION"] = region
     if aws.profile:
         # delta-rs reads the default chain itself; resolve a named profile through boto3 to hand it over
         import boto3

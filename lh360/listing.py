@@ -1,0 +1,303 @@
+"""Listing a table's landing prefix so that a run costs what is new, not what is there.
+
+S3 lists keys in UTF-8 binary order, 1,000 a request, and `list_objects_v2(StartAfter=K)` skips every key
+<= K. When landing keys grow with time (date-partitioned names such as `2025/06/01/clientes_000123.json`,
+the common case), a listing can start after a *watermark* W instead of at the beginning of the prefix.
+
+The watermark (stored in `<lake>/_lh360/state/<table>/listing.json`):
+
+    W = the greatest listed key that is already ingested and sorts before every pending key
+
+Invariant: every key <= W that existed when W was computed is in bronze. By induction: keys <= W_old were
+covered before; a listing with StartAfter=W_old returns every key in (W_old, ...]; all of them that are
+<= W_new sort before the first pending key, so they are ingested. The ingested set only grows (exactly-once
+ingest), so the invariant stays true afterwards. A listing after W therefore finds every pending file that
+existed when W was set, plus every file uploaded since *with a key greater than W*.
+
+What it can miss: a file uploaded later with a key that sorts *before* W (a late or back-filled upload, a
+producer whose keys are not time-ordered). Auto Loader answers the same way we do: an occasional full
+listing ("backfill"). lh360 lists the whole prefix
+
+  * on the first listing of a table, on `--full-listing` or LH360_FULL_LISTING=1;
+  * when the last full listing is older than LH360_FULL_LISTING_INTERVAL (default 24h);
+  * when the state cannot be trusted: unreadable, bronze reset (its committed batch went backwards), or the
+    watermark is not an ingested file;
+  * while the table's keys are not in arrival order: each full listing checks that no file with a greater
+    key was uploaded more than ORDER_SKEW before a file with a smaller one (within ORDER_WINDOW), and that
+    no pending file sorts below the previous watermark (a "late" file, which is also reported).
+
+A missed file is therefore delayed until the next full listing, never lost, and never ingested twice:
+exactly-once rests on the bronze ingest state and the Delta commit, not on the listing, which only
+proposes candidates (pending = listed - ingested). Local folders are always walked in full (no request cost,
+no key order to resume from).
+
+The state is advisory and written best-effort by whoever lists (ingest, `lh360 landing`, plan): any state
+written satisfies the invariant for the ingested set of its time, which only grows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from lh360.config import ResolvedTarget
+from lh360.layout import Lake
+from lh360.spec import TableSpec
+from lh360.storage import JSON_SUFFIXES, FileInfo, ListStats, is_s3, join, store_for
+
+log = logging.getLogger("lh360.listing")
+
+STATE_VERSION = 1
+DEFAULT_FULL_INTERVAL_S = 24 * 3600
+FULL_ENV = "LH360_FULL_LISTING"
+INTERVAL_ENV = "LH360_FULL_LISTING_INTERVAL"
+ORDER_SKEW_S = 300.0  # uploads finishing out of key order within this long of each other are normal
+ORDER_WINDOW_S = 7 * 86400  # arrival order is judged on the files of the last week
+RECENT_CAP = 20_000
+
+
+@dataclass
+class ListingState:
+    start_after: str | None = None  # the watermark, relative to the table's prefix
+    bronze_batch: int = -1  # the committed ingest batch when the watermark was computed
+    last_full_at: float | None = None
+    ordered: bool | None = None  # keys in arrival order, as the last full listing judged
+    newest: dict[str, Any] | None = None  # {rel, mtime, size}: the newest file seen
+    recent: dict[str, float] = field(default_factory=dict)  # rel -> mtime, files within the SLA window
+    version: int = STATE_VERSION
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> ListingState:
+        if doc.get("version") != STATE_VERSION:
+            raise ValueError(f"listing state version {doc.get('version')!r}")
+        return cls(
+            start_after=doc.get("start_after"),
+            bronze_batch=int(doc.get("bronze_batch", -1)),
+            last_full_at=doc.get("last_full_at"),
+            ordered=doc.get("ordered"),
+            newest=doc.get("newest"),
+            recent={str(k): float(v) for k, v in (doc.get("recent") or {}).items()},
+        )
+
+
+@dataclass
+class Listing:
+    files: list[FileInfo]  # the JSON files listed: all of them, or those after the watermark
+    mode: str  # full | incremental
+    reason: str
+    start_after: str | None  # where this listing started (None: the beginning of the prefix)
+    stats: ListStats
+    state: ListingState  # the state after this listing
+    late: list[str] = field(default_factory=list)  # pending files below the previous watermark
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "reason": self.reason,
+            "start_after": self.start_after,
+            "watermark": self.state.start_after,
+            **self.stats.as_dict(),
+            "listed_files": len(self.files),
+            "late_files": self.late,
+            "keys_in_arrival_order": self.state.ordered,
+            "last_full_listing_at": self.state.last_full_at,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def state_uri(target: ResolvedTarget, spec: TableSpec) -> str:
+    return Lake(target.lake).state(spec.table, "listing.json")
+
+
+def full_interval_s() -> float:
+    text = os.environ.get(INTERVAL_ENV)
+    if not text:
+        return DEFAULT_FULL_INTERVAL_S
+    from lh360.durations import parse_duration
+    from lh360.errors import UsageError
+
+    try:
+        return parse_duration(text).total_seconds()
+    except ValueError as exc:
+        raise UsageError(f"{INTERVAL_ENV}: {exc}") from None
+
+
+def load_state(target: ResolvedTarget, spec: TableSpec) -> ListingState | None:
+    store = store_for(target.lake, target.settings.aws)
+    try:
+        return ListingState.from_dict(json.loads(store.read_bytes(state_uri(target, spec))))
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # NoSuchKey, a torn or foreign file: list in full and write a fresh one
+        if "NoSuchKey" not in f"{type(exc).__name__} {exc}" and "404" not in str(exc):
+            log.warning("listing state of %s unreadable (%s); listing in full", spec.table, exc)
+        return None
+
+
+def save_state(target: ResolvedTarget, spec: TableSpec, state: ListingState) -> None:
+    store = store_for(target.lake, target.settings.aws)
+    try:
+        store.write_bytes(state_uri(target, spec), json.dumps(asdict(state), sort_keys=True).encode())
+    except Exception as exc:  # advisory: the next listing is full, never wrong
+        log.warning("could not save the listing state of %s: %s", spec.table, exc)
+
+
+def _is_landing_file(f: FileInfo) -> bool:
+    return f.rel.lower().endswith(JSON_SUFFIXES)
+
+
+def decide(
+    state: ListingState | None,
+    done: set[str] | None,
+    committed: int,
+    *,
+    s3: bool,
+    full: bool,
+    now: float,
+    interval_s: float,
+) -> tuple[str, str, str | None]:
+    """(mode, reason, start_after) for the next listing."""
+    if not s3:
+        return "full", "local folder", None
+    if done is None:
+        return "full", "no ingest state given", None
+    if full:
+        return "full", "full listing requested", None
+    if state is None:
+        return "full", "first listing of this table", None
+    if state.bronze_batch > committed:
+        return "full", "bronze was reset since the last listing", None
+    if state.start_after is not None and state.start_after not in done:
+        return "full", "the watermark is not an ingested file", None
+    if state.ordered is False:
+        return "full", "keys are not in arrival order", None
+    if state.last_full_at is None or now - state.last_full_at >= interval_s:
+        return "full", f"periodic full listing (every {_dur(interval_s)})", None
+    if state.start_after is None:
+        return "incremental", "nothing ingested yet below the first pending key", None
+    return "incremental", "keys in arrival order", state.start_after
+
+
+def list_table(
+    target: ResolvedTarget,
+    spec: TableSpec,
+    done: set[str] | None = None,
+    committed: int = -1,
+    *,
+    full: bool | None = None,
+    now: float | None = None,
+    keep_s: float | None = None,
+    save: bool = True,
+) -> Listing:
+    """List the table's landing files: all of them, or only those after the watermark when that is safe.
+
+    `done`/`committed` are the ingest state (ingested relative paths, last committed batch); without them the
+    listing is a plain full one and no state is read or written.
+    """
+    started = time.monotonic()
+    now = time.time() if now is None else now
+    if full is None:
+        full = os.environ.get(FULL_ENV, "").lower() in ("1", "true", "yes")
+    s3 = is_s3(target.landing)
+    prev = load_state(target, spec) if (s3 and done is not None) else None
+    mode, reason, start_after = decide(
+        prev, done, committed, s3=s3, full=full, now=now, interval_s=full_interval_s() if s3 else 0.0
+    )
+    store = store_for(target.landing, target.settings.aws)
+    prefix = join(target.landing, spec.source.path)
+    files = [f for f in store.list(prefix, start_after=start_after) if _is_landing_file(f)]
+    listing = Listing(
+        files=files, mode=mode, reason=reason, start_after=start_after, stats=store.stats, state=prev or ListingState()
+    )
+    if done is None:
+        listing.seconds = time.monotonic() - started
+        return listing
+
+    pending = sorted(f.rel for f in files if f.rel not in done)
+    new = ListingState(bronze_batch=committed)
+    # the watermark: the greatest listed ingested key below every pending key
+    first_pending = pending[0] if pending else None
+    below = [f.rel for f in files if f.rel in done and (first_pending is None or f.rel < first_pending)]
+    if below:
+        new.start_after = max(below)
+    elif mode == "incremental":
+        new.start_after = start_after  # nothing new below the first pending key: stay where we were
+    if mode == "full":
+        new.last_full_at = now
+        trusted = prev is not None and prev.bronze_batch <= committed and prev.start_after in done
+        if trusted and prev.start_after is not None:
+            # pending keys that an incremental listing would have skipped: late uploads
+            listing.late = [rel for rel in pending if rel <= prev.start_after]
+        new.ordered = not listing.late and arrival_ordered(files, now)
+        if listing.late:
+            log.warning(
+                "%s: %d landing file(s) arrived with keys below the listing watermark %s (e.g. %s); "
+                "incremental listing is off until a full listing finds keys in arrival order",
+                spec.table,
+                len(listing.late),
+                prev.start_after if prev else None,
+                listing.late[0],
+            )
+    else:
+        assert prev is not None
+        new.last_full_at = prev.last_full_at
+        new.ordered = prev.ordered
+    # the newest file and the recent ones (for the SLA): carried over what an incremental listing skips
+    newest = max(files, key=lambda f: (f.mtime, f.rel), default=None)
+    new.newest = {"rel": newest.rel, "mtime": newest.mtime, "size": newest.size} if newest else None
+    if (
+        mode == "incremental"
+        and prev
+        and prev.newest
+        and (
+            new.newest is None or (prev.newest["mtime"], prev.newest["rel"]) > (new.newest["mtime"], new.newest["rel"])
+        )
+    ):
+        new.newest = prev.newest
+    keep = keep_s if keep_s is not None else (spec.landing.max_age.total_seconds() if spec.landing.max_age else 0)
+    recent = dict(prev.recent) if (mode == "incremental" and prev) else {}
+    recent.update({f.rel: f.mtime for f in files})
+    recent = {rel: m for rel, m in recent.items() if now - m <= keep}
+    if len(recent) > RECENT_CAP:
+        recent = dict(sorted(recent.items(), key=lambda kv: kv[1])[-RECENT_CAP:])
+    new.recent = recent
+    listing.state = new
+    if save and s3:
+        save_state(target, spec, new)
+    listing.seconds = time.monotonic() - started
+    return listing
+
+
+def arrival_ordered(
+    files: list[FileInfo], now: float, skew_s: float = ORDER_SKEW_S, window_s: float = ORDER_WINDOW_S
+) -> bool:
+    """True when, among the files of the last `window_s`, a greater key never landed more than `skew_s`
+    before a smaller one: new files get keys after the old ones, so a watermark listing finds them."""
+    recent = sorted((f for f in files if now - f.mtime <= window_s), key=lambda f: f.mtime)
+    if len(recent) < 2:
+        return True
+    # walk by arrival; a file is out of order if a file that landed > skew before it has a greater key
+    from collections import deque
+
+    waiting: deque[FileInfo] = deque()
+    max_key_before: str | None = None
+    for f in recent:
+        waiting.append(f)
+        while waiting and waiting[0].mtime < f.mtime - skew_s:
+            old = waiting.popleft()
+            if max_key_before is None or old.rel > max_key_before:
+                max_key_before = old.rel
+        if max_key_before is not None and f.rel < max_key_before:
+            return False
+    return True
+
+
+def _dur(seconds: float) -> str:
+    from lh360.durations import format_duration
+
+    return format_duration(seconds)
