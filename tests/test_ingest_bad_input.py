@@ -26,7 +26,7 @@ def corpus(land, first_only: bool = False):
         "05_bom.json": ["\ufeff" + json.dumps({"id": 300, "nome": "com BOM"}), json.dumps({"id": 301})],
         "06_truncated.json": [json.dumps({"id": 400}), '{"id": 401, "nome": "cut he'],
         "07_huge.json": [HUGE, json.dumps({"id": 901})],
-        "08_crlf.json": [json.dumps({"id": 500}) + "\r", json.dumps({"id": 501}) + "\r"],
+        "08_crlf.json": [json.dumps({"id": 500}) + "\r", "  " + json.dumps({"id": 501}) + "  \r"],
         "09_latin1.json": [json.dumps({"id": 600}).encode(), b'{"id": 601, "nome": "Jo\xe3o"}'],
     }
     for i, (name, lines) in enumerate(files.items()):

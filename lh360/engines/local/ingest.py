@@ -248,7 +248,7 @@ def _sanitize_utf8(src: Path, dst: Path) -> Path:
 
 
 def _lines_cte(paths: list[Path]) -> str:
-    """CTEs `c` (filename, _line, line) and `v` (+ ok: the line is one JSON object) over the files' text."""
+    """CTEs `l` and `c` (filename, _line, line): the files' non-blank lines, numbered, BOM and CR removed."""
     files = "[" + ", ".join(lit(str(p)) for p in paths) + "]"
     return f"""
 f AS (SELECT filename, string_split(content, chr(10)) AS ls FROM read_text({files})),
@@ -257,8 +257,10 @@ c AS (
   SELECT filename, _line,
          rtrim(CASE WHEN _line = 1 THEN ltrim(line0, chr(65279)) ELSE line0 END, chr(13)) AS line
   FROM l WHERE trim(line0, ' ' || chr(9) || chr(13)) <> ''
-),
-v AS (SELECT filename, _line, line, CASE WHEN json_valid(line) THEN json_type(line) = 'OBJECT' ELSE false END AS ok FROM c)"""
+)"""
+
+
+_VALID_OBJECTS = "v AS (SELECT filename, _line, line, CASE WHEN json_valid(line) THEN json_type(line) = 'OBJECT' ELSE false END AS ok FROM c)"
 
 
 def infer_schema(con, paths: list[Path], sample_lines: int | None = 20480, sample_files: int = 32) -> dict[str, str]:
@@ -271,7 +273,7 @@ def infer_schema(con, paths: list[Path], sample_lines: int | None = 20480, sampl
     if not paths:
         return {}
     if sample_lines is None:
-        sql = f"WITH {_lines_cte(paths)} SELECT json_group_structure(line::JSON) FROM v WHERE ok"
+        sql = f"WITH {_lines_cte(paths)}, {_VALID_OBJECTS} SELECT json_group_structure(line::JSON) FROM v WHERE ok"
         structure = con.execute(sql).fetchall()[0][0]
     else:
         structure = _sample_structure(con, paths[:sample_files], sample_lines)
@@ -365,17 +367,21 @@ def batch_sql(schema: dict[str, str], files: list[_Prepared], batch_id: int, ing
         + ", ".join([unknown, *entries])
         + ", [{'k': '_file_path', 'v': to_json(uri)}, {'k': '_line', 'v': to_json(_line)}])"
     )
-    raw = f"json_transform(line, {lit(raw_struct)})" if raw_struct else "NULL::STRUCT(x JSON)"
+    # a line is a record when it is one JSON object: starts with `{` and parses (valid JSON starting with `{`
+    # is an object); without columns yet, json_keys is the parse that decides
+    parse = f"json_transform(line, {lit(raw_struct)})" if raw_struct else "json_keys(line)"
+    raw = f"CASE WHEN starts_with(ltrim(line), '{{') THEN TRY({parse}) END"
     lines = _lines_cte([p.local for p in files])
     types_sel = "".join(", " + x for x in cols_t)
     values_sel = "".join(", " + x for x in cols_v)
     data_cols = "".join(q("v#" + n) + " AS " + q(n) + ", " for n in names)
     return f"""
 WITH src(local, uri, mtime) AS (VALUES {src_rows}),{lines},
+v AS (SELECT filename, _line, line, {raw} AS r FROM c),
 j AS (
-  SELECT v.filename, _line, line, ok, src.uri, src.mtime,
-         CASE WHEN ok THEN {raw} END AS r,
-         CASE WHEN ok THEN list_filter(json_keys(line), lambda k: NOT list_contains({known}, k)) ELSE [] END AS unk
+  -- one parse per line when it is fine; TRY turns a parse error into NULL, i.e. a corrupt record
+  SELECT v.filename, _line, line, r IS NOT NULL AS ok, src.uri, src.mtime, r,
+         CASE WHEN r IS NOT NULL THEN list_filter(json_keys(line), lambda k: NOT list_contains({known}, k)) ELSE [] END AS unk
   FROM v JOIN src ON v.filename = src.local
 ),
 t AS (SELECT *{types_sel} FROM j),
