@@ -356,7 +356,7 @@ def _count(con, spec: TableSpec, result: RefineResult) -> None:
         idx = [i for i, (n, _, _) in enumerate(rs) if n in failed]
         cond = " OR ".join(f"NOT {q(f'{TMP}ok{i}')}" for i in idx)
         sample = con.execute(
-            f"SELECT * EXCLUDE (COLUMNS('^{TMP}.*')) FROM {TMP}refined WHERE {cond} LIMIT {SAMPLE_ROWS}"
+            f"SELECT COLUMNS(lambda c: NOT starts_with(c, '{TMP}')) FROM {TMP}refined WHERE {cond} LIMIT {SAMPLE_ROWS}"
         ).fetchall()
         cols = [d[0] for d in con.description]
         detail = "sample failing rows:\n" + "\n".join(

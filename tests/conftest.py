@@ -1,0 +1,135 @@
+"""Shared fixtures: a throwaway project on local folders (`project`) and the CLI in a subprocess (`run_cli`).
+
+def test_x(project, run_cli):
+    p = project({"table": "t", "source": {"path": "t/"}, "silver": {...}})
+    p.write_landing("t", "a.json", [{"id": 1}])
+    code, out, err = run_cli("run", "t", cwd=p.root)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class TmpProject:
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "configs" / "lh360.yaml"
+
+    @property
+    def landing(self) -> Path:
+        return self.root / "landing"
+
+    @property
+    def lake(self) -> Path:
+        return self.root / "lake"
+
+    def add_spec(self, spec: dict[str, Any]) -> Path:
+        path = self.root / "configs" / "tables" / f"{spec['table']}.yaml"
+        path.write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True))
+        return path
+
+    def write_landing(
+        self, folder: str, name: str, records: list[dict[str, Any] | str], *, mtime: float | None = None
+    ) -> Path:
+        """NDJSON (a str record is written verbatim, for malformed lines)."""
+        path = self.landing / folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lines = [r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in records]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        if mtime is not None:
+            os.utime(path, (mtime, mtime))
+        return path
+
+    def load(self):
+        from lh360.config import load_project
+
+        return load_project(self.config)
+
+    def target(self):
+        return self.load().target()
+
+
+def _make(root: Path, specs: list[dict[str, Any]], config: dict[str, Any] | None) -> TmpProject:
+    (root / "configs" / "tables").mkdir(parents=True, exist_ok=True)
+    (root / "landing").mkdir(exist_ok=True)
+    cfg = {
+        "project": "t",
+        "default_target": "local",
+        "targets": {"local": {"engine": "local", "landing": "../landing", "lake": "../lake", "validator": "duckdb"}},
+        **(config or {}),
+    }
+    p = TmpProject(root)
+    p.config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    for spec in specs:
+        p.add_spec(spec)
+    return p
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Callable[..., TmpProject]:
+    """project(spec_or_specs, config=None, name="p") → a TmpProject under tmp_path/name."""
+
+    def factory(
+        specs: dict[str, Any] | list[dict[str, Any]], config: dict[str, Any] | None = None, name: str = "p"
+    ) -> TmpProject:
+        return _make(tmp_path / name, specs if isinstance(specs, list) else [specs], config)
+
+    return factory
+
+
+def cli(
+    *args: str, cwd: Path | str | None = None, env: dict[str, str] | None = None, timeout: float = 180
+) -> tuple[int, str, str]:
+    """`python -m lh360 ARGS` as cron runs it (no TTY); (exit code, stdout, stderr)."""
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    if "LH360_CONFIG" not in (env or {}):
+        full_env.pop("LH360_CONFIG", None)  # a developer's own config must not leak into a test
+    proc = subprocess.run(
+        [sys.executable, "-m", "lh360", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        stdin=subprocess.DEVNULL,
+    )
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def read_table(root: Path, relation: str, order_by: str | None = None) -> list[dict[str, Any]]:
+    """Rows of lake/<layer>/<name> through DuckDB (LakeCatalog), as dicts; [] if the table does not exist."""
+    from lh360.config import load_project
+    from lh360.engines.local.duck import LakeCatalog, connect
+
+    target = load_project(root / "configs" / "lh360.yaml").target()
+    con = connect()
+    try:
+        layer, name = relation.split(".", 1)
+        if LakeCatalog(con, target).attach(layer, name) is None:
+            return []
+        cur = con.execute(f'SELECT * FROM "{layer}"."{name}"' + (f" ORDER BY {order_by}" if order_by else ""))
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def run_cli() -> Callable[..., tuple[int, str, str]]:
+    return cli
