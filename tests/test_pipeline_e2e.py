@@ -40,7 +40,9 @@ def independent(files: list[Path]):
     con.execute("SET TimeZone = 'UTC'")
     head = INDEPENDENT.format(files="[" + ", ".join(f"'{f}'" for f in files) + "]")
     ids = [r[0] for r in con.execute(head + "SELECT id FROM latest ORDER BY id").fetchall()]
-    por_uf = con.execute(head + "SELECT uf, count(*), avg(renda) FROM latest WHERE ativo GROUP BY uf ORDER BY uf").fetchall()
+    por_uf = con.execute(
+        head + "SELECT uf, count(*), avg(renda) FROM latest WHERE ativo GROUP BY uf ORDER BY uf"
+    ).fetchall()
     por_seg = con.execute(
         head + "SELECT segmento, canal_origem, count(*), sum(renda) FROM latest WHERE ativo GROUP BY 1, 2 ORDER BY 1, 2"
     ).fetchall()
