@@ -730,8 +730,8 @@ RUNNERS = {"ingest": run_ingest, "refine": run_refine, "aggregate": run_aggregat
 def get_spark(payload: dict):
     from pyspark.sql import SparkSession
 
-    active = SparkSession.getActiveSession()
-    return active or SparkSession.builder.appName(f"lh360-{payload['step']}-{payload['table']}").getOrCreate()
+    # no builder options: on serverless (Spark Connect) static confs such as the app name cannot be set
+    return SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
 
 
 # --------------------------------------------------------------------------- CLI

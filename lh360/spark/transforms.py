@@ -164,6 +164,9 @@ def validate_silver_spec(spec: dict) -> None:
             for c in SCD2_COLUMNS:
                 if c in cols:
                     raise SpecError(f"silver.columns.{c}: reserved for scd: 2")
+        for c in silver_spec(spec).get("partition_by") or []:
+            if c not in cols:
+                raise SpecError(f"silver.partition_by: {c!r} is not in silver.columns")
 
 
 # --------------------------------------------------------------------------- 1. project

@@ -97,6 +97,11 @@ def test_parse_payload_normalises_and_accepts_json_text():
         (lambda p: {**p, "paths": {**p["paths"], "silver": None}}, None, "payload.paths.silver: required"),
         (lambda p: {**p, "state_generation": -1}, None, "payload.state_generation"),
         (
+            lambda p: {**p, "spec": {**p["spec"], "silver": {**p["spec"]["silver"], "partition_by": ["regiao"]}}},
+            None,
+            "payload.spec.silver.partition_by: 'regiao' is not in silver.columns",
+        ),
+        (
             lambda p: {**p, "spec": {**p["spec"], "silver": {**p["spec"]["silver"], "keys": []}}},
             None,
             "payload.spec.silver.keys: required",
@@ -326,6 +331,26 @@ def test_bad_payload_exits_2_with_a_summary_line(tmp_path):
     assert out.returncode == 2 and "cannot read" in job.parse_summary(out.stdout)["error"]
 
 
+def test_main_prints_a_one_line_summary_on_success_and_on_error(monkeypatch, capsys):
+    monkeypatch.setitem(job.RUNNERS, "aggregate", lambda spark, p: {"rows_out": 5, "tables": {"g": {"rows": 5}}})
+    assert job.main(["--step", "aggregate", "--payload", json.dumps(payload("aggregate"))], spark=object()) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1
+    summary = json.loads(out[0])
+    assert summary["lh360_job"] == 1 and summary["status"] == "succeeded" and summary["exit_code"] == 0
+    assert (summary["step"], summary["table"], summary["rows_out"]) == ("aggregate", "clientes", 5)
+
+    def boom(spark, p):
+        raise RuntimeError("[DELTA_CONCURRENT_APPEND] conflict")
+
+    monkeypatch.setitem(job.RUNNERS, "aggregate", boom)
+    assert job.main(["--step", "aggregate", "--payload", json.dumps(payload("aggregate"))], spark=object()) == 3
+    captured = capsys.readouterr()
+    summary = job.parse_summary(captured.out)
+    assert summary["error_kind"] == "error" and summary["error"] == "RuntimeError: [DELTA_CONCURRENT_APPEND] conflict"
+    assert "lh360 aggregate failed" in captured.err
+
+
 def test_parse_summary_finds_the_last_summary_line():
     logs = (
         'Spark noise\n{"not": "ours"}\n{"lh360_job": 1, "status": "x"}\nmore noise\n{"lh360_job": 1, "status": "ok"}\n'
@@ -436,7 +461,7 @@ def write_bronze(spark, path, rows, batch):
     bronze_df(spark, rows, batch=batch, file=f"f{batch}.json").coalesce(1).write.mode("append").parquet(str(path))
 
 
-def test_run_refine_stream_end_to_end_with_checkpoint(spark, memory_target_cls, tmp_path, monkeypatch):
+def test_run_refine_stream_end_to_end_with_checkpoint(spark, memory_target_cls, tmp_path, monkeypatch, capsys):
     """foreachBatch + availableNow + checkpoint: a rerun without new bronze rows does nothing; a
     failing ``fail`` expectation stops the run with exit code 1 and no write."""
     bronze_path = tmp_path / "bronze"
@@ -457,8 +482,12 @@ def test_run_refine_stream_end_to_end_with_checkpoint(spark, memory_target_cls, 
     p["spec"]["silver"]["expectations"].append({"name": "id_positivo", "rule": "id > 0", "action": "fail"})
     target.payload = p = {**p, "run_id": "run-3"}
     monkeypatch.setitem(job.RUNNERS, "refine", lambda s, pl: job.run_refine(s, pl, target_factory=target.factory))
+    capsys.readouterr()
     code = job.main(["--step", "refine", "--payload", json.dumps(p)], spark=spark)
     assert code == job.EXIT_EXPECTATION_FAILED
+    summary = job.parse_summary(capsys.readouterr().out)
+    assert (summary["status"], summary["error_kind"], summary["run_id"]) == ("failed", "expectation_failed", "run-3")
+    assert summary["error"] == "LH360_EXPECTATION_FAILED: expectation(s) with action 'fail' failed: id_positivo (1 row)"
     assert {r["id"]: r["nome"] for r in target.silver.collect()} == {1: "Ana"}
 
 

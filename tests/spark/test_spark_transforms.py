@@ -240,13 +240,9 @@ def scd2_batch(spark, spec_, current, rows, batch):
         "id string, nome string, updated_at string, _source_file string, _batch_id bigint",
     )
     source, quarantine, counters = T.refine_transform(bronze_df, spec_)
-    changes = local(spark, T.scd2_changes(current, source, spec_))
-    return changes, local(spark, T.scd2_apply(current, changes, ["id"]))
-
-
-def local(spark, df):
-    """Materialise: keeps each batch's plan small, as a Delta table between batches would."""
-    return df.localCheckpoint(eager=True)
+    changes = T.scd2_changes(current, source, spec_)
+    changes = spark.createDataFrame(changes.collect(), changes.schema)  # one job; keeps later plans small
+    return changes, T.scd2_apply(current, changes, ["id"]).localCheckpoint(eager=True)
 
 
 def history(df):
