@@ -37,7 +37,13 @@ from typing import Any
 
 try:  # inside the lh360 package
     from . import transforms as T
-except ImportError:  # uploaded alone: transforms.py sits next to job.py
+except ImportError:  # uploaded alone (under any name): transforms.py sits next to this file
+    import os as _os
+
+    if "__file__" in globals():
+        _here = _os.path.dirname(_os.path.abspath(__file__))
+        if _here not in sys.path:
+            sys.path.insert(0, _here)
     import transforms as T  # type: ignore[no-redef]
 
 JOB_FILES = ("job.py", "transforms.py")  # what the ops box uploads (same folder)

@@ -292,15 +292,14 @@ def test_plan_describes_each_step_without_spark():
 # --------------------------------------------------------------------------- CLI and summary
 
 
-def run_script(script_dir: Path, *args, env_extra=None):
+def run_script(script_dir: Path, *args, name="job.py", cwd=None):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(env_extra or {})
     return subprocess.run(
-        [sys.executable, str(script_dir / "job.py"), *args],
+        [sys.executable, str(script_dir / name), *args],
         capture_output=True,
         text=True,
         timeout=60,
-        cwd=script_dir,
+        cwd=cwd or script_dir,
         env=env,
     )
 
@@ -312,11 +311,15 @@ def test_job_help_works_as_a_script():
 
 
 def test_job_runs_alone_without_lh360(tmp_path):
-    """Uploaded to the workspace, job.py sits next to transforms.py only: no lh360 package around."""
-    for name in job.JOB_FILES:
-        shutil.copy(JOB_DIR / name, tmp_path / name)
+    """Uploaded to the workspace (under any name), job.py sits next to transforms.py only: no lh360
+    package around, and the working directory is not the script's."""
+    code = tmp_path / "code"
+    code.mkdir()
+    shutil.copy(JOB_DIR / "job.py", code / "lh360_job.py")
+    shutil.copy(JOB_DIR / "transforms.py", code / "transforms.py")
     (tmp_path / "p.json").write_text(json.dumps(payload()))
-    out = run_script(tmp_path, "--step", "refine", "--payload-file", str(tmp_path / "p.json"), "--explain")
+    args = ("--step", "refine", "--payload-file", str(tmp_path / "p.json"), "--explain")
+    out = run_script(code, *args, name="lh360_job.py", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["merge_sql"].startswith("MERGE INTO `lakehouse360`.`silver`.`clientes`")
 
