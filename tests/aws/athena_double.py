@@ -118,7 +118,6 @@ class AthenaDouble:
         import sqlglot
         from sqlglot import exp
 
-        from lh360.delta import reader
         from lh360.storage import delta_storage_options
 
         tree = sqlglot.parse_one(query, read="athena")
@@ -141,9 +140,10 @@ class AthenaDouble:
                 from deltalake import DeltaTable
 
                 dt = DeltaTable(location, storage_options=delta_storage_options(location))
-                scanned += _data_bytes(dt)
+                data, size = _snapshot(dt, location)
+                scanned += size
                 name = f"t{len(registered)}"
-                con.register(name, reader(dt).read_all())
+                con.register(name, data)
                 registered[key] = name
             new = exp.to_table(registered[key])
             new.set("alias", table.args.get("alias") or exp.TableAlias(this=exp.to_identifier(table.name)))
@@ -183,11 +183,49 @@ class _QueryError(Exception):
     pass
 
 
-def _data_bytes(dt) -> int:
-    import pyarrow as pa
+def _snapshot(dt, location: str):
+    """The table's current snapshot as one arrow table, and the bytes of its data files.
 
-    actions = pa.table(dt.get_add_actions(flatten=True))
-    return int(sum(v or 0 for v in actions.column("size_bytes").to_pylist())) if actions.num_rows else 0
+    Not delta-rs' QueryBuilder: it keeps the GIL while it waits on HTTP, and the moto server it would wait
+    on is a thread of this very process. The data files of the snapshot (its add actions) are downloaded
+    with boto3 and read with pyarrow; partition values come from the add actions, as Delta stores them."""
+    import tempfile
+    from urllib.parse import unquote
+
+    import boto3
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lh360.delta import arrow_schema
+    from lh360.storage import split_s3
+
+    schema = arrow_schema(dt)
+    actions = pa.table(dt.get_add_actions(flatten=True)).to_pylist()
+    bucket, prefix = split_s3(location.rstrip("/") + "/")
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=DOUBLE.url,
+        region_name=DOUBLE.region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    tables = []
+    size = 0
+    with tempfile.TemporaryDirectory(prefix="athena-double-") as tmp:
+        for i, add in enumerate(actions):
+            size += int(add.get("size_bytes") or 0)
+            local = f"{tmp}/{i}.parquet"
+            s3.download_file(bucket, prefix + unquote(add["path"]), local)
+            part = pq.read_table(local)
+            cols = []
+            for f in schema:
+                if f.name in part.column_names:
+                    cols.append(part.column(f.name).cast(f.type))
+                else:
+                    value = add.get(f"partition.{f.name}")
+                    cols.append(pa.array([value] * part.num_rows).cast(f.type))
+            tables.append(pa.Table.from_arrays(cols, schema=schema))
+    return (pa.concat_tables(tables) if tables else schema.empty_table()), size
 
 
 def _cell(v: Any) -> dict[str, str]:

@@ -60,4 +60,7 @@ def s3(aws_env):
     client = boto3.client("s3", region_name=REGION)
     for bucket in BUCKETS:
         client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    boto3.client("athena", region_name=REGION).create_work_group(
+        Name="lh360", Configuration={"ResultConfiguration": {"OutputLocation": "s3://athena-results/q/"}}
+    )
     return client
