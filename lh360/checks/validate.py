@@ -11,7 +11,7 @@ from typing import Any
 from lh360.checks.base import QueryRunner
 from lh360.checks.compile import CompiledCheck, compile_relation
 from lh360.config import Project, ResolvedTarget
-from lh360.errors import ConfigError
+from lh360.errors import ConfigError, Interrupted, RunTimeout
 from lh360.spec import Freshness, Reconcile, Relationships, RowCount, TableSpec
 from lh360.sql import SQLError
 
@@ -35,6 +35,8 @@ class CheckResult:
     query_id: str | None = None
     seconds: float | None = None
     checked_at: str | None = None
+    bytes_scanned: int | None = None  # by the query that computed it (a fused query's, shared by its checks)
+    cost_usd: float | None = None  # that query's estimated cost (Athena: $5/TB, 10 MB minimum)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -64,13 +66,24 @@ class ValidationReport:
             return 3
         return 0
 
+    def scanned(self) -> dict[str, Any]:
+        """Bytes scanned and estimated cost over the distinct queries (fused checks share one)."""
+        per_query = {r.query_id: r for r in self.results if r.query_id and r.bytes_scanned is not None}
+        cost = [r.cost_usd for r in per_query.values() if r.cost_usd is not None]
+        return {
+            "bytes_scanned": sum(r.bytes_scanned or 0 for r in per_query.values()) if per_query else None,
+            "cost_usd": round(sum(cost), 6) if cost else None,
+        }
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "target": self.target,
             "engine": self.dialect,
             "ok": self.ok,
             "exit_code": self.exit_code,
-            "summary": {s: self.count(s) for s in STATUSES} | {"checks": len(self.results), "queries": self.queries},
+            "summary": {s: self.count(s) for s in STATUSES}
+            | {"checks": len(self.results), "queries": self.queries}
+            | self.scanned(),
             "results": [r.as_dict() for r in self.results],
         }
 
@@ -159,12 +172,16 @@ def _validate_relation(
     out: list[CheckResult] = []
     values: dict[str, Any] = {}
     agg_error = agg_qid = agg_seconds = None
+    agg_cost: dict[str, Any] = {}
     if compiled.aggregate_sql:
         try:
             res = runner.query(compiled.aggregate_sql)
             report.queries += 1
             values = dict(zip(res.columns, res.rows[0] if res.rows else [], strict=False))
             agg_qid, agg_seconds = res.query_id, res.seconds
+            agg_cost = _cost(res)
+        except (RunTimeout, Interrupted):
+            raise  # exit 4 / 130-143, not a check that "could not run"
         except Exception as exc:
             agg_error = _first(exc)
     for c in compiled.checks:
@@ -172,16 +189,18 @@ def _validate_relation(
             if agg_error:
                 out.append(base(c, "error", message=f"query failed: {agg_error}", delta_version=version))
                 continue
-            result = base(c, "pass", delta_version=version, query_id=agg_qid, seconds=agg_seconds)
+            result = base(c, "pass", delta_version=version, query_id=agg_qid, seconds=agg_seconds, **agg_cost)
             _judge(c, [values.get(a) for a in c.aliases], result, previous, now)
         else:
             try:
                 res = runner.query(c.sql)
                 report.queries += 1
+            except (RunTimeout, Interrupted):
+                raise
             except Exception as exc:
                 out.append(base(c, "error", message=f"query failed: {_first(exc)}", delta_version=version))
                 continue
-            result = base(c, "pass", delta_version=version, query_id=res.query_id, seconds=res.seconds)
+            result = base(c, "pass", delta_version=version, query_id=res.query_id, seconds=res.seconds, **_cost(res))
             _judge(c, list(res.rows[0]) if res.rows else [None, None], result, previous, now)
         if result.status in ("warn", "fail") and c.sample_sql:
             try:
@@ -192,6 +211,11 @@ def _validate_relation(
                 result.message += f" (sample rows unavailable: {_first(exc)})"
         out.append(result)
     return out
+
+
+def _cost(res: Any) -> dict[str, Any]:
+    """Bytes scanned and cost estimate of a QueryResult, for the CheckResult (None where the engine has none)."""
+    return {"bytes_scanned": res.bytes_scanned, "cost_usd": (res.extra or {}).get("cost_usd")}
 
 
 def _failed(result: CheckResult, message: str) -> None:
