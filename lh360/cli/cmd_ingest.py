@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from lh360.cli import app, state
+from lh360.cli._databricks_options import DETACH, RUN_ID, TIMEOUT
 from lh360.cli._output import ago, human_bytes
 
 TABLES = typer.Argument(None, help="Table names (default: all specs).", show_default=False)
@@ -31,6 +32,11 @@ def plan(
     p = build_plan(project, target, tables, to=to)
     if st.out.json:
         st.out.emit(p.as_dict())
+        return
+    if target.engine == "databricks":  # the exact jobs.submit bodies and SQL it would send
+        from lh360.engines.databricks_plan import render_databricks_plan
+
+        render_databricks_plan(st.out, p)
         return
     from lh360.report import render_plan
 
@@ -93,11 +99,15 @@ def ingest(
     wait_lock: float = typer.Option(
         0, "--wait-lock", metavar="SECONDS", help="Wait this long for a table's lock (default: exit 75 at once)."
     ),
+    timeout: str = TIMEOUT,
+    detach: bool = DETACH,
+    run_id: str = RUN_ID,
 ) -> None:
     """Landing → bronze: ingest new landing files exactly once (Auto Loader semantics).
 
-    Example:  lh360 ingest clientes   |   lh360 ingest --all --wait-lock 600
+    Example:  lh360 ingest clientes   |   lh360 ingest --all --wait-lock 600   |   lh360 -t prod ingest clientes --timeout 1h
     """
+    from lh360.cli._databricks_options import engine_options
     from lh360.errors import UsageError
     from lh360.runner import run_ingest
 
@@ -108,9 +118,15 @@ def ingest(
     st = state(ctx)
     project = st.project()
     target = st.resolved_target()
-    results = run_ingest(project, target, tables or None, wait_lock=wait_lock, out=st.out)
+    options = engine_options(st, timeout=timeout, detach=detach, run_id=run_id)
+    results = run_ingest(project, target, tables or None, wait_lock=wait_lock, out=st.out, **options)
     if st.out.json:
         st.out.emit({"target": target.name, "ok": True, "tables": [r.as_dict() for r in results]})
+        return
+    if target.engine == "databricks":
+        from lh360.cli._databricks_options import render_runs
+
+        render_runs(st.out, results, "ingest")
         return
     from lh360.report import render_ingest
 

@@ -7,6 +7,7 @@ import sys
 import typer
 
 from lh360.cli import app, state
+from lh360.cli._databricks_options import RUN_ID, TIMEOUT
 
 TABLES = typer.Argument(None, help="Table names (default: all specs).", show_default=False)
 WAIT_LOCK = typer.Option(
@@ -22,6 +23,8 @@ def promote(
         ..., "--to", help="silver (bronze → silver) or gold (silver first where needed, then gold)."
     ),
     wait_lock: float = WAIT_LOCK,
+    timeout: str = TIMEOUT,
+    run_id: str = RUN_ID,
 ) -> None:
     """bronze → silver (expectations, dedupe, merge) and silver → gold (recompute, atomic replace).
 
@@ -38,7 +41,10 @@ def promote(
     st = state(ctx)
     project = st.project()
     target = st.resolved_target()
-    promoted = run_promote(project, target, tables or None, to, wait_lock=wait_lock, out=st.out)
+    from lh360.cli._databricks_options import engine_context
+
+    with engine_context(st, timeout=timeout, run_id=run_id):
+        promoted = run_promote(project, target, tables or None, to, wait_lock=wait_lock, out=st.out)
     if st.out.json:
         st.out.emit(
             {
@@ -104,6 +110,8 @@ def run(
     engine: str = typer.Option(
         None, "--engine", help="Validator: duckdb, athena or databricks-sql (default: the target's)."
     ),
+    timeout: str = TIMEOUT,
+    run_id: str = RUN_ID,
 ) -> None:
     """landing check → ingest → promote to gold → validate: the one line for cron.
 
@@ -122,7 +130,10 @@ def run(
     st = state(ctx)
     project = st.project()
     target = st.resolved_target()
-    summary = run_pipeline(project, target, tables or None, out=st.out, wait_lock=wait_lock, engine=engine)
+    from lh360.cli._databricks_options import engine_context
+
+    with engine_context(st, timeout=timeout, run_id=run_id):
+        summary = run_pipeline(project, target, tables or None, out=st.out, wait_lock=wait_lock, engine=engine)
     _finish(st, summary)
 
 
@@ -186,7 +197,7 @@ def sql(
     Example:  lh360 sql "SELECT uf, count(*) FROM silver.clientes GROUP BY uf ORDER BY 2 DESC"
     """
     from lh360.checks import runner_for
-    from lh360.errors import EngineError
+    from lh360.errors import EngineError, LH360Error
 
     st = state(ctx)
     project = st.project()
@@ -197,6 +208,8 @@ def sql(
             runner.attach_project(project.specs.values())
         try:
             res = runner.query(query)
+        except LH360Error:
+            raise  # already says what failed, with its exit code (Athena: FAILED 3, timeout 4)
         except Exception as exc:
             text = str(exc).strip().splitlines()
             raise EngineError(f"query failed: {text[0] if text else type(exc).__name__}") from None

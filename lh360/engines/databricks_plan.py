@@ -97,6 +97,7 @@ def plan_steps(
 
 
 def render_databricks_plan(out: Any, plan: Plan) -> None:
+    import copy
     import json
 
     out.print(f"plan for target {plan.target} (engine databricks); nothing is sent", markup=False)
@@ -115,9 +116,17 @@ def render_databricks_plan(out: Any, plan: Plan) -> None:
                 f"   jobs.submit  run_name {d['run_name']!r}  idempotency_token {d['idempotency_token']}{resumes}",
                 markup=False,
             )
-            body = json.dumps(d["jobs_submit"], indent=2, ensure_ascii=False)
-            for line in body.splitlines():
+            body = copy.deepcopy(d["jobs_submit"])
+            params = body["tasks"][0]["spark_python_task"]["parameters"]
+            inline = "--payload" in params
+            if inline:  # the payload is one long JSON string in the body (see --json): shown apart, indented
+                params[params.index("--payload") + 1] = "<the payload below, as one line of JSON>"
+            for line in json.dumps(body, indent=2, ensure_ascii=False).splitlines():
                 out.print(f"     {line}", markup=False, highlight=False)
+            if inline:
+                out.print("   payload:", markup=False)
+                for line in json.dumps(d["payload"], indent=2, ensure_ascii=False).splitlines():
+                    out.print(f"     {line}", markup=False, highlight=False)
             opts = d["job"].get("reader_options")
             if opts:
                 out.print("   Auto Loader options:", markup=False)
