@@ -219,7 +219,7 @@ class Ledger:
                 "error",
             )
         }
-        log.info(f"{r.step} {r.status}", extra={"fields": fields})
+        log.info(f"{r.step} {'done' if r.status == 'ok' else r.status}", extra={"fields": fields})
         self._append(self.runs_uri, [row], RUN_FIELDS)
 
     def record_checks(self, results: list[Any], engine: str | None = None) -> None:

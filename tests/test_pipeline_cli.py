@@ -176,7 +176,7 @@ def test_history_tables_sql_and_json_logs(ready, run_cli):
     code, _, err = run_cli("run", "contas", "--log-format", "json", cwd=ready.root)
     assert code == 0
     logs = [json.loads(line) for line in err.splitlines() if line.strip()]
-    assert any(r["msg"] == "refine ok" and r["rows_in"] == 3 for r in logs)
+    assert any(r["msg"] == "refine done" and r["rows_in"] == 3 for r in logs)
     code, out, _ = run_cli("history", "contas", "--json", cwd=ready.root)
     runs = json.loads(out)["runs"]
     assert {r["step"] for r in runs} == {"landing", "ingest", "refine", "aggregate", "validate"}

@@ -410,6 +410,7 @@ def _merge(uri: str, aws, dt, source, spec: TableSpec, props, result: RefineResu
     """One commit to silver: the first write, a guarded merge, or (nothing changed) an empty append that
     still moves the watermark."""
     import pyarrow as pa
+    import pyarrow.compute as pc
     from deltalake import write_deltalake
     from deltalake.exceptions import CommitFailedError
 
@@ -421,7 +422,7 @@ def _merge(uri: str, aws, dt, source, spec: TableSpec, props, result: RefineResu
         if dt is None:
             rows = source
             if silver.scd == 2:
-                rows = source.filter(pa.compute.equal(source[change], "insert")).drop_columns([change])
+                rows = source.filter(pc.equal(source[change], "insert")).drop_columns([change])
             write_deltalake(
                 to_delta_uri(uri),
                 rows,
