@@ -37,7 +37,7 @@ LEDGER_LAYERS = ("lh360", "ledger")  # `lh360.runs` / `lh360.checks` in SQL, lik
 def cost_usd(bytes_scanned: int | None) -> float:
     """Athena's price for one query: $5/TB, data scanned rounded up to the MB, 10 MB minimum."""
     billed = max(math.ceil((bytes_scanned or 0) / 2**20) * 2**20, MIN_BILLED_BYTES)
-    return round(billed / 2**40 * PRICE_PER_TB_USD, 8)
+    return billed / 2**40 * PRICE_PER_TB_USD
 
 
 class _Deadline(Exception):

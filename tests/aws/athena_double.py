@@ -300,6 +300,7 @@ def install(url: str, region: str) -> AthenaDouble:
     if _ORIGINAL:
         return DOUBLE
     _ORIGINAL["start"] = orig_start = AthenaBackend.start_query_execution
+    _ORIGINAL["stop"] = orig_stop = AthenaBackend.stop_query_execution
     _ORIGINAL["resp_start"] = orig_resp_start = AthenaResponse.start_query_execution
     _ORIGINAL["resp_get"] = orig_resp_get = AthenaResponse.get_query_execution
 
@@ -344,7 +345,7 @@ def install(url: str, region: str) -> AthenaDouble:
             execution = self.executions[exec_id]
             if outcome.state != "SUCCEEDED":
                 execution.status = outcome.state
-                execution.advance = lambda: None  # stays FAILED / RUNNING (until StopQueryExecution)
+                execution._transitions = []  # stays FAILED / RUNNING (until StopQueryExecution)
             DOUBLE.executions[exec_id] = outcome
             return exec_id
 
@@ -364,11 +365,15 @@ def install(url: str, region: str) -> AthenaDouble:
                     "Retryable": False,
                     "ErrorMessage": outcome.reason,
                 }
-            if qe["Status"]["State"] == "CANCELLED":
-                outcome.state = "CANCELLED"
         return json.dumps(doc)
 
+    def stop(self, exec_id):
+        orig_stop(self, exec_id)
+        if exec_id in DOUBLE.executions:
+            DOUBLE.executions[exec_id].state = "CANCELLED"
+
     AthenaBackend.start_query_execution = start
+    AthenaBackend.stop_query_execution = stop
     AthenaResponse.start_query_execution = resp_start
     AthenaResponse.get_query_execution = resp_get
     return DOUBLE
@@ -380,5 +385,6 @@ def uninstall() -> None:
 
     if _ORIGINAL:
         AthenaBackend.start_query_execution = _ORIGINAL.pop("start")
+        AthenaBackend.stop_query_execution = _ORIGINAL.pop("stop")
         AthenaResponse.start_query_execution = _ORIGINAL.pop("resp_start")
         AthenaResponse.get_query_execution = _ORIGINAL.pop("resp_get")

@@ -22,6 +22,23 @@ ATHENA = {
 TEMPLATES = Path(__file__).resolve().parents[2] / "lh360" / "templates" / "configs"
 
 
+def aws_environment(mp, moto_url: str, home: Path) -> None:
+    """Set (on a pytest MonkeyPatch) the environment that sends boto3, pyathena and delta-rs to moto."""
+    for var in list(os.environ):
+        if var.startswith(("AWS_", "LH360_")):
+            mp.delenv(var, raising=False)
+    aws_home = home / ".aws-empty"
+    aws_home.mkdir(exist_ok=True)
+    mp.setenv("AWS_CONFIG_FILE", str(aws_home / "config"))
+    mp.setenv("AWS_SHARED_CREDENTIALS_FILE", str(aws_home / "credentials"))
+    mp.setenv("AWS_ENDPOINT_URL", moto_url)
+    mp.setenv("AWS_ALLOW_HTTP", "true")
+    mp.setenv("AWS_ACCESS_KEY_ID", "testing")
+    mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    mp.setenv("AWS_DEFAULT_REGION", REGION)
+    mp.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
 def post(base: str, path: str, doc: Any) -> None:
     req = urllib.request.Request(base + path, data=json.dumps(doc).encode(), method="POST")
     with urllib.request.urlopen(req, timeout=30) as resp:
@@ -40,6 +57,7 @@ def make_project(
     lake: str = "s3://lake/lh",
     clientes: bool = False,
     aws: dict[str, Any] | None = None,
+    athena_timeout: str = "20s",
 ) -> Path:
     """configs/ under root with a target `s3` (local engine, landing and lake on S3, Athena validator) and a
     target `local` (folders under root); the specs given, and/or the clientes template spec."""
@@ -56,7 +74,7 @@ def make_project(
                 "lake": lake,
                 "aws": {"region": REGION, **(aws or {})},
                 "validator": "athena",
-                "athena": {**ATHENA, "timeout": "20s"},
+                "athena": {**ATHENA, "timeout": athena_timeout},
             },
             "local": {"engine": "local", "landing": "../landing", "lake": "../lake"},
         },

@@ -3,15 +3,17 @@ environment that points boto3, pyathena and delta-rs at it, fake credentials and
 
 The server runs in this process (a thread), which is what lets the Athena double (`athena_double.py`) hook
 moto's Athena backend: queries sent by a CLI subprocess through pyathena → boto3 → HTTP reach the hook.
+
+A test module that sets `SHARED_MOTO = True` keeps moto's state from one test to the next: its module-scoped
+fixture resets moto (`reset_moto`) and builds a lakehouse once for all its tests.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 
 import pytest
-from awstest import BUCKETS, REGION, post
+from awstest import BUCKETS, REGION, aws_environment, post
 
 
 @pytest.fixture(scope="session")
@@ -30,31 +32,28 @@ def moto_url():
     server.stop()
 
 
-@pytest.fixture(autouse=True)
-def aws_env(moto_url, monkeypatch, tmp_path):
-    """Point everything at the moto server, with fake credentials, for this test only; reset moto first."""
-    for var in list(os.environ):
-        if var.startswith(("AWS_", "LH360_")):
-            monkeypatch.delenv(var, raising=False)
-    aws_home = tmp_path / ".aws-empty"
-    aws_home.mkdir()
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(aws_home / "config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(aws_home / "credentials"))
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
-    monkeypatch.setenv("AWS_ALLOW_HTTP", "true")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    post(moto_url, "/moto-api/reset", {})
+def reset_moto(url: str) -> None:
     import athena_double
 
+    post(url, "/moto-api/reset", {})
     athena_double.DOUBLE.reset()
-    yield moto_url
 
 
-@pytest.fixture
-def s3(aws_env):
+@pytest.fixture(autouse=True)
+def aws_env(request, moto_url, monkeypatch, tmp_path):
+    """Point everything at the moto server, with fake credentials, for this test only; reset moto first."""
+    with pytest.MonkeyPatch.context() as mp:
+        aws_environment(mp, moto_url, tmp_path)
+        if not getattr(request.module, "SHARED_MOTO", False):
+            reset_moto(moto_url)
+        else:  # the module's own fixture reset moto once and built what its tests share
+            import athena_double
+
+            athena_double.DOUBLE.reset()
+        yield moto_url
+
+
+def create_buckets() -> None:
     import boto3
 
     client = boto3.client("s3", region_name=REGION)
@@ -63,4 +62,11 @@ def s3(aws_env):
     boto3.client("athena", region_name=REGION).create_work_group(
         Name="lh360", Configuration={"ResultConfiguration": {"OutputLocation": "s3://athena-results/q/"}}
     )
-    return client
+
+
+@pytest.fixture
+def s3(aws_env):
+    import boto3
+
+    create_buckets()
+    return boto3.client("s3", region_name=REGION)
