@@ -115,8 +115,9 @@ def check_landing(
         )
     report.listing = listing.as_dict()
     report.listing["upload_list_requests"] = store.stats.requests  # list_multipart_uploads pages
-    if sample and pending:
-        newest_pending = max(pending, key=lambda f: (f.mtime, f.rel))
+    non_empty = [f for f in pending if f.size > 0]
+    if sample and non_empty:
+        newest_pending = max(non_empty, key=lambda f: (f.mtime, f.rel))
         bad = sample_parse(target, newest_pending)
         if bad:
             report.unreadable.append(bad)
