@@ -69,6 +69,8 @@ CHECK_FIELDS: list[tuple[str, str]] = [
     ("query_id", "string"),
     ("engine", "string"),
     ("checked_at", "timestamp"),
+    ("bytes_scanned", "int64"),
+    ("cost_usd", "float64"),
 ]
 
 
@@ -244,6 +246,8 @@ class Ledger:
                     "query_id": r.query_id,
                     "engine": engine,
                     "checked_at": datetime.fromisoformat(r.checked_at) if r.checked_at else datetime.now(UTC),
+                    "bytes_scanned": getattr(r, "bytes_scanned", None),
+                    "cost_usd": getattr(r, "cost_usd", None),
                 }
             )
         self._append(self.checks_uri, rows, CHECK_FIELDS)

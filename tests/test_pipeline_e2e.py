@@ -28,7 +28,7 @@ typed AS (
          segmento, canal_origem, updated_at::TIMESTAMPTZ AS updated_at, filename
   FROM raw
 ),
-valid AS (SELECT * FROM typed WHERE length(cpf) = 11 AND id IS NOT NULL),
+valid AS (SELECT * FROM typed WHERE length(cpf) = 11 AND id IS NOT NULL AND uf IN ({ufs})),
 latest AS (SELECT * FROM valid QUALIFY row_number() OVER (PARTITION BY id ORDER BY updated_at DESC, filename DESC) = 1)
 """
 
@@ -38,7 +38,11 @@ def independent(files: list[Path]):
 
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    head = INDEPENDENT.format(files="[" + ", ".join(f"'{f}'" for f in files) + "]")
+    from lh360.demo_data import UFS
+
+    head = INDEPENDENT.format(
+        files="[" + ", ".join(f"'{f}'" for f in files) + "]", ufs=", ".join(f"'{u}'" for u in UFS)
+    )
     ids = [r[0] for r in con.execute(head + "SELECT id FROM latest ORDER BY id").fetchall()]
     por_uf = con.execute(
         head + "SELECT uf, count(*), avg(renda) FROM latest WHERE ativo GROUP BY uf ORDER BY uf"

@@ -85,5 +85,5 @@ def validate(
         if own:
             runner.close()
     if ledger is not None:
-        ledger.record_checks(report.results)
+        ledger.record_checks(report.results, engine=report.dialect)
     return report
