@@ -440,3 +440,41 @@ def test_missing_credentials_are_a_config_error_that_names_the_profile(fake_ws, 
     assert exc.value.exit_code == 2 and "lh360-prod" in str(exc.value)
     assert "dapi-secret-never-printed" not in str(exc.value)
     assert len(fake_ws.requests) == before  # nothing was sent anywhere
+
+
+def test_an_interrupt_during_the_submit_cancels_the_run_its_token_names(fake_ws, prod, monkeypatch):
+    """The POST created the run but lh360 was interrupted before it learnt the id: the token finds it."""
+    project, target = prod
+    fake_ws.script_run("never_ends")
+    eng = engine(target)
+    real_submit = eng.client.jobs.submit
+    calls = {"n": 0}
+
+    def submit(**kw):
+        calls["n"] += 1
+        wait = real_submit(**kw)
+        if calls["n"] == 1:
+            raise KeyboardInterrupt  # Ctrl-C while the answer was on its way
+        return wait
+
+    monkeypatch.setattr(eng.client.jobs, "submit", submit)
+    with pytest.raises(KeyboardInterrupt):
+        eng.ingest(project.specs["clientes"])
+    (run,) = fake_ws.runs.values()  # one run, found again by its token
+    assert [r.body["run_id"] for r in fake_ws.requests_to("/jobs/runs/cancel")] == [run.run_id]
+    assert Journal(target).load("ingest", "clientes").outcome == "CANCELED_BY_LH360"
+
+
+def test_a_run_of_an_explicit_run_id_started_elsewhere_is_not_cancelled(fake_ws, prod, monkeypatch, tmp_path):
+    """Another ops box started run-id R and waits for it; this invocation attaches, then times out: it must
+    leave that run alone (exit 4 all the same)."""
+    project, target = prod
+    spec = project.specs["clientes"]
+    fake_ws.script_run("never_ends")
+    other = engine(target, run_id="R", detach=True, journal=Journal(target, tmp_path / "other-box"))
+    run_id = other.ingest(spec).run_id
+    fake_ws.run(run_id).created_ms -= 60_000  # it started a minute ago
+    with pytest.raises(RunTimeout) as exc:
+        engine(target, run_id="R", timeout=0.2).ingest(spec)
+    assert "it goes on" in exc.value.message
+    assert not fake_ws.requests_to("/jobs/runs/cancel") and len(fake_ws.runs) == 1

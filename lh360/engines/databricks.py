@@ -23,7 +23,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from importlib import resources
 from typing import Any
 
@@ -335,8 +335,10 @@ class _Status:
             self.last = state
             fields = {"run": self.label, "run_id": run.run_id, "state": state, "elapsed_s": round(self.elapsed(), 1)}
             log.info("run state", extra={"fields": fields})
-            line = f"{self.label}: run {run.run_id} {state} after {_fmt(self.elapsed())}"
-            _print(self.out, line + (f"  {self.url}" if first and self.url else ""))
+            if first:
+                _print(self.out, f"{self.label}: run {run.run_id} {state}" + (f"  {self.url}" if self.url else ""))
+            else:
+                _print(self.out, f"{self.label}: run {run.run_id} {state} after {_fmt(self.elapsed())}")
         if self._live is not None:
             self._live.update(f"{self.label}: run {run.run_id} {state} · {_fmt(self.elapsed())} · {self.url or ''}")
 
@@ -491,7 +493,8 @@ class DatabricksEngine:
                     self._upload_payload(step, spec, entry, gold_name)
                 self.journal.submitted(step, name, entry)  # before the POST: a crash after it reuses the token
                 log.info("submit", extra={"fields": {"run": label, "token": entry.token, "resumed": resumed}})
-                run_id = int(self.client.jobs.submit(**_sdk_kwargs(body)).run_id)
+                with cancel_on_interrupt(partial(self._cancel_by_token, body, label, step, name, entry, started)):
+                    run_id = int(self.client.jobs.submit(**_sdk_kwargs(body)).run_id)
                 entry.run_id = run_id
                 self.journal.save(step, name, entry)
                 run = self.client.jobs.get_run(run_id)
@@ -521,12 +524,27 @@ class DatabricksEngine:
                 result.seconds = time.monotonic() - started
                 self._say(f"{label}: submitted run {run_id} (detached)  {run.run_page_url or ''}".rstrip())
                 return result
-            run = self._wait(run, label, step, name, entry)
+            # a run another live invocation may be waiting for (an explicit --run-id it started) is not ours
+            # to cancel; a run this invocation started, or resumed from one that died, is
+            owned = not (earlier and self.run_id is not None)
+            run = self._wait(run, label, step, name, entry, owned=owned)
             return self._finish(run, result, entry, name, started)
         raise EngineError(f"{label}: could not start a fresh run")  # pragma: no cover - the loop returns
 
-    def _wait(self, run: Any, label: str, step: str, name: str, entry: Entry) -> Any:
-        """Poll until the run ends; cancel it on SIGINT/SIGTERM (re-raised) or at the deadline (RunTimeout)."""
+    def _cancel_by_token(self, body: dict, label: str, step: str, name: str, entry: Entry, started: float) -> None:
+        """Interrupted while submitting: the run may exist without lh360 knowing its id. The same token
+        names it (or starts it, at most once): cancel it unless it was there before this invocation."""
+        run_id = int(self.client.jobs.submit(**_sdk_kwargs(body)).run_id)
+        if self.run_id is not None and _started_before(self.client.jobs.get_run(run_id), started):
+            return
+        self._say(f"{label}: interrupted while submitting; cancelling run {run_id}")
+        self._cancel(run_id)
+        entry.run_id = run_id
+        self.journal.finished(step, name, entry, "CANCELED_BY_LH360")
+
+    def _wait(self, run: Any, label: str, step: str, name: str, entry: Entry, *, owned: bool = True) -> Any:
+        """Poll until the run ends; cancel it (if `owned`) on SIGINT/SIGTERM (re-raised) or at the deadline
+        (RunTimeout)."""
         from databricks.sdk.errors import DatabricksError
 
         run_id = run.run_id
@@ -534,6 +552,11 @@ class DatabricksEngine:
         deadline = Deadline(self.timeout)
 
         def cancel() -> None:
+            if not owned:
+                self._say(
+                    f"{label}: leaving run {run_id} running (another invocation of --run-id {self.run_id} started it)"
+                )
+                return
             self._say(f"{label}: cancelling run {run_id}")
             self._cancel(run_id)
             self.journal.finished(step, name, entry, "CANCELED_BY_LH360")
@@ -553,7 +576,8 @@ class DatabricksEngine:
         except Expired:
             cancel()
             raise RunTimeout(
-                f"{label}: Databricks run {run_id} did not finish within {_fmt(self.timeout)}; lh360 cancelled it",
+                f"{label}: Databricks run {run_id} did not finish within {_fmt(self.timeout)}"
+                + ("; lh360 cancelled it" if owned else "; it goes on"),
                 detail=f"run page: {status.url}" if status.url else None,
             ) from None
         except (DatabricksError, TimeoutError) as exc:
