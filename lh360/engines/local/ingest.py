@@ -553,7 +553,9 @@ def _write_batch(
     files = sorted(p.info.rel for p in prepared)
     try:
         write_deltalake(
-            to_delta_uri(bronze_uri),
+            # the snapshot `committed` was read from, not the URI: a URI makes delta-rs load the latest
+            # version, so a racing writer's commit of this batch id is not seen as a conflict (duplicates)
+            dt if dt is not None else to_delta_uri(bronze_uri),
             data,
             mode="append",
             schema_mode="merge" if evolve or dt is None else None,
