@@ -44,10 +44,18 @@ def plan(
 
 
 @app.command()
-def landing(ctx: typer.Context, tables: list[str] = TABLES) -> None:
+def landing(
+    ctx: typer.Context,
+    tables: list[str] = TABLES,
+    full_listing: bool = typer.Option(
+        False, "--full-listing", help="List the whole S3 prefix, not just after the listing watermark."
+    ),
+) -> None:
     """Check landing zones: pending files and bytes, newest file age against the SLA, empty or unreadable files.
 
     Exit 1 when a table breaches its SLA (landing.max_age / landing.min_files): alert on it from cron.
+    On S3 the listing starts after the last ingested key where keys arrive in order, with a full listing at
+    least every LH360_FULL_LISTING_INTERVAL (24h) or on --full-listing.
 
     Example:  lh360 landing clientes --json
     """
@@ -56,7 +64,7 @@ def landing(ctx: typer.Context, tables: list[str] = TABLES) -> None:
     st = state(ctx)
     project = st.project()
     target = st.resolved_target()
-    reports = [check_landing(target, spec) for spec in project.select(tables)]
+    reports = [check_landing(target, spec, full_listing=full_listing or None) for spec in project.select(tables)]
     breached = [r for r in reports if r.breached]
     if st.out.json:
         st.out.emit({"target": target.name, "ok": not breached, "tables": [r.as_dict() for r in reports]})
@@ -87,6 +95,19 @@ def landing(ctx: typer.Context, tables: list[str] = TABLES) -> None:
             for bad in r.unreadable:
                 where = f"{bad['file']}:{bad['line']}" if bad.get("line") else bad["file"]
                 st.out.print(f"{r.table}: unreadable {where}: {bad['error']}")
+            for up in r.uploading:
+                st.out.print(f"{r.table}: upload in progress {up['file']} (started {ago(up['age_s'])} ago)")
+            for late in r.late_files:
+                st.out.print(f"{r.table}: landed below the listing watermark: {late}")
+            lst = r.listing
+            if lst and lst.get("requests"):
+                after = f" after {lst['start_after']}" if lst.get("start_after") else ""
+                st.out.print(
+                    f"{r.table}: {lst['mode']} listing{after} ({lst['reason']}): "
+                    f"{lst['requests']} request(s), {lst['objects']} object(s)",
+                    markup=False,
+                    highlight=False,
+                )
     if breached:
         raise typer.Exit(1)
 
