@@ -17,8 +17,10 @@ def lint(config: str | None = None) -> tuple[Project | None, list[ConfigError]]:
         project = load_project(config, collect=errors)
     except ConfigError as exc:
         return None, [exc]
+    # checks that would mean different things on DuckDB and Athena: only where Athena may run them
+    athena = any(t.athena is not None for t in project.config.targets.values())
     for spec in project.specs.values():
-        errors += lint_spec_sql(spec)
+        errors += lint_spec_sql(spec, athena=athena)
     from lh360.deps import gold_order
 
     try:
@@ -38,16 +40,31 @@ def _with_line(exc: ConfigError) -> ConfigError:
     return exc
 
 
-def lint_spec_sql(spec: TableSpec) -> list[ConfigError]:
+def lint_spec_sql(spec: TableSpec, *, athena: bool = False) -> list[ConfigError]:
     file = str(spec.file) if spec.file else None
     root = _ROOTS.get(file) if file else None
     errors: list[ConfigError] = []
+    types = None
 
     def check(text: str, path: list, parser) -> None:
+        nonlocal types
         try:
             tree = parser(text)
             for dialect in COMPILE_DIALECTS:
                 to_sql(tree, dialect)
+            if athena and path[0] == "checks":  # check rules and reconcile sides (lh360.portability)
+                from lh360.portability import column_types, problems
+
+                types = column_types(spec) if types is None else types
+                for reason in problems(tree, types):
+                    errors.append(
+                        ConfigError(
+                            f"means different things on DuckDB and Athena: {reason}",
+                            file=file,
+                            line=line_of(root, path),
+                            field=_dotted(path),
+                        )
+                    )
         except SQLError as exc:
             errors.append(ConfigError(str(exc), file=file, line=line_of(root, path), field=_dotted(path)))
         except Exception as exc:  # sqlglot cannot generate it for some dialect
