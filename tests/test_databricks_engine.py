@@ -478,3 +478,27 @@ def test_a_run_of_an_explicit_run_id_started_elsewhere_is_not_cancelled(fake_ws,
         engine(target, run_id="R", timeout=0.2).ingest(spec)
     assert "it goes on" in exc.value.message
     assert not fake_ws.requests_to("/jobs/runs/cancel") and len(fake_ws.runs) == 1
+
+
+@pytest.mark.parametrize("step", ["ingest", "refine", "aggregate"])
+def test_the_uploaded_job_file_accepts_the_payloads_we_send(fake_ws, prod, tmp_path, step):
+    """What deploy uploads, run as Databricks runs it (a script outside the lh360 package, under its uploaded
+    name), with the exact parameters of our submit body, in --explain mode (no Spark)."""
+    import subprocess
+    import sys
+
+    project, target = prod
+    for name, content in code_bundle().files.items():
+        (tmp_path / name).write_bytes(content)
+    spec = project.specs["clientes"]
+    gold = "clientes_por_uf" if step == "aggregate" else None
+    entry = Journal(target, tmp_path / "j").next_entry(step, gold or "clientes")[0]
+    params = params_of(submit_body(target, spec, step, entry, timeout=None, gold_name=gold))
+    proc = subprocess.run(
+        [sys.executable, "lh360_job.py", *params, "--explain"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    plan = json.loads(proc.stdout)
+    assert plan["step"] == step and plan["table"] == "clientes"
+    if step == "aggregate":
+        assert plan["gold"][0]["sql"].startswith("CREATE OR REPLACE TABLE `lakehouse360`.`gold`.`clientes_por_uf`")
