@@ -61,7 +61,6 @@ MAX_INLINE_PAYLOAD = 8000  # bytes of --payload JSON; larger payloads go to a wo
 SERVER_TIMEOUT_GRACE = 60  # the run's own timeout_seconds = lh360's timeout + this (a dead ops box still stops it)
 DEFAULT_POLL_SECONDS = 5.0
 DEFAULT_CANCEL_WAIT = 30.0
-STEPS = ("ingest", "refine", "aggregate")
 TERMINAL_LIFE_CYCLE = {"TERMINATED", "SKIPPED", "INTERNAL_ERROR"}
 
 

@@ -28,7 +28,6 @@ import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from lh360.config import ResolvedTarget
 
@@ -159,7 +158,3 @@ def _safe(name: str) -> str:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def as_dict(entry: Entry) -> dict[str, Any]:
-    return asdict(entry)
