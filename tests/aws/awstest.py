@@ -126,3 +126,21 @@ def upload_tree(s3, folder: Path, bucket: str, prefix: str) -> list[str]:
         s3.upload_file(str(path), bucket, key)
         keys.append(key)
     return keys
+
+
+def reset_moto(url: str) -> None:
+    import athena_double
+
+    post(url, "/moto-api/reset", {})
+    athena_double.DOUBLE.reset()
+
+
+def create_buckets() -> None:
+    import boto3
+
+    client = boto3.client("s3", region_name=REGION)
+    for bucket in BUCKETS:
+        client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    boto3.client("athena", region_name=REGION).create_work_group(
+        Name="lh360", Configuration={"ResultConfiguration": {"OutputLocation": "s3://athena-results/q/"}}
+    )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from awstest import BUCKETS, REGION, aws_environment, post
+from awstest import REGION, aws_environment, create_buckets, reset_moto
 
 
 @pytest.fixture(scope="session")
@@ -32,13 +32,6 @@ def moto_url():
     server.stop()
 
 
-def reset_moto(url: str) -> None:
-    import athena_double
-
-    post(url, "/moto-api/reset", {})
-    athena_double.DOUBLE.reset()
-
-
 @pytest.fixture(autouse=True)
 def aws_env(request, moto_url, monkeypatch, tmp_path):
     """Point everything at the moto server, with fake credentials, for this test only; reset moto first."""
@@ -51,17 +44,6 @@ def aws_env(request, moto_url, monkeypatch, tmp_path):
 
             athena_double.DOUBLE.reset()
         yield moto_url
-
-
-def create_buckets() -> None:
-    import boto3
-
-    client = boto3.client("s3", region_name=REGION)
-    for bucket in BUCKETS:
-        client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
-    boto3.client("athena", region_name=REGION).create_work_group(
-        Name="lh360", Configuration={"ResultConfiguration": {"OutputLocation": "s3://athena-results/q/"}}
-    )
 
 
 @pytest.fixture

@@ -18,8 +18,17 @@ from datetime import UTC, datetime, timedelta
 import athena_double
 import pytest
 import yaml
-from awstest import TEMPLATES, aws_environment, cli, json_out, load, make_project, upload_tree
-from conftest import create_buckets
+from awstest import (
+    TEMPLATES,
+    aws_environment,
+    cli,
+    create_buckets,
+    json_out,
+    load,
+    make_project,
+    reset_moto,
+    upload_tree,
+)
 
 SHARED_MOTO = True
 DOUBLE = athena_double.DOUBLE
@@ -30,8 +39,6 @@ def lakehouse(moto_url, tmp_path_factory):
     root = tmp_path_factory.mktemp("athena")
     with pytest.MonkeyPatch.context() as mp:
         aws_environment(mp, moto_url, root)
-        from conftest import reset_moto
-
         reset_moto(moto_url)
         create_buckets()
         make_project(root, clientes=True)
