@@ -29,6 +29,7 @@ from typing import Any
 
 from lh360.config import ResolvedTarget
 from lh360.delta import arrow_schema, commit_properties, open_table, txn_version
+from lh360.engines.local import lines as lines_mod
 from lh360.errors import EngineError, LockBusy, SchemaChangeError
 from lh360.layout import Lake
 from lh360.spec import TableSpec
@@ -235,32 +236,12 @@ def _array_to_ndjson(src: Path, dst: Path) -> Path:
     return dst
 
 
-def _sanitize_utf8(src: Path, dst: Path) -> Path:
-    """Lines that are not UTF-8 become their backslash-escaped text: still kept, as corrupt records."""
-    with open(src, "rb") as fh, open(dst, "wb") as out:
-        for line in fh:
-            try:
-                line.decode("utf-8")
-                out.write(line)
-            except UnicodeDecodeError:
-                out.write(line.decode("utf-8", "backslashreplace").encode("utf-8"))
-    return dst
-
-
-def _lines_cte(paths: list[Path]) -> str:
-    """CTEs `l` and `c` (filename, _line, line): the files' non-blank lines, numbered, BOM and CR removed."""
-    files = "[" + ", ".join(lit(str(p)) for p in paths) + "]"
-    return f"""
-f AS (SELECT filename, string_split(content, chr(10)) AS ls FROM read_text({files})),
-l AS (SELECT filename, unnest(ls) AS line0, generate_subscripts(ls, 1) AS _line FROM f),
+# blank lines are skipped (cheap test first: a record line is longer than a few characters); CR of CRLF dropped
+_LINES = """
 c AS (
-  SELECT filename, _line,
-         rtrim(CASE WHEN _line = 1 THEN ltrim(line0, chr(65279)) ELSE line0 END, chr(13)) AS line
-  FROM l WHERE trim(line0, ' ' || chr(9) || chr(13)) <> ''
+  SELECT fi, _line, CASE WHEN ends_with(line0, chr(13)) THEN rtrim(line0, chr(13)) ELSE line0 END AS line
+  FROM __lines WHERE length(line0) > 8 OR trim(line0, ' ' || chr(9) || chr(13)) <> ''
 )"""
-
-
-_VALID_OBJECTS = "v AS (SELECT filename, _line, line, CASE WHEN json_valid(line) THEN json_type(line) = 'OBJECT' ELSE false END AS ok FROM c)"
 
 
 def infer_schema(con, paths: list[Path], sample_lines: int | None = 20480, sample_files: int = 32) -> dict[str, str]:
@@ -273,13 +254,21 @@ def infer_schema(con, paths: list[Path], sample_lines: int | None = 20480, sampl
     if not paths:
         return {}
     if sample_lines is None:
-        sql = f"WITH {_lines_cte(paths)}, {_VALID_OBJECTS} SELECT json_group_structure(line::JSON) FROM v WHERE ok"
-        structure = con.execute(sql).fetchall()[0][0]
+        structure = None
+        for chunk in lines_mod.chunks(paths):
+            cur = con.cursor()
+            cur.register("__lines", chunk)
+            part = cur.execute(
+                f"WITH {_LINES} SELECT json_group_structure(line::JSON) FROM c "
+                "WHERE starts_with(ltrim(line), '{') AND json_valid(line)"
+            ).fetchall()[0][0]
+            cur.close()
+            structure = _merge_structure(structure, part)
     else:
         structure = _sample_structure(con, paths[:sample_files], sample_lines)
     if not structure:
         return {}
-    parsed = json.loads(structure)
+    parsed = json.loads(structure) if isinstance(structure, str) else structure
     if not isinstance(parsed, dict):
         return {}
     return {name: _structure_type(t) for name, t in parsed.items() if name not in META_TYPES}
@@ -331,6 +320,25 @@ def _structure_type(t: Any) -> str:
     return _STRUCTURE_TYPES.get(str(t), "VARCHAR")
 
 
+def _merge_structure(a: Any, b: Any) -> Any:
+    """Two json_group_structure results (JSON text or parsed) → one, as if computed over both inputs."""
+    a = json.loads(a) if isinstance(a, str) else a
+    b = json.loads(b) if isinstance(b, str) else b
+    if a is None or a == "NULL":
+        return b
+    if b is None or b == "NULL" or a == b:
+        return a
+    if isinstance(a, dict) and isinstance(b, dict):
+        return {k: _merge_structure(a.get(k), b.get(k)) for k in {**a, **b}}
+    if isinstance(a, list) and isinstance(b, list):
+        return [_merge_structure(a[0] if a else None, b[0] if b else None)]
+    if {a, b} <= {"UBIGINT", "BIGINT"}:
+        return "BIGINT"
+    if {a, b} <= {"UBIGINT", "BIGINT", "DOUBLE"}:
+        return "DOUBLE"
+    return "VARCHAR"  # conflicting kinds: text, as Spark infers
+
+
 def _typed(kind: str, v: str, t: str, type_: str) -> str:
     if kind == "int":
         return f"CASE WHEN {t} IN ('BIGINT', 'UBIGINT') THEN TRY_CAST({v} AS {type_}) END"
@@ -349,57 +357,75 @@ def _typed(kind: str, v: str, t: str, type_: str) -> str:
 
 
 def batch_sql(schema: dict[str, str], files: list[_Prepared], batch_id: int, ingested_at: datetime) -> str:
-    """One SELECT that turns the batch's files into bronze rows (data columns, then the metadata columns)."""
+    """One SELECT over a chunk of numbered lines (`__lines`) → bronze rows (data columns, then metadata).
+
+    Two paths, one result. The fast path parses a line once with `json_transform_strict` into the stored
+    types: it succeeds only when every column is present and fits exactly, which is most lines. The others
+    (missing fields, values that do not fit, malformed lines) take the slow path: the line is parsed into raw
+    JSON values, each is checked against its column's type and rescued when it does not fit. A line is a
+    record when it is one JSON object: it starts with `{` and parses; TRY turns a parse error into NULL.
+    """
     names = list(schema)
-    raw_struct = json.dumps({n: "JSON" for n in names}) if names else None
     known = "[" + ", ".join(lit(n) for n in [*names, *META_COLUMNS]) + "]::VARCHAR[]"
-    src_rows = ", ".join(f"({lit(str(p.local))}, {lit(p.info.uri)}, to_timestamp({p.info.mtime!r}))" for p in files)
-    cols_t = [f"json_type(r.{q(n)}) AS {q('t#' + n)}" for n in names]
-    cols_v = [f"{_typed(top_kind(schema[n]), 'r.' + q(n), q('t#' + n), schema[n])} AS {q('v#' + n)}" for n in names]
-    mismatch = [f"({q('t#' + n)} IS NOT NULL AND {q('t#' + n)} <> 'NULL' AND {q('v#' + n)} IS NULL)" for n in names]
-    entries = [f"CASE WHEN {m} THEN [{{'k': {lit(n)}, 'v': r.{q(n)}}}] ELSE [] END" for n, m in zip(names, mismatch)]
-    unknown = (
+    uris = "[" + ", ".join(lit(p.info.uri) for p in files) + "]"
+    mtimes = "[" + ", ".join(f"to_timestamp({p.info.mtime!r})" for p in files) + "]"
+    is_object = "starts_with(ltrim(line), '{')"
+    unknown_keys = f"list_filter(json_keys(line), lambda k: NOT list_contains({known}, k))"
+    unknown_entries = (
         "list_transform(unk, lambda k: {'k': k, 'v': json_extract(line, '$.\"' || replace(k, '\"', '\\\"') || '\"')})"
     )
-    any_mismatch = " OR ".join(mismatch) if mismatch else "false"
-    rescued_entries = (
-        "list_concat("
-        + ", ".join([unknown, *entries])
-        + ", [{'k': '_file_path', 'v': to_json(uri)}, {'k': '_line', 'v': to_json(_line)}])"
-    )
-    # a line is a record when it is one JSON object: starts with `{` and parses (valid JSON starting with `{`
-    # is an object); without columns yet, json_keys is the parse that decides
-    parse = f"json_transform(line, {lit(raw_struct)})" if raw_struct else "json_keys(line)"
-    raw = f"CASE WHEN starts_with(ltrim(line), '{{') THEN TRY({parse}) END"
-    lines = _lines_cte([p.local for p in files])
-    types_sel = "".join(", " + x for x in cols_t)
-    values_sel = "".join(", " + x for x in cols_v)
-    data_cols = "".join(q("v#" + n) + " AS " + q(n) + ", " for n in names)
+    where = "[{'k': '_file_path', 'v': to_json(uri)}, {'k': '_line', 'v': to_json(_line)}]"
+
+    def rescued(entries: list[str]) -> str:
+        parts = ", ".join([unknown_entries, *entries, where])
+        return f"to_json(map_from_entries(list_transform(list_concat({parts}), lambda e: (e.k, e.v))))"
+
+    meta = f"""uri AS _source_file, mtime AS _source_modified_at,
+  {lit(ingested_at.isoformat())}::TIMESTAMPTZ AS _ingested_at, {batch_id}::BIGINT AS _batch_id"""
+    if names:
+        typed_struct = json.dumps({n: schema[n] for n in names})
+        raw_struct = json.dumps({n: "JSON" for n in names})
+        fast_cols = "".join(f"s.{q(n)} AS {q(n)}, " for n in names)
+        types_sel = "".join(f", json_type(r.{q(n)}) AS {q('t#' + n)}" for n in names)
+        values_sel = "".join(
+            f", {_typed(top_kind(schema[n]), 'r.' + q(n), q('t#' + n), schema[n])} AS {q('v#' + n)}" for n in names
+        )
+        mismatch = [f"({q('t#' + n)} IS NOT NULL AND {q('t#' + n)} <> 'NULL' AND {q('v#' + n)} IS NULL)" for n in names]
+        entries = [
+            f"CASE WHEN {m} THEN [{{'k': {lit(n)}, 'v': r.{q(n)}}}] ELSE [] END" for n, m in zip(names, mismatch)
+        ]
+        any_mismatch = " OR ".join(mismatch)
+        slow_cols = "".join(f"{q('v#' + n)} AS {q(n)}, " for n in names)
+        fast = f"TRY(json_transform_strict(line, {lit(typed_struct)}))"
+        raw = f"TRY(json_transform(line, {lit(raw_struct)}))"
+    else:  # no columns yet (nothing could be inferred): json_keys is the parse that decides
+        fast_cols = types_sel = values_sel = slow_cols = ""
+        entries, any_mismatch = [], "false"
+        fast = "NULL::STRUCT(x INTEGER)"
+        raw = "TRY(json_keys(line))"
     return f"""
-WITH src(local, uri, mtime) AS (VALUES {src_rows}),{lines},
-v AS (SELECT filename, _line, line, {raw} AS r FROM c),
-j AS (
-  -- one parse per line when it is fine; TRY turns a parse error into NULL, i.e. a corrupt record
-  SELECT v.filename, _line, line, r IS NOT NULL AS ok, src.uri, src.mtime, r,
-         CASE WHEN r IS NOT NULL THEN list_filter(json_keys(line), lambda k: NOT list_contains({known}, k)) ELSE [] END AS unk
-  FROM v JOIN src ON v.filename = src.local
+WITH {_LINES.strip()},
+f AS MATERIALIZED (SELECT fi, _line, line, CASE WHEN {is_object} THEN {fast} END AS s FROM c),
+fast AS (SELECT *, {uris}[fi + 1] AS uri, {mtimes}[fi + 1] AS mtime, {unknown_keys} AS unk FROM f WHERE s IS NOT NULL),
+slow AS (
+  SELECT fi, _line, line, {uris}[fi + 1] AS uri, {mtimes}[fi + 1] AS mtime, CASE WHEN {is_object} THEN {raw} END AS r
+  FROM f WHERE s IS NULL
 ),
-t AS (SELECT *{types_sel} FROM j),
-w AS (SELECT *{values_sel} FROM t)
-SELECT
-  {data_cols}
-  uri AS _source_file,
-  mtime AS _source_modified_at,
-  {lit(ingested_at.isoformat())}::TIMESTAMPTZ AS _ingested_at,
-  {batch_id}::BIGINT AS _batch_id,
+slow_keys AS (SELECT *, r IS NOT NULL AS ok, CASE WHEN r IS NOT NULL THEN {unknown_keys} ELSE [] END AS unk FROM slow),
+slow_types AS (SELECT *{types_sel} FROM slow_keys),
+slow_values AS (SELECT *{values_sel} FROM slow_types)
+SELECT {fast_cols}{meta},
+  CASE WHEN len(unk) > 0 THEN {rescued([])} END AS _rescued_data,
+  len(unk) AS "__unknown", false AS "__malformed"
+FROM fast
+UNION ALL
+SELECT {slow_cols}{meta},
   CASE
     WHEN NOT ok THEN json_object('_corrupt_record', line, '_file_path', uri, '_line', _line)
-    WHEN len(unk) > 0 OR {any_mismatch}
-      THEN to_json(map_from_entries(list_transform({rescued_entries}, lambda e: (e.k, e.v))))
+    WHEN len(unk) > 0 OR {any_mismatch} THEN {rescued(entries)}
   END AS _rescued_data,
-  len(unk) AS "__unknown",
-  NOT ok AS "__malformed"
-FROM w
+  len(unk) AS "__unknown", NOT ok AS "__malformed"
+FROM slow_values
 """
 
 
@@ -414,6 +440,7 @@ def _strip_and_watch(reader, stop_on_unknown: bool, counters: dict[str, int]) ->
         unknown = batch.column("__unknown")
         malformed = batch.column("__malformed")
         if stop_on_unknown and pc.max(unknown).as_py():
+            counters["new_columns_seen"] = 1  # delta-rs wraps errors raised inside its reader: leave a mark
             raise _NewColumns()
         counters["rows"] += batch.num_rows
         counters["rescued"] += batch.num_rows - batch.column("_rescued_data").null_count
@@ -480,9 +507,8 @@ def _ingest_batch(
     with tempfile.TemporaryDirectory(prefix="lh360-ingest-") as tmp_dir:
         tmp = Path(tmp_dir)
         prepared = _prepare(chunk, target, tmp)
-        paths = lambda: [p.local for p in prepared]  # noqa: E731 - UTF-8 repair may swap the local copies
         if dt is None:
-            schema = {**_retry_utf8(lambda: infer_schema(con, paths()), prepared, tmp), **hints}
+            schema = {**infer_schema(con, [p.local for p in prepared]), **hints}
             new_cols: list[str] = []
         else:
             # a column added to schema_hints joins the schema (how failOnNewColumns is unblocked)
@@ -492,12 +518,10 @@ def _ingest_batch(
         # at most two restarts: Auto Loader stops once on new columns and restarts with them
         for _restart in range(3):
             try:
-                counters = _write_batch(
-                    con, target, spec, dt, batch_id, schema, prepared, tmp, done, evolve=bool(new_cols)
-                )
+                counters = _write_batch(con, target, spec, dt, batch_id, schema, prepared, done, evolve=bool(new_cols))
                 break
             except _NewColumns:
-                extra = _retry_utf8(lambda known=dict(schema): _new_columns(con, paths(), known), prepared, tmp)
+                extra = _new_columns(con, [p.local for p in prepared], schema)
                 if not extra:
                     raise EngineError(
                         f"{spec.table}: rows carry fields that could not be typed; set schema_hints"
@@ -527,7 +551,6 @@ def _write_batch(
     batch_id: int,
     schema: dict[str, str],
     prepared: list[_Prepared],
-    tmp: Path,
     done: set[str],
     *,
     evolve: bool,
@@ -540,13 +563,11 @@ def _write_batch(
     ingested_at = datetime.now(UTC)
     counters = {"rows": 0, "rescued": 0, "malformed": 0}
 
-    def build_sql() -> str:
-        return batch_sql(schema, prepared, batch_id, ingested_at)
-
+    sql = batch_sql(schema, prepared, batch_id, ingested_at)
     watch = spec.bronze.schema_evolution in ("addNewColumns", "failOnNewColumns")
-    watched = _strip_and_watch(_execute(con, build_sql, prepared, tmp), watch, counters)
+    watched = _strip_and_watch(_run_chunks(con, sql, [p.local for p in prepared]), watch, counters)
     first = next(watched, None)
-    out_schema = first.schema if first is not None else _empty_schema(con, build_sql())
+    out_schema = first.schema if first is not None else _empty_schema(con, sql)
     data = pa.RecordBatchReader.from_batches(out_schema, _chain(first, watched))
     # the state file first: if we die before the commit below, it names a batch that never committed
     _write_state(target, spec, batch_id, done | {p.info.rel for p in prepared})
@@ -574,6 +595,10 @@ def _write_batch(
         )
     except CommitFailedError as exc:
         raise LockBusy(f"{spec.table}: another writer committed to bronze first ({exc}); try again") from None
+    except Exception:
+        if counters.get("new_columns_seen"):
+            raise _NewColumns() from None
+        raise
     return counters
 
 
@@ -583,36 +608,24 @@ def _chain(first, rest) -> Iterator:
     yield from rest
 
 
-def _empty_schema(con, sql: str):
-    return con.execute(f"SELECT * EXCLUDE (__unknown, __malformed) FROM ({sql}) LIMIT 0").to_arrow_table().schema
-
-
-def _is_utf8_error(exc: Exception) -> bool:
-    return "UTF-8" in str(exc) or "utf-8" in str(exc)
-
-
-def _fix_utf8(prepared: list[_Prepared], tmp: Path) -> None:
-    """read_text refuses files that are not UTF-8: give DuckDB copies with those lines escaped."""
-    for i, p in enumerate(prepared):
+def _run_chunks(con, sql: str, paths: list[Path]) -> Iterator:
+    """The batch SQL over each chunk of lines in turn, as Arrow record batches. Splitting the next chunk,
+    running the SQL and writing Delta overlap; memory stays at a few chunks whatever the batch size."""
+    for chunk in lines_mod.prefetch(lines_mod.chunks(paths), depth=1):
+        cur = con.cursor()  # its own cursor: a write abandoned half-way must not leave `con` busy
         try:
-            p.local.read_bytes().decode("utf-8")
-        except UnicodeDecodeError:
-            p.local = _sanitize_utf8(p.local, tmp / f"{i}.utf8.ndjson")
+            cur.register("__lines", chunk)
+            yield from lines_mod.prefetch(cur.sql(sql).to_arrow_reader(ARROW_BATCH_ROWS), depth=2)
+        finally:
+            cur.close()
 
 
-def _retry_utf8(fn: Callable[[], Any], prepared: list[_Prepared], tmp: Path) -> Any:
-    try:
-        return fn()
-    except Exception as exc:
-        if not _is_utf8_error(exc):
-            raise EngineError(f"reading landing files failed: {str(exc).splitlines()[0]}") from None
-    _fix_utf8(prepared, tmp)
-    return fn()
-
-
-def _execute(con, build_sql: Callable[[], str], prepared: list[_Prepared], tmp: Path):
-    # its own cursor: a write abandoned half-way (schema change) must not leave the connection busy
-    return _retry_utf8(lambda: con.cursor().sql(build_sql()).to_arrow_reader(ARROW_BATCH_ROWS), prepared, tmp)
+def _empty_schema(con, sql: str):
+    cur = con.cursor()
+    cur.register("__lines", lines_mod.empty())
+    schema = cur.execute(f"SELECT * EXCLUDE (__unknown, __malformed) FROM ({sql}) LIMIT 0").to_arrow_table().schema
+    cur.close()
+    return schema
 
 
 def _data_schema(con, dt) -> dict[str, str]:
