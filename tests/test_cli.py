@@ -64,7 +64,7 @@ def test_json_is_one_document_on_stdout_and_flags_go_anywhere(ingested):
         assert isinstance(doc, dict)
     doc = json.loads(cli(ingested, "tables", "--json").stdout)
     bronze = next(t for t in doc["tables"] if t["layer"] == "bronze")
-    assert bronze["rows"] == 10 and bronze["version"] == 0
+    assert bronze["rows"] == 10 and bronze["version"] == 1  # version 0 is the empty table
 
 
 def test_no_colour_or_bars_when_piped(ingested):

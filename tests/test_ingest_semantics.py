@@ -47,7 +47,7 @@ def test_one_commit_per_batch_honouring_max_files_per_batch(tmp_path):
     result = ingest(tmp_path)
     assert [b.files for b in result.batches] == [2, 2, 1]
     dt = DeltaTable(str(tmp_path / "lake" / "bronze" / "eventos"))
-    assert dt.version() == 2  # three commits: versions 0, 1, 2
+    assert dt.version() == 3  # the empty table at version 0, then one commit per batch: 1, 2, 3
     assert dt.transaction_version("lh360-ingest-eventos") == 2
     commits = [h for h in dt.history() if h.get("lh360.files")]
     assert sorted(f for h in commits for f in json.loads(h["lh360.files"])) == [f"f{i}.json" for i in range(5)]
@@ -125,4 +125,21 @@ def test_uncommitted_state_from_a_crash_is_ignored(root):
     state.write_bytes(gz.compress(json.dumps({"batch_id": 1, "files": ["a.json", "b.json"]}).encode()))
     result = ingest(root)
     assert result.files == 1
+    assert sorted(r["id"] for r in bronze_rows(root)) == [1, 2]
+
+
+def test_state_file_overwritten_by_a_losing_racer_is_not_trusted(root):
+    """Two machines race on batch 0: the loser wrote its state file after the winner's. Its file list must
+    not hide a file the winning commit does not hold."""
+    import gzip as gz
+
+    land = root / "landing" / "eventos"
+    write_lines(land / "a.json", [rec(1)])
+    ingest(root)
+    write_lines(land / "b.json", [rec(2)])
+    state = root / "lake" / "_lh360" / "state" / "eventos" / "ingest" / f"{0:012d}.json.gz"
+    state.write_bytes(
+        gz.compress(json.dumps({"batch_id": 0, "nonce": "loser", "files": ["a.json", "b.json"]}).encode())
+    )
+    assert ingest(root).files == 1
     assert sorted(r["id"] for r in bronze_rows(root)) == [1, 2]

@@ -79,7 +79,8 @@ def test_landing_to_gold_matches_an_independent_duckdb_computation(project, run_
     doc = json.loads(out)
     assert doc["failed_step"] in (None, "validate"), err
     assert [s["step"] for s in doc["steps"]] == ["landing", "ingest", "refine", "aggregate", "aggregate", "validate"]
-    assert doc["refine"][0]["bronze_from"] == 0 and doc["refine"][0]["bronze_to"] == 1  # only the new batch
+    # bronze version 0 is the empty table, 1 the first batch: this run reads only the new batch (version 2)
+    assert doc["refine"][0]["bronze_from"] == 1 and doc["refine"][0]["bronze_to"] == 2
 
     ids, por_uf, por_seg = independent(files)
     silver = read_table(p.root, "silver.clientes", order_by="id")

@@ -154,12 +154,6 @@ def test_two_writers_on_one_table_the_loser_exits_75_and_nothing_is_lost(s3, tmp
     assert sorted(_ids(tmp_path)) == list(range(expected + 1))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known hole, reported to the ingest owner: two writers racing to CREATE bronze (its first batch) both "
-    "commit — delta-rs rebases the losing table-creating append onto version 1 instead of failing it on the "
-    "app transaction, so the first batch lands twice (also on local folders, from two machines)",
-)
 def test_two_writers_racing_to_create_bronze(s3, tmp_path):
     make_project(tmp_path, [eventos_spec()])
     expected = _land(s3, 1, 0)

@@ -20,6 +20,7 @@ import json
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -127,7 +128,9 @@ def ingested_files(target: ResolvedTarget, spec: TableSpec, dt=None) -> tuple[in
     store = store_for(target.lake, target.settings.aws)
     try:
         doc = json.loads(gzip.decompress(store.read_bytes(_state_uri(lake, spec, committed))))
-        if doc.get("batch_id") == committed:
+        # the nonce ties the file to THE commit of this batch: a racing writer that lost the commit may have
+        # overwritten the state file of the same batch id with its own file list
+        if doc.get("batch_id") == committed and doc.get("nonce") == _commit_nonce(dt, committed):
             return committed, set(doc["files"])
     except (FileNotFoundError, OSError, ValueError, KeyError):
         pass
@@ -135,6 +138,13 @@ def ingested_files(target: ResolvedTarget, spec: TableSpec, dt=None) -> tuple[in
         if "NoSuchKey" not in type(exc).__name__ and "404" not in str(exc) and "NoSuchKey" not in str(exc):
             raise
     return committed, _files_from_history(dt)
+
+
+def _commit_nonce(dt, batch_id: int, look_back: int = 10) -> str | None:
+    for commit in dt.history(look_back):
+        if commit.get("lh360.batch_id") == str(batch_id):
+            return commit.get("lh360.nonce")
+    return None
 
 
 def _files_from_history(dt) -> set[str]:
@@ -146,10 +156,10 @@ def _files_from_history(dt) -> set[str]:
     return files
 
 
-def _write_state(target: ResolvedTarget, spec: TableSpec, batch_id: int, files: set[str]) -> None:
+def _write_state(target: ResolvedTarget, spec: TableSpec, batch_id: int, files: set[str], nonce: str) -> None:
     lake = Lake(target.lake)
     store = store_for(target.lake, target.settings.aws)
-    doc = {"batch_id": batch_id, "files": sorted(files)}
+    doc = {"batch_id": batch_id, "nonce": nonce, "files": sorted(files)}
     store.write_bytes(_state_uri(lake, spec, batch_id), gzip.compress(json.dumps(doc).encode(), compresslevel=1))
     old = batch_id - STATE_KEEP
     if old >= 0:
@@ -569,19 +579,22 @@ def _write_batch(
     first = next(watched, None)
     out_schema = first.schema if first is not None else _empty_schema(con, sql)
     data = pa.RecordBatchReader.from_batches(out_schema, _chain(first, watched))
+    storage_options = delta_storage_options(bronze_uri, target.settings.aws)
+    if dt is None:
+        dt = _create_bronze(bronze_uri, out_schema, storage_options, spec)
     # the state file first: if we die before the commit below, it names a batch that never committed
-    _write_state(target, spec, batch_id, done | {p.info.rel for p in prepared})
+    nonce = uuid.uuid4().hex
+    _write_state(target, spec, batch_id, done | {p.info.rel for p in prepared}, nonce)
     files = sorted(p.info.rel for p in prepared)
     try:
         write_deltalake(
             # the snapshot `committed` was read from, not the URI: a URI makes delta-rs load the latest
             # version, so a racing writer's commit of this batch id is not seen as a conflict (duplicates)
-            dt if dt is not None else to_delta_uri(bronze_uri),
+            dt,
             data,
             mode="append",
-            schema_mode="merge" if evolve or dt is None else None,
-            storage_options=delta_storage_options(bronze_uri, target.settings.aws),
-            configuration={"delta.appendOnly": "true"} if dt is None else None,
+            schema_mode="merge" if evolve else None,
+            storage_options=storage_options,
             commit_properties=commit_properties(
                 app_id(spec),
                 batch_id,
@@ -590,6 +603,7 @@ def _write_batch(
                     "lh360.table": spec.table,
                     "lh360.batch_id": str(batch_id),
                     "lh360.files": json.dumps(files),
+                    "lh360.nonce": nonce,
                 },
             ),
         )
@@ -600,6 +614,33 @@ def _write_batch(
             raise _NewColumns() from None
         raise
     return counters
+
+
+def _create_bronze(uri: str, schema, storage_options: dict[str, str] | None, spec: TableSpec):
+    """Create the empty bronze table in its own commit (version 0). Two writers racing to create it: the
+    loser's create fails (LockBusy, exit 75). Appending straight to a missing table would let delta-rs
+    rebase the loser's first batch onto version 1 and land it twice."""
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    # Delta knows one instant type: timestamp[us, UTC] (DuckDB names its zone Etc/UTC)
+    fields = [
+        pa.field(f.name, pa.timestamp("us", "UTC"), f.nullable) if pa.types.is_timestamp(f.type) and f.type.tz else f
+        for f in schema
+    ]
+    try:
+        return DeltaTable.create(
+            to_delta_uri(uri),
+            pa.schema(fields),
+            mode="error",
+            name=f"bronze_{spec.table}",
+            configuration={"delta.appendOnly": "true"},
+            storage_options=storage_options,
+        )
+    except Exception as exc:
+        if "exist" in str(exc).lower() or "version 0" in str(exc).lower() or "CommitFailed" in type(exc).__name__:
+            raise LockBusy(f"{spec.table}: another writer created bronze first; try again") from None
+        raise
 
 
 def _chain(first, rest) -> Iterator:
