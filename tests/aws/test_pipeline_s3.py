@@ -12,7 +12,6 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from awstest import cli, eventos_spec, json_out, make_project, ndjson, put, upload_tree
 
 
