@@ -94,13 +94,15 @@ def seed_ingested(target, spec, rels: list[str], batch: int) -> None:
     from lh360.storage import delta_storage_options
 
     uri = Lake(target.lake).table("bronze", spec.table)
-    _write_state(target, spec, batch, set(rels))
+    _write_state(target, spec, batch, set(rels), "seed")
     write_deltalake(
         uri,
         pa.table({"id": pa.array([], pa.int64())}),
         mode="append",
         storage_options=delta_storage_options(uri, target.settings.aws),
-        commit_properties=commit_properties(app_id(spec), batch, {"lh360.step": "ingest"}),
+        commit_properties=commit_properties(
+            app_id(spec), batch, {"lh360.step": "ingest", "lh360.batch_id": str(batch), "lh360.nonce": "seed"}
+        ),
     )
 
 

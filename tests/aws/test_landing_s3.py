@@ -87,12 +87,14 @@ def seed_ingested(target, spec, rels: list[str]) -> None:
     from lh360.storage import delta_storage_options
 
     uri = Lake(target.lake).table("bronze", spec.table)
-    _write_state(target, spec, 0, set(rels))
+    _write_state(target, spec, 0, set(rels), "seed")
     write_deltalake(
         uri,
         pa.table({"id": pa.array([], pa.int64()), "_source_file": pa.array([], pa.string())}),
         storage_options=delta_storage_options(uri, target.settings.aws),
-        commit_properties=commit_properties(app_id(spec), 0, {"lh360.step": "ingest", "lh360.batch_id": "0"}),
+        commit_properties=commit_properties(
+            app_id(spec), 0, {"lh360.step": "ingest", "lh360.batch_id": "0", "lh360.nonce": "seed"}
+        ),
     )
 
 

@@ -130,7 +130,7 @@ def ingested_files(target: ResolvedTarget, spec: TableSpec, dt=None) -> tuple[in
         doc = json.loads(gzip.decompress(store.read_bytes(_state_uri(lake, spec, committed))))
         # the nonce ties the file to THE commit of this batch: a racing writer that lost the commit may have
         # overwritten the state file of the same batch id with its own file list
-        if doc.get("batch_id") == committed and doc.get("nonce") == _commit_nonce(dt, committed):
+        if doc.get("batch_id") == committed and doc.get("nonce") == _commit_nonce(target, spec, dt, committed):
             return committed, set(doc["files"])
     except (FileNotFoundError, OSError, ValueError, KeyError):
         pass
@@ -140,10 +140,20 @@ def ingested_files(target: ResolvedTarget, spec: TableSpec, dt=None) -> tuple[in
     return committed, _files_from_history(dt)
 
 
-def _commit_nonce(dt, batch_id: int, look_back: int = 10) -> str | None:
-    for commit in dt.history(look_back):
-        if commit.get("lh360.batch_id") == str(batch_id):
-            return commit.get("lh360.nonce")
+def _commit_nonce(target: ResolvedTarget, spec: TableSpec, dt, batch_id: int) -> str | None:
+    """The nonce in the commit of `batch_id`, read from the table's last commit file (bronze is append-only:
+    the last commit is the last batch). Read with our store, not `dt.history()`, which is slower and holds
+    the GIL while it waits on S3. None when the last commit is not that batch's."""
+    store = store_for(target.lake, target.settings.aws)
+    log = join(Lake(target.lake).table("bronze", spec.table), "_delta_log", f"{dt.version():020d}.json")
+    try:
+        text = store.read_bytes(log).decode("utf-8")
+    except Exception:
+        return None
+    for line in text.splitlines():
+        info = json.loads(line).get("commitInfo") if line.strip() else None
+        if info is not None and str(info.get("lh360.batch_id")) == str(batch_id):
+            return info.get("lh360.nonce")
     return None
 
 
