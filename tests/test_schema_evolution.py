@@ -83,3 +83,14 @@ def test_new_column_beyond_the_inference_sample_is_not_lost(tmp_path):
     ingest(tmp_path)
     rows = bronze_rows(tmp_path, where="raro IS NOT NULL")
     assert [(r["id"], r["raro"]) for r in rows] == [(25_000, True)]
+
+
+def test_new_column_found_after_the_table_was_created_in_the_first_batch(tmp_path):
+    """The new field sits far past the first Arrow batch, so the first batch's attempt has already created
+    the empty bronze table when it stops; the restart must append to that table, not fail on it."""
+    make_project(tmp_path)
+    lines = [json.dumps({"id": i}) for i in range(300_000)] + [json.dumps({"id": 300_000, "raro": "x"})]
+    write_lines(tmp_path / "landing" / "eventos" / "a.json", lines)
+    result = ingest(tmp_path)
+    assert result.rows == 300_001
+    assert [(r["id"], r["raro"]) for r in bronze_rows(tmp_path, where="raro IS NOT NULL")] == [(300_000, "x")]

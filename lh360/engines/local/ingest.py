@@ -524,6 +524,7 @@ def _ingest_batch(
     batch = BatchResult(batch_id=batch_id, files=len(chunk), bytes=sum(f.size for f in chunk))
     hints = {k: parse_type(v) for k, v in spec.bronze.schema_hints.items()}
     mode = spec.bronze.schema_evolution
+    existed = dt is not None
     with tempfile.TemporaryDirectory(prefix="lh360-ingest-") as tmp_dir:
         tmp = Path(tmp_dir)
         prepared = _prepare(chunk, target, tmp)
@@ -552,12 +553,18 @@ def _ingest_batch(
                         f"{spec.table}: new columns {', '.join(sorted(extra))} in batch {batch_id} (files {files}…); "
                         "schema_evolution is failOnNewColumns: add them to schema_hints or change the mode, then rerun"
                     ) from None
-                # addNewColumns: restart the batch in-process with the new columns (nothing was committed)
+                # addNewColumns: restart the batch in-process with the new columns (no batch was committed)
                 schema = {**schema, **extra}
                 new_cols = [*new_cols, *extra]
+                if dt is None:  # the attempt may have created the empty table: append to it, unless a racer
+                    dt = open_table(Lake(target.lake).table("bronze", spec.table), target.settings.aws)
+                    if txn_version(dt, app_id(spec)) >= batch_id:
+                        raise LockBusy(
+                            f"{spec.table}: another writer committed batch {batch_id} first; try again"
+                        ) from None
         else:
             raise EngineError(f"{spec.table}: schema kept changing within batch {batch_id}")
-    batch.new_columns = list(new_cols) if dt is not None else []
+    batch.new_columns = list(new_cols) if existed else []
     batch.rows, batch.rescued, batch.malformed = counters["rows"], counters["rescued"], counters["malformed"]
     batch.seconds = round(time.monotonic() - started, 3)
     return batch
@@ -575,17 +582,38 @@ def _write_batch(
     *,
     evolve: bool,
 ) -> dict[str, int]:
+    ingested_at = datetime.now(UTC)
+    counters = {"rows": 0, "rescued": 0, "malformed": 0}
+
+    sql = batch_sql(schema, prepared, batch_id, ingested_at)
+    batches = _run_chunks(con, sql, [p.local for p in prepared])
+    try:
+        return _write_rows(target, spec, dt, batch_id, prepared, done, batches, counters, con, sql, evolve=evolve)
+    finally:
+        batches.close()  # stops the reading threads whatever happened, before `con` is used again
+
+
+def _write_rows(
+    target: ResolvedTarget,
+    spec: TableSpec,
+    dt,
+    batch_id: int,
+    prepared: list[_Prepared],
+    done: set[str],
+    batches: Iterator,
+    counters: dict[str, int],
+    con,
+    sql: str,
+    *,
+    evolve: bool,
+) -> dict[str, int]:
     import pyarrow as pa
     from deltalake import write_deltalake
     from deltalake.exceptions import CommitFailedError
 
     bronze_uri = Lake(target.lake).table("bronze", spec.table)
-    ingested_at = datetime.now(UTC)
-    counters = {"rows": 0, "rescued": 0, "malformed": 0}
-
-    sql = batch_sql(schema, prepared, batch_id, ingested_at)
     watch = spec.bronze.schema_evolution in ("addNewColumns", "failOnNewColumns")
-    watched = _strip_and_watch(_run_chunks(con, sql, [p.local for p in prepared]), watch, counters)
+    watched = _strip_and_watch(batches, watch, counters)
     first = next(watched, None)
     out_schema = first.schema if first is not None else _empty_schema(con, sql)
     data = pa.RecordBatchReader.from_batches(out_schema, _chain(first, watched))
@@ -661,14 +689,23 @@ def _chain(first, rest) -> Iterator:
 
 def _run_chunks(con, sql: str, paths: list[Path]) -> Iterator:
     """The batch SQL over each chunk of lines in turn, as Arrow record batches. Splitting the next chunk,
-    running the SQL and writing Delta overlap; memory stays at a few chunks whatever the batch size."""
-    for chunk in lines_mod.prefetch(lines_mod.chunks(paths), depth=1):
-        cur = con.cursor()  # its own cursor: a write abandoned half-way must not leave `con` busy
-        try:
-            cur.register("__lines", chunk)
-            yield from lines_mod.prefetch(cur.sql(sql).to_arrow_reader(ARROW_BATCH_ROWS), depth=2)
-        finally:
-            cur.close()
+    running the SQL and writing Delta overlap; memory stays at a few chunks whatever the batch size.
+    Close the generator to stop its threads (the caller does, even when the write gave up half-way)."""
+    chunks = lines_mod.prefetch(lines_mod.chunks(paths), depth=1)
+    try:
+        for chunk in chunks:
+            cur = con.cursor()  # its own cursor: a write abandoned half-way must not leave `con` busy
+            batches = None
+            try:
+                cur.register("__lines", chunk)
+                batches = lines_mod.prefetch(cur.sql(sql).to_arrow_reader(ARROW_BATCH_ROWS), depth=2)
+                yield from batches
+            finally:
+                if batches is not None:
+                    batches.close()  # joins the thread that runs the query before its cursor closes
+                cur.close()
+    finally:
+        chunks.close()
 
 
 def _empty_schema(con, sql: str):
