@@ -698,7 +698,7 @@ def _run_chunks(con, sql: str, paths: list[Path]) -> Iterator:
             batches = None
             try:
                 cur.register("__lines", chunk)
-                batches = lines_mod.prefetch(cur.sql(sql).to_arrow_reader(ARROW_BATCH_ROWS), depth=2)
+                batches = lines_mod.prefetch(cur.sql(sql).to_arrow_reader(ARROW_BATCH_ROWS), depth=1)
                 yield from batches
             finally:
                 if batches is not None:
