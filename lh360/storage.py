@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -72,6 +73,7 @@ class Store(Protocol):
     def exists(self, uri: str) -> bool: ...
     def delete(self, uri: str) -> None: ...
     def local_copy(self, uri: str, folder: Path) -> Path: ...
+    def upload(self, path: Path, uri: str) -> None: ...
 
 
 class LocalStore:
@@ -147,6 +149,11 @@ class LocalStore:
 
     def local_copy(self, uri: str, folder: Path) -> Path:
         return Path(uri)
+
+    def upload(self, path: Path, uri: str) -> None:
+        """Move a finished local file to `uri` (a rename on the same filesystem)."""
+        Path(uri).parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(path, uri)
 
 
 def split_s3(uri: str) -> tuple[str, str]:
@@ -234,6 +241,11 @@ class S3Store:
         dest = folder / key.replace("/", "__")
         self.client.download_file(bucket, key, str(dest))
         return dest
+
+    def upload(self, path: Path, uri: str) -> None:
+        """Upload a finished local file (multipart when large, by boto3's transfer manager)."""
+        bucket, key = split_s3(uri)
+        self.client.upload_file(str(path), bucket, key)
 
 
 def s3_client(aws: AwsSettings):

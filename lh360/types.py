@@ -6,6 +6,7 @@ because the local engine computes in DuckDB and DuckDB converts losslessly to an
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 # Types Delta (and Spark) cannot store, or that bronze keeps as text, like Auto Loader does for dates.
@@ -35,9 +36,44 @@ _WIDEN = {
 }
 
 
+# The common hints, answered without importing sqlglot (a tenth of a second on every CLI run); a test
+# checks each against the sqlglot path.
+_SIMPLE = {
+    "string": "TEXT",
+    "bigint": "BIGINT",
+    "long": "BIGINT",
+    "int": "INT",
+    "integer": "INT",
+    "smallint": "SMALLINT",
+    "short": "SMALLINT",
+    "tinyint": "TINYINT",
+    "byte": "TINYINT",
+    "double": "DOUBLE",
+    "float": "REAL",
+    "real": "REAL",
+    "boolean": "BOOLEAN",
+    "bool": "BOOLEAN",
+    "date": "DATE",
+    "timestamp": "TIMESTAMPTZ",
+    "timestamp_ntz": "TIMESTAMP",
+    "binary": "BLOB",
+}
+_DECIMAL = re.compile(r"(?:decimal|dec|numeric)\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)", re.IGNORECASE)
+
+
 @lru_cache(maxsize=512)
 def parse_type(text: str) -> str:
     """A Spark SQL type (as written in schema_hints) → DuckDB type string; ValueError if it is not a type."""
+    simple = _SIMPLE.get(text.strip().lower())
+    if simple:
+        return simple
+    decimal = _DECIMAL.fullmatch(text.strip())
+    if decimal:
+        return f"DECIMAL({int(decimal[1])}, {int(decimal[2])})"
+    return _parse_type_sqlglot(text)
+
+
+def _parse_type_sqlglot(text: str) -> str:
     from sqlglot import exp
     from sqlglot.errors import ParseError
 

@@ -7,10 +7,11 @@ committed transaction version C and trust only state file C: a crash before the 
 N > C that is ignored and overwritten; a crash after it leaves nothing to redo. If state file C is lost, it
 is rebuilt from the commit metadata in the Delta history, so the Delta log stays the source of truth.
 
-Reading: DuckDB reads each landing file as text, splits lines (keeping line numbers), parses each line
-once into raw JSON values, and casts them to the stored schema. A value that does not fit its column
-(type mismatch) and a field the schema does not know go to `_rescued_data` as JSON, with the file and
-line; a line that is not a JSON object is kept verbatim in `_rescued_data._corrupt_record`.
+Reading and writing: pyarrow splits the landing files into numbered lines (lines.py); one DuckDB query
+parses each line into the stored schema and writes the batch's Parquet files itself (bronze_files.py),
+which delta-rs then commits. A value that does not fit its column (type mismatch) and a field the schema
+does not know go to `_rescued_data` as JSON, with the file and line; a line that is not a JSON object is
+kept verbatim in `_rescued_data._corrupt_record`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -45,7 +46,6 @@ META_TYPES = {
     "_batch_id": "BIGINT",
     "_rescued_data": "VARCHAR",
 }
-ARROW_BATCH_ROWS = 131_072
 STATE_KEEP = 3
 
 Progress = Callable[..., None]
@@ -260,7 +260,7 @@ def _array_to_ndjson(src: Path, dst: Path) -> Path:
 _LINES = """
 c AS (
   SELECT fi, _line, CASE WHEN ends_with(line0, chr(13)) THEN rtrim(line0, chr(13)) ELSE line0 END AS line
-  FROM __lines WHERE length(line0) > 8 OR trim(line0, ' ' || chr(9) || chr(13)) <> ''
+  FROM __lines WHERE strlen(line0) > 8 OR trim(line0, ' ' || chr(9) || chr(13)) <> ''
 )"""
 
 
@@ -377,35 +377,29 @@ def _typed(kind: str, v: str, t: str, type_: str) -> str:
 
 
 def batch_sql(schema: dict[str, str], files: list[_Prepared], batch_id: int, ingested_at: datetime) -> str:
-    """One SELECT over a chunk of numbered lines (`__lines`) → bronze rows (data columns, then metadata).
+    """One SELECT over numbered lines (`__lines`) → bronze rows (data columns, then metadata).
 
-    Two paths, one result. The fast path parses a line once with `json_transform_strict` into the stored
-    types: it succeeds only when every column is present and fits exactly, which is most lines. The others
-    (missing fields, values that do not fit, malformed lines) take the slow path: the line is parsed into raw
-    JSON values, each is checked against its column's type and rescued when it does not fit. A line is a
-    record when it is one JSON object: it starts with `{` and parses; TRY turns a parse error into NULL.
+    One pass, two paths. The fast path parses a line once with `json_transform_strict` into the stored
+    types: it succeeds only when every column is present and fits exactly, which is most lines; a second,
+    cheaper parse (`json_keys`) tells whether the line also carries fields the schema lacks. The other lines
+    (missing fields, values that do not fit, malformed lines) take the slow path, computed for them only
+    (CASE evaluates a branch for the rows that take it): the line is parsed into raw JSON values, each is
+    checked against its column's type and rescued when it does not fit. A line is a record when it is one
+    JSON object: it starts with `{` and parses; TRY turns a parse error into NULL.
     """
     names = list(schema)
     known = "[" + ", ".join(lit(n) for n in [*names, *META_COLUMNS]) + "]::VARCHAR[]"
     uris = "[" + ", ".join(lit(p.info.uri) for p in files) + "]"
     mtimes = "[" + ", ".join(f"to_timestamp({p.info.mtime!r})" for p in files) + "]"
-    is_object = "starts_with(ltrim(line), '{')"
-    unknown_keys = f"list_filter(json_keys(line), lambda k: NOT list_contains({known}, k))"
     unknown_entries = (
         "list_transform(unk, lambda k: {'k': k, 'v': json_extract(line, '$.\"' || replace(k, '\"', '\\\"') || '\"')})"
     )
     where = "[{'k': '_file_path', 'v': to_json(uri)}, {'k': '_line', 'v': to_json(_line)}]"
-
-    def rescued(entries: list[str]) -> str:
-        parts = ", ".join([unknown_entries, *entries, where])
-        return f"to_json(map_from_entries(list_transform(list_concat({parts}), lambda e: (e.k, e.v))))"
-
-    meta = f"""uri AS _source_file, mtime AS _source_modified_at,
-  {lit(ingested_at.isoformat())}::TIMESTAMPTZ AS _ingested_at, {batch_id}::BIGINT AS _batch_id"""
     if names:
         typed_struct = json.dumps({n: schema[n] for n in names})
         raw_struct = json.dumps({n: "JSON" for n in names})
-        fast_cols = "".join(f"s.{q(n)} AS {q(n)}, " for n in names)
+        fast = f"TRY(json_transform_strict(line, {lit(typed_struct)}))"
+        raw = f"CASE WHEN s IS NULL AND keys IS NOT NULL THEN json_transform(line, {lit(raw_struct)}) END"
         types_sel = "".join(f", json_type(r.{q(n)}) AS {q('t#' + n)}" for n in names)
         values_sel = "".join(
             f", {_typed(top_kind(schema[n]), 'r.' + q(n), q('t#' + n), schema[n])} AS {q('v#' + n)}" for n in names
@@ -414,58 +408,42 @@ def batch_sql(schema: dict[str, str], files: list[_Prepared], batch_id: int, ing
         entries = [
             f"CASE WHEN {m} THEN [{{'k': {lit(n)}, 'v': r.{q(n)}}}] ELSE [] END" for n, m in zip(names, mismatch)
         ]
-        any_mismatch = " OR ".join(mismatch)
-        slow_cols = "".join(f"{q('v#' + n)} AS {q(n)}, " for n in names)
-        fast = f"TRY(json_transform_strict(line, {lit(typed_struct)}))"
-        raw = f"TRY(json_transform(line, {lit(raw_struct)}))"
+        any_mismatch = f"(s IS NULL AND ({' OR '.join(mismatch)}))"
+        cols = "".join(f"CASE WHEN s IS NOT NULL THEN s.{q(n)} ELSE {q('v#' + n)} END AS {q(n)}, " for n in names)
     else:  # no columns yet (nothing could be inferred): json_keys is the parse that decides
-        fast_cols = types_sel = values_sel = slow_cols = ""
+        fast, raw = "NULL::STRUCT(x INTEGER)", "NULL::STRUCT(x INTEGER)"
+        types_sel = values_sel = cols = ""
         entries, any_mismatch = [], "false"
-        fast = "NULL::STRUCT(x INTEGER)"
-        raw = "TRY(json_keys(line))"
+    parts = ", ".join([unknown_entries, *entries, where])
+    rescued = f"to_json(map_from_entries(list_transform(list_concat({parts}), lambda e: (e.k, e.v))))"
+    # a fast line holds every known column once (strict rejects duplicates): more keys means unknown ones
+    unk = (
+        f"CASE WHEN keys IS NOT NULL AND (s IS NULL OR len(keys) > {len(names)}) "
+        f"THEN list_filter(keys, lambda k: NOT list_contains({known}, k)) ELSE [] END"
+    )
     return f"""
 WITH {_LINES.strip()},
-f AS MATERIALIZED (SELECT fi, _line, line, CASE WHEN {is_object} THEN {fast} END AS s FROM c),
-fast AS (SELECT *, {uris}[fi + 1] AS uri, {mtimes}[fi + 1] AS mtime, {unknown_keys} AS unk FROM f WHERE s IS NOT NULL),
-slow AS (
-  SELECT fi, _line, line, {uris}[fi + 1] AS uri, {mtimes}[fi + 1] AS mtime, CASE WHEN {is_object} THEN {raw} END AS r
-  FROM f WHERE s IS NULL
+p AS (SELECT fi, _line, line, CASE WHEN starts_with(line, '{{') THEN true ELSE starts_with(ltrim(line), '{{') END AS obj FROM c),
+ps AS (SELECT *, CASE WHEN obj THEN {fast} END AS s, CASE WHEN obj THEN TRY(json_keys(line)) END AS keys FROM p),
+pk AS (
+  SELECT fi, _line, line, s, keys IS NOT NULL AS ok, {unk} AS unk, {raw} AS r,
+    {uris}[fi + 1] AS uri, {mtimes}[fi + 1] AS mtime
+  FROM ps
 ),
-slow_keys AS (SELECT *, r IS NOT NULL AS ok, CASE WHEN r IS NOT NULL THEN {unknown_keys} ELSE [] END AS unk FROM slow),
-slow_types AS (SELECT *{types_sel} FROM slow_keys),
-slow_values AS (SELECT *{values_sel} FROM slow_types)
-SELECT {fast_cols}{meta},
-  CASE WHEN len(unk) > 0 THEN {rescued([])} END AS _rescued_data,
-  len(unk) AS "__unknown", false AS "__malformed"
-FROM fast
-UNION ALL
-SELECT {slow_cols}{meta},
+pt AS (SELECT *{types_sel} FROM pk),
+pv AS (SELECT *{values_sel} FROM pt)
+SELECT {cols}uri AS _source_file, mtime AS _source_modified_at,
+  {lit(ingested_at.isoformat())}::TIMESTAMPTZ AS _ingested_at, {batch_id}::BIGINT AS _batch_id,
   CASE
     WHEN NOT ok THEN json_object('_corrupt_record', line, '_file_path', uri, '_line', _line)
-    WHEN len(unk) > 0 OR {any_mismatch} THEN {rescued(entries)}
-  END AS _rescued_data,
-  len(unk) AS "__unknown", NOT ok AS "__malformed"
-FROM slow_values
+    WHEN len(unk) > 0 OR {any_mismatch} THEN {rescued}
+  END AS _rescued_data
+FROM pv
 """
 
 
 class _NewColumns(Exception):
-    """Raised inside the write when a row carries fields the schema lacks (addNewColumns: evolve, retry)."""
-
-
-def _strip_and_watch(reader, stop_on_unknown: bool, counters: dict[str, int]) -> Iterator:
-    import pyarrow.compute as pc
-
-    for batch in reader:
-        unknown = batch.column("__unknown")
-        malformed = batch.column("__malformed")
-        if stop_on_unknown and pc.max(unknown).as_py():
-            counters["new_columns_seen"] = 1  # delta-rs wraps errors raised inside its reader: leave a mark
-            raise _NewColumns()
-        counters["rows"] += batch.num_rows
-        counters["rescued"] += batch.num_rows - batch.column("_rescued_data").null_count
-        counters["malformed"] += pc.sum(malformed.cast("int32")).as_py() or 0
-        yield batch.drop_columns(["__unknown", "__malformed"])
+    """The batch's rows carry fields the schema lacks (addNewColumns: evolve and restart; failOnNewColumns: stop)."""
 
 
 def _new_columns(con, paths: list[Path], schema: dict[str, str]) -> dict[str, str]:
@@ -539,7 +517,7 @@ def _ingest_batch(
         # at most two restarts: Auto Loader stops once on new columns and restarts with them
         for _restart in range(3):
             try:
-                counters = _write_batch(con, target, spec, dt, batch_id, schema, prepared, done, evolve=bool(new_cols))
+                counters = _write_batch(con, target, spec, dt, batch_id, schema, prepared, done, tmp)
                 break
             except _NewColumns:
                 extra = _new_columns(con, [p.local for p in prepared], schema)
@@ -553,15 +531,9 @@ def _ingest_batch(
                         f"{spec.table}: new columns {', '.join(sorted(extra))} in batch {batch_id} (files {files}…); "
                         "schema_evolution is failOnNewColumns: add them to schema_hints or change the mode, then rerun"
                     ) from None
-                # addNewColumns: restart the batch in-process with the new columns (no batch was committed)
+                # addNewColumns: restart the batch in-process with the new columns (nothing was committed)
                 schema = {**schema, **extra}
                 new_cols = [*new_cols, *extra]
-                if dt is None:  # the attempt may have created the empty table: append to it, unless a racer
-                    dt = open_table(Lake(target.lake).table("bronze", spec.table), target.settings.aws)
-                    if txn_version(dt, app_id(spec)) >= batch_id:
-                        raise LockBusy(
-                            f"{spec.table}: another writer committed batch {batch_id} first; try again"
-                        ) from None
         else:
             raise EngineError(f"{spec.table}: schema kept changing within batch {batch_id}")
     batch.new_columns = list(new_cols) if existed else []
@@ -579,79 +551,119 @@ def _write_batch(
     schema: dict[str, str],
     prepared: list[_Prepared],
     done: set[str],
-    *,
-    evolve: bool,
+    tmp: Path,
 ) -> dict[str, int]:
-    ingested_at = datetime.now(UTC)
-    counters = {"rows": 0, "rescued": 0, "malformed": 0}
-
-    sql = batch_sql(schema, prepared, batch_id, ingested_at)
-    batches = _run_chunks(con, sql, [p.local for p in prepared])
-    try:
-        return _write_rows(target, spec, dt, batch_id, prepared, done, batches, counters, con, sql, evolve=evolve)
-    finally:
-        batches.close()  # stops the reading threads whatever happened, before `con` is used again
-
-
-def _write_rows(
-    target: ResolvedTarget,
-    spec: TableSpec,
-    dt,
-    batch_id: int,
-    prepared: list[_Prepared],
-    done: set[str],
-    batches: Iterator,
-    counters: dict[str, int],
-    con,
-    sql: str,
-    *,
-    evolve: bool,
-) -> dict[str, int]:
-    import pyarrow as pa
-    from deltalake import write_deltalake
+    """DuckDB writes the batch's Parquet files; delta-rs commits them in ONE commit with (app id, batch id)."""
     from deltalake.exceptions import CommitFailedError
 
+    from lh360.engines.local import bronze_files
+
     bronze_uri = Lake(target.lake).table("bronze", spec.table)
-    watch = spec.bronze.schema_evolution in ("addNewColumns", "failOnNewColumns")
-    watched = _strip_and_watch(batches, watch, counters)
-    first = next(watched, None)
-    out_schema = first.schema if first is not None else _empty_schema(con, sql)
-    data = pa.RecordBatchReader.from_batches(out_schema, _chain(first, watched))
-    storage_options = delta_storage_options(bronze_uri, target.settings.aws)
-    if dt is None:
-        dt = _create_bronze(bronze_uri, out_schema, storage_options, spec)
-    # the state file first: if we die before the commit below, it names a batch that never committed
-    nonce = uuid.uuid4().hex
-    _write_state(target, spec, batch_id, done | {p.info.rel for p in prepared}, nonce)
-    files = sorted(p.info.rel for p in prepared)
+    sql = batch_sql(schema, prepared, batch_id, datetime.now(UTC))
+    out_schema = _empty_schema(con, sql)
+    folder = bronze_files.staging_folder(bronze_uri, tmp)
     try:
-        write_deltalake(
-            # the snapshot `committed` was read from, not the URI: a URI makes delta-rs load the latest
-            # version, so a racing writer's commit of this batch id is not seen as a conflict (duplicates)
-            dt,
-            data,
-            mode="append",
-            schema_mode="merge" if evolve else None,
-            storage_options=storage_options,
-            commit_properties=commit_properties(
-                app_id(spec),
-                batch_id,
-                {
-                    "lh360.step": "ingest",
-                    "lh360.table": spec.table,
-                    "lh360.batch_id": str(batch_id),
-                    "lh360.files": json.dumps(files),
-                    "lh360.nonce": nonce,
-                },
-            ),
-        )
-    except CommitFailedError as exc:
-        raise LockBusy(f"{spec.table}: another writer committed to bronze first ({exc}); try again") from None
-    except Exception:
-        if counters.get("new_columns_seen"):
-            raise _NewColumns() from None
-        raise
+        staged = _copy_lines(con, sql, [p.local for p in prepared], folder)
+        watch = spec.bronze.schema_evolution in ("addNewColumns", "failOnNewColumns")
+        counters = _count(con, staged, schema, watch=watch)
+        storage_options = delta_storage_options(bronze_uri, target.settings.aws)
+        if dt is None:
+            dt = _create_bronze(bronze_uri, out_schema, storage_options, spec)
+        # the state file first: if we die before the commit below, it names a batch that never committed
+        nonce = uuid.uuid4().hex
+        _write_state(target, spec, batch_id, done | {p.info.rel for p in prepared}, nonce)
+        metadata = {
+            "lh360.step": "ingest",
+            "lh360.table": spec.table,
+            "lh360.batch_id": str(batch_id),
+            "lh360.files": json.dumps(sorted(p.info.rel for p in prepared)),
+            "lh360.nonce": nonce,
+        }
+        props = commit_properties(app_id(spec), batch_id, metadata)
+        try:
+            # on the snapshot `committed` was read from: a racing writer's commit of this batch id then
+            # conflicts with ours (its app transaction) instead of being silently followed by a duplicate
+            if set(out_schema.names) - set(arrow_schema(dt).names):
+                _append_with_new_columns(con, dt, staged, out_schema, storage_options, props)
+            else:
+                bronze_files.publish(staged, bronze_uri, target.settings.aws)
+                dt.create_write_transaction(
+                    bronze_files.add_actions(staged, out_schema),
+                    mode="append",
+                    schema=dt.schema(),
+                    commit_properties=props,
+                )
+        except CommitFailedError as exc:
+            raise LockBusy(f"{spec.table}: another writer committed to bronze first ({exc}); try again") from None
+    finally:
+        bronze_files.discard(folder)
     return counters
+
+
+def _copy_lines(con, sql: str, paths: list[Path], folder: Path) -> list:
+    """The batch SQL over every line of `paths`, streamed in chunks, written by DuckDB under `folder`."""
+    from lh360.engines.local import bronze_files
+
+    lines, close = lines_mod.reader(paths)
+    cur = con.cursor()  # its own cursor: a failed COPY must not leave `con` busy
+    try:
+        cur.register("__lines", lines)
+        return bronze_files.copy(cur, sql, folder)
+    finally:
+        cur.close()
+        close()
+
+
+def _count(con, staged: list, schema: dict[str, str], *, watch: bool) -> dict[str, int]:
+    """Rows, rescued rows and malformed lines of the staged files. DuckDB counted the rows and the null
+    `_rescued_data`; only when some row was rescued are those rows read back (one column, few rows) to
+    count malformed lines and, when the mode watches for them, fields the schema lacks."""
+    rows = sum(f.rows for f in staged)
+    rescued = sum(f.rows - (f.null_count("_rescued_data") or 0) for f in staged)
+    counters = {"rows": rows, "rescued": rescued, "malformed": 0}
+    if not rescued:
+        return counters
+    files = "[" + ", ".join(lit(str(f.path)) for f in staged) + "]"
+    ours = "[" + ", ".join(lit(n) for n in [*schema, *META_COLUMNS, "_file_path", "_line", "_corrupt_record"]) + "]"
+    malformed, unknown = con.execute(
+        f"""SELECT count_if(json_exists(_rescued_data, '$._corrupt_record')),
+             count_if(len(list_filter(json_keys(_rescued_data), lambda k: NOT list_contains({ours}::VARCHAR[], k))) > 0)
+           FROM read_parquet({files}) WHERE _rescued_data IS NOT NULL"""
+    ).fetchall()[0]
+    if watch and unknown:
+        raise _NewColumns()
+    counters["malformed"] = int(malformed)
+    return counters
+
+
+def _delta_fields(schema) -> list:
+    """Arrow fields as Delta stores them: Delta knows one instant type, timestamp[us, UTC] (DuckDB names
+    its zone Etc/UTC)."""
+    import pyarrow as pa
+
+    return [
+        pa.field(f.name, pa.timestamp("us", "UTC"), f.nullable) if pa.types.is_timestamp(f.type) and f.type.tz else f
+        for f in schema
+    ]
+
+
+def _append_with_new_columns(con, dt, staged: list, schema, storage_options, props) -> None:
+    """A batch that adds columns: delta-rs appends the staged rows with a schema merge, so the new columns
+    and the rows land in the batch's one commit (committing DuckDB's files cannot change the schema)."""
+    from deltalake import write_deltalake
+
+    cur = con.cursor()
+    try:
+        if staged:
+            files = "[" + ", ".join(lit(str(f.path)) for f in staged) + "]"
+            data = cur.sql(f"SELECT * FROM read_parquet({files})").to_arrow_reader(131_072)
+        else:
+            data = schema.empty_table()
+        write_deltalake(
+            dt, data, mode="append", schema_mode="merge", storage_options=storage_options, commit_properties=props
+        )
+    finally:
+        cur.close()
 
 
 def _create_bronze(uri: str, schema, storage_options: dict[str, str] | None, spec: TableSpec):
@@ -661,15 +673,10 @@ def _create_bronze(uri: str, schema, storage_options: dict[str, str] | None, spe
     import pyarrow as pa
     from deltalake import DeltaTable
 
-    # Delta knows one instant type: timestamp[us, UTC] (DuckDB names its zone Etc/UTC)
-    fields = [
-        pa.field(f.name, pa.timestamp("us", "UTC"), f.nullable) if pa.types.is_timestamp(f.type) and f.type.tz else f
-        for f in schema
-    ]
     try:
         return DeltaTable.create(
             to_delta_uri(uri),
-            pa.schema(fields),
+            pa.schema(_delta_fields(schema)),
             mode="error",
             name=f"bronze_{spec.table}",
             configuration={"delta.appendOnly": "true"},
@@ -681,37 +688,10 @@ def _create_bronze(uri: str, schema, storage_options: dict[str, str] | None, spe
         raise
 
 
-def _chain(first, rest) -> Iterator:
-    if first is not None:
-        yield first
-    yield from rest
-
-
-def _run_chunks(con, sql: str, paths: list[Path]) -> Iterator:
-    """The batch SQL over each chunk of lines in turn, as Arrow record batches. Splitting the next chunk,
-    running the SQL and writing Delta overlap; memory stays at a few chunks whatever the batch size.
-    Close the generator to stop its threads (the caller does, even when the write gave up half-way)."""
-    chunks = lines_mod.prefetch(lines_mod.chunks(paths), depth=1)
-    try:
-        for chunk in chunks:
-            cur = con.cursor()  # its own cursor: a write abandoned half-way must not leave `con` busy
-            batches = None
-            try:
-                cur.register("__lines", chunk)
-                batches = lines_mod.prefetch(cur.sql(sql).to_arrow_reader(ARROW_BATCH_ROWS), depth=1)
-                yield from batches
-            finally:
-                if batches is not None:
-                    batches.close()  # joins the thread that runs the query before its cursor closes
-                cur.close()
-    finally:
-        chunks.close()
-
-
 def _empty_schema(con, sql: str):
     cur = con.cursor()
     cur.register("__lines", lines_mod.empty())
-    schema = cur.execute(f"SELECT * EXCLUDE (__unknown, __malformed) FROM ({sql}) LIMIT 0").to_arrow_table().schema
+    schema = cur.sql(f"SELECT * FROM ({sql}) LIMIT 0").to_arrow_table().schema
     cur.close()
     return schema
 
