@@ -28,6 +28,14 @@ def corpus(land, first_only: bool = False):
         "07_huge.json": [HUGE, json.dumps({"id": 901})],
         "08_crlf.json": [json.dumps({"id": 500}) + "\r", "  " + json.dumps({"id": 501}) + "  \r"],
         "09_latin1.json": [json.dumps({"id": 600}).encode(), b'{"id": 601, "nome": "Jo\xe3o"}'],
+        # every column present: values that a cast would convert (rounding 104.5, reading "7") still mismatch
+        "10_types_complete.json": [
+            '{"id": 104.5, "nome": "n", "renda": 1.0, "ativo": true, "end": {"uf": "SP"}}',
+            '{"id": "7", "nome": "n", "renda": 1.0, "ativo": true, "end": {"uf": "SP"}}',
+            '{"id": 8, "nome": "n", "renda": "2.5", "ativo": 1, "end": {"uf": "SP"}}',
+            '{"id": 9, "nome": 123, "renda": 2, "ativo": "true", "end": {"uf": "SP"}}',
+            '{"id": 10, "nome": "n", "renda": true, "ativo": false, "end": "SP"}',
+        ],
     }
     for i, (name, lines) in enumerate(files.items()):
         if first_only != (i == 0):
@@ -75,6 +83,19 @@ def test_every_line_is_a_row_and_every_bad_piece_is_findable(tmp_path):
     assert row["id"] is None and data["id"] == 104.5 and data["ativo"] == "sim"
     row, data = at("02_types.json", 4)
     assert row["end"] is None and data["end"] == "not an object"
+    row, data = at("10_types_complete.json", 1)
+    assert row["id"] is None and data["id"] == 104.5 and row["nome"] == "n"
+    row, data = at("10_types_complete.json", 2)
+    assert row["id"] is None and data["id"] == "7"
+    row, data = at("10_types_complete.json", 3)
+    assert row["id"] == 8 and row["renda"] is None and row["ativo"] is None
+    assert data["renda"] == "2.5" and data["ativo"] == 1
+    row, data = at("10_types_complete.json", 4)
+    assert row["nome"] == "123" and row["renda"] == 2.0 and row["ativo"] is None and data["ativo"] == "true"
+    assert "nome" not in data and "renda" not in data  # text takes any value; an integer is a number
+    row, data = at("10_types_complete.json", 5)
+    assert row["renda"] is None and row["ativo"] is False and row["end"] is None
+    assert data["renda"] is True and data["end"] == "SP"
     # unknown fields (rescue mode): kept whole, nested values included
     row, data = at("03_unknown.json", 1)
     assert row["id"] == 200 and data["campo_legado"] == "x" and data["outro"] == {"a": [1, 2]}

@@ -257,10 +257,12 @@ def _array_to_ndjson(src: Path, dst: Path) -> Path:
 
 
 # blank lines are skipped (cheap test first, in a CASE so that only short lines are trimmed: an OR evaluated
-# trim on every line, a quarter of a second per GB); CR of CRLF dropped
+# trim on every line, a quarter of a second per GB); CR of CRLF dropped from the text (`j`, the same line typed
+# JSON, keeps it: CR is JSON whitespace)
 _LINES = """
 c AS (
-  SELECT fi, _line, CASE WHEN ends_with(line0, chr(13)) THEN rtrim(line0, chr(13)) ELSE line0 END AS line
+  SELECT fi, _line, line0 AS j,
+    CASE WHEN ends_with(line0, chr(13)) THEN rtrim(line0::VARCHAR, chr(13)) ELSE line0::VARCHAR END AS line
   FROM __lines WHERE CASE WHEN strlen(line0) > 8 THEN true ELSE trim(line0, ' ' || chr(9) || chr(13)) <> '' END
 )"""
 
@@ -377,16 +379,35 @@ def _typed(kind: str, v: str, t: str, type_: str) -> str:
     return f"CASE {t} WHEN 'VARCHAR' THEN json_extract_string({v}, '$') WHEN 'NULL' THEN NULL ELSE CAST({v} AS VARCHAR) END"
 
 
+# Scalar kinds a cast would convert too freely for Auto Loader's contract ("7" → 7, 104.5 → 105, 1 → true):
+# the fast path reads them as raw JSON text and converts only a JSON value of the right kind.
+_STRICT_KINDS = ("int", "number", "decimal", "bool")
+
+
+def _fast_value(kind: str, raw: str, type_: str) -> str:
+    """The column value from its raw JSON text (strict kinds only); NULL when the JSON kind does not fit."""
+    text = f"{raw}::VARCHAR"
+    if kind == "bool":
+        return f"CASE {text} WHEN 'true' THEN true WHEN 'false' THEN false END"
+    if kind == "int":  # a JSON integer: no fraction, no exponent (a string keeps its quotes and fails the cast)
+        return (
+            f"CASE WHEN contains({text}, '.') OR contains({text}, 'e') OR contains({text}, 'E') THEN NULL "
+            f"ELSE TRY_CAST({text} AS {type_}) END"
+        )
+    return f"TRY_CAST({text} AS {type_})"  # number, decimal: any JSON number
+
+
 def batch_sql(schema: dict[str, str], files: list[_Prepared], batch_id: int, ingested_at: datetime) -> str:
     """One SELECT over numbered lines (`__lines`) → bronze rows (data columns, then metadata).
 
-    One pass, two paths. The fast path parses a line once with `json_transform_strict` into the stored
-    types: it succeeds only when every column is present and fits exactly, which is most lines; a second,
-    cheaper parse (`json_keys`) tells whether the line also carries fields the schema lacks. The other lines
-    (missing fields, values that do not fit, malformed lines) take the slow path, computed for them only
-    (CASE evaluates a branch for the rows that take it): the line is parsed into raw JSON values, each is
-    checked against its column's type and rescued when it does not fit. A line is a record when it is one
-    JSON object: it starts with `{` and parses; TRY turns a parse error into NULL.
+    One pass, two paths. The fast path casts a line once to the table's STRUCT (numbers and booleans as
+    raw JSON, converted only when their JSON kind fits); the cast fails unless the line is one JSON object
+    holding every column once, values that fit, and no other field, which is most lines. The other lines
+    (missing or unknown fields, values that do not fit, malformed lines) take the slow path, computed for
+    them only (CASE evaluates a branch for the rows that take it): `json_keys` finds their fields, the line
+    is parsed into raw JSON values, each is checked against its column's type and rescued when it does not
+    fit. A line is a record when it is one JSON object: it starts with `{` and parses; TRY turns a parse
+    error into NULL.
     """
     names = list(schema)
     known = "[" + ", ".join(lit(n) for n in [*names, *META_COLUMNS]) + "]::VARCHAR[]"
@@ -396,41 +417,49 @@ def batch_sql(schema: dict[str, str], files: list[_Prepared], batch_id: int, ing
         "list_transform(unk, lambda k: {'k': k, 'v': json_extract(line, '$.\"' || replace(k, '\"', '\\\"') || '\"')})"
     )
     where = "[{'k': '_file_path', 'v': to_json(uri)}, {'k': '_line', 'v': to_json(_line)}]"
+    kinds = {n: top_kind(schema[n]) for n in names}
+    strict = [n for n in names if kinds[n] in _STRICT_KINDS]
     if names:
-        typed_struct = json.dumps({n: schema[n] for n in names})
+        fast_type = "STRUCT(" + ", ".join(f"{q(n)} {'JSON' if n in strict else schema[n]}" for n in names) + ")"
         raw_struct = json.dumps({n: "JSON" for n in names})
-        fast = f"TRY(json_transform_strict(line, {lit(typed_struct)}))"
-        raw = f"CASE WHEN s IS NULL AND ok THEN json_transform(line, {lit(raw_struct)}) END"
+        fast = f"TRY(CAST(j AS {fast_type}))"
+        fast_sel = "".join(f", {_fast_value(kinds[n], 's.' + q(n), schema[n])} AS {q('f#' + n)}" for n in strict)
+        fits = " AND ".join(f"(s.{q(n)} IS NULL OR {q('f#' + n)} IS NOT NULL)" for n in strict) or "true"
+        raw = f"CASE WHEN keys IS NOT NULL THEN json_transform(line, {lit(raw_struct)}) END"
         types_sel = "".join(f", json_type(r.{q(n)}) AS {q('t#' + n)}" for n in names)
         values_sel = "".join(
-            f", {_typed(top_kind(schema[n]), 'r.' + q(n), q('t#' + n), schema[n])} AS {q('v#' + n)}" for n in names
+            f", {_typed(kinds[n], 'r.' + q(n), q('t#' + n), schema[n])} AS {q('v#' + n)}" for n in names
         )
         mismatch = [f"({q('t#' + n)} IS NOT NULL AND {q('t#' + n)} <> 'NULL' AND {q('v#' + n)} IS NULL)" for n in names]
         entries = [
             f"CASE WHEN {m} THEN [{{'k': {lit(n)}, 'v': r.{q(n)}}}] ELSE [] END" for n, m in zip(names, mismatch)
         ]
-        any_mismatch = f"(s IS NULL AND ({' OR '.join(mismatch)}))"
-        cols = "".join(f"CASE WHEN s IS NOT NULL THEN s.{q(n)} ELSE {q('v#' + n)} END AS {q(n)}, " for n in names)
+        any_mismatch = f"(NOT fast AND ({' OR '.join(mismatch)}))"
+        cols = "".join(
+            f"CASE WHEN fast THEN {q('f#' + n) if n in strict else 's.' + q(n)} ELSE {q('v#' + n)} END AS {q(n)}, "
+            for n in names
+        )
     else:  # no columns yet (nothing could be inferred): json_keys is the parse that decides
-        fast, raw = "NULL::STRUCT(x INTEGER)", "NULL::STRUCT(x INTEGER)"
+        fast, raw, fast_sel, fits = "NULL::STRUCT(x INTEGER)", "NULL::STRUCT(x INTEGER)", "", "true"
         types_sel = values_sel = cols = ""
         entries, any_mismatch = [], "false"
     parts = ", ".join([unknown_entries, *entries, where])
     rescued = f"to_json(map_from_entries(list_transform(list_concat({parts}), lambda e: (e.k, e.v))))"
-    # a fast line holds every known column once (strict rejects duplicates): more keys means unknown ones
-    unk = (
-        f"CASE WHEN ok AND (s IS NULL OR len(keys) > {len(names)}) "
-        f"THEN list_filter(keys, lambda k: NOT list_contains({known}, k)) ELSE [] END"
-    )
+    # `keys` is computed for slow lines only (NULL on a fast line, or a line that is not an object)
+    unk = f"CASE WHEN keys IS NOT NULL THEN list_filter(keys, lambda k: NOT list_contains({known}, k)) ELSE [] END"
     return f"""
 WITH {_LINES.strip()},
-p AS (SELECT fi, _line, line, CASE WHEN starts_with(line, '{{') THEN true ELSE starts_with(ltrim(line), '{{') END AS obj FROM c),
-ps AS (SELECT *, {fast} AS s, TRY(json_keys(line)) AS keys FROM p),
-po AS (SELECT *, obj AND keys IS NOT NULL AS ok FROM ps),
+ps AS (SELECT *, {fast} AS s FROM c),
+po AS (SELECT *{fast_sel} FROM ps),
+pf AS (SELECT *, s IS NOT NULL AND {fits} AS fast FROM po),
+pj AS (
+  SELECT *, CASE WHEN fast THEN NULL WHEN starts_with(ltrim(line), '{{') THEN TRY(json_keys(line)) END AS keys
+  FROM pf
+),
+pl AS (SELECT *, fast OR keys IS NOT NULL AS ok FROM pj),
 pk AS (
-  SELECT fi, _line, line, s, ok, {unk} AS unk, {raw} AS r,
-    {uris}[fi + 1] AS uri, {mtimes}[fi + 1] AS mtime
-  FROM po
+  SELECT *, {unk} AS unk, {raw} AS r, {uris}[fi + 1] AS uri, {mtimes}[fi + 1] AS mtime
+  FROM pl
 ),
 pt AS (SELECT *{types_sel} FROM pk),
 pv AS (SELECT *{values_sel} FROM pt)

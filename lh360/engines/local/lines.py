@@ -34,8 +34,14 @@ def _file_lines(path: Path):
 
 
 def chunks(paths: list[Path], chunk_bytes: int = CHUNK_BYTES) -> Iterator:
-    """Arrow tables (fi int32: index into `paths`, _line int64: 1-based, line0 large_string)."""
+    """Arrow tables (fi int32: index into `paths`, _line int64: 1-based, line0: the line's text).
+
+    `line0` carries Arrow's JSON extension type over the same buffer (zero-copy): DuckDB then sees a JSON
+    column without validating it, so casting it to the table's STRUCT is the one parse of a clean line.
+    Its text is read as VARCHAR for everything else (corrupt lines included)."""
     import pyarrow as pa
+
+    as_json = pa.json_(pa.large_string())
 
     numbers = pa.array([], pa.int64())  # 1..n, grown on demand and sliced zero-copy per file
     parts: list = []
@@ -47,7 +53,8 @@ def chunks(paths: list[Path], chunk_bytes: int = CHUNK_BYTES) -> Iterator:
             if len(numbers) < n:
                 numbers = pa.array(range(1, max(n, 2 * len(numbers)) + 1), pa.int64())
             fis = pa.repeat(pa.scalar(fi, pa.int32()), n)
-            parts.append(pa.table({"fi": fis, "_line": numbers.slice(0, n), "line0": lines}))
+            text = pa.ExtensionArray.from_storage(as_json, lines)
+            parts.append(pa.table({"fi": fis, "_line": numbers.slice(0, n), "line0": text}))
             size += path.stat().st_size
         if size >= chunk_bytes:
             yield pa.concat_tables(parts)
@@ -59,9 +66,8 @@ def chunks(paths: list[Path], chunk_bytes: int = CHUNK_BYTES) -> Iterator:
 def empty():
     import pyarrow as pa
 
-    return pa.table(
-        {"fi": pa.array([], pa.int32()), "_line": pa.array([], pa.int64()), "line0": pa.array([], pa.large_string())}
-    )
+    text = pa.ExtensionArray.from_storage(pa.json_(pa.large_string()), pa.array([], pa.large_string()))
+    return pa.table({"fi": pa.array([], pa.int32()), "_line": pa.array([], pa.int64()), "line0": text})
 
 
 def reader(paths: list[Path]):
