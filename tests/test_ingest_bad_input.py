@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.ingest_support import bronze_rows, ingest, make_project, rescued, write_lines
 
 GOOD = [json.dumps({"id": i, "nome": f"n{i}", "renda": 10.5, "ativo": True, "end": {"uf": "SP"}}) for i in range(5)]
@@ -113,3 +115,57 @@ def test_utf8_bom_first_line_is_a_normal_row(tmp_path):
     ingest(tmp_path)
     (row,) = bronze_rows(tmp_path)
     assert row["id"] == 1 and row["_rescued_data"] is None
+
+
+SCHEMAS = {
+    # the corpus's good lines hold exactly these: they take the fast path
+    "regular": {"id": "BIGINT", "nome": "VARCHAR", "renda": "DOUBLE", "ativo": "BOOLEAN", "end": "STRUCT(uf VARCHAR)"},
+    # every line lacks `quando` and `tags`: none takes it
+    "wider": {
+        "id": "BIGINT",
+        "nome": "VARCHAR",
+        "renda": "DOUBLE",
+        "ativo": "BOOLEAN",
+        "end": "STRUCT(uf VARCHAR)",
+        "quando": "DATE",
+        "tags": "VARCHAR[]",
+    },
+}
+
+
+@pytest.mark.parametrize("schema_name", list(SCHEMAS))
+def test_fast_and_lenient_queries_give_the_same_rows(tmp_path, schema_name):
+    """The one-parse fast path and the query used when a batch's sample has irregular lines (every line
+    through the slow path) must agree row for row on the whole corpus."""
+    from datetime import UTC, datetime
+
+    import duckdb
+
+    from lh360.engines.local import ingest as engine
+    from lh360.engines.local import lines as lines_mod
+    from lh360.storage import FileInfo
+
+    land = tmp_path / "landing"
+    corpus(land, first_only=True)
+    lines_by_file = corpus(land)
+    paths = sorted(land.iterdir())
+    files = [engine._Prepared(FileInfo(str(p), p.name, p.stat().st_size, 1_700_000_000.0), p) for p in paths]
+    schema = SCHEMAS[schema_name]
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    con = duckdb.connect()
+    results = []
+    for fast_path in (True, False):
+        sql = engine.batch_sql(schema, files, 3, now, fast_path=fast_path)
+        rows = []
+        for chunk in lines_mod.chunks(paths):
+            cur = con.cursor()
+            cur.register("__lines", chunk)
+            rows += cur.execute(f"SELECT * FROM ({sql})").fetchall()
+            cur.close()
+        results.append(sorted(rows, key=repr))
+    assert len(results[0]) == sum(len(v) for v in lines_by_file.values())
+    assert results[0] == results[1]
+    # which query a batch gets: the corpus has irregular lines → lenient; the good file alone → fast unless
+    # the schema has columns its lines lack
+    assert not engine.fast_path_fits(con, schema, paths)
+    assert engine.fast_path_fits(con, schema, paths[:1]) == (schema_name == "regular")

@@ -62,6 +62,7 @@ class BatchResult:
     new_columns: list[str] = field(default_factory=list)
     version: int | None = None
     seconds: float = 0.0
+    fast_path: bool = True  # False: the batch's sample had lines the one-parse path would reject (batch_sql)
 
 
 @dataclass
@@ -362,25 +363,19 @@ def _merge_structure(a: Any, b: Any) -> Any:
     return "VARCHAR"  # conflicting kinds: text, as Spark infers
 
 
-def _typed(kind: str, v: str, t: str, type_: str) -> str:
-    if kind == "int":
-        return f"CASE WHEN {t} IN ('BIGINT', 'UBIGINT') THEN TRY_CAST({v} AS {type_}) END"
-    if kind in ("number", "decimal"):
-        return f"CASE WHEN {t} IN ('BIGINT', 'UBIGINT', 'DOUBLE') THEN TRY_CAST({v} AS {type_}) END"
-    if kind == "bool":
-        return f"CASE WHEN {t} = 'BOOLEAN' THEN TRY_CAST({v} AS BOOLEAN) END"
+def _checked(kind: str, v: str, t: str, type_: str) -> str:
+    """Dates, timestamps, objects and arrays (slow path): a raw JSON value `v` of JSON type `t` → the
+    column value, NULL when the JSON type does not fit."""
     if kind in ("date", "timestamp"):
         return f"CASE WHEN {t} = 'VARCHAR' THEN TRY_CAST(json_extract_string({v}, '$') AS {type_}) END"
     if kind == "object":
         return f"CASE WHEN {t} = 'OBJECT' THEN TRY_CAST({v} AS {type_}) END"
-    if kind == "array":
-        return f"CASE WHEN {t} = 'ARRAY' THEN TRY_CAST({v} AS {type_}) END"
-    # text: a string as itself, any other JSON value as its JSON text (Spark does the same for StringType)
-    return f"CASE {t} WHEN 'VARCHAR' THEN json_extract_string({v}, '$') WHEN 'NULL' THEN NULL ELSE CAST({v} AS VARCHAR) END"
+    return f"CASE WHEN {t} = 'ARRAY' THEN TRY_CAST({v} AS {type_}) END"
 
 
 # Scalar kinds a cast would convert too freely for Auto Loader's contract ("7" → 7, 104.5 → 105, 1 → true):
-# the fast path reads them as raw JSON text and converts only a JSON value of the right kind.
+# both paths read them as raw JSON text and convert only a JSON value of the right kind. Text columns take
+# any JSON value (a string as itself, anything else as its JSON text, as Spark does for StringType).
 _STRICT_KINDS = ("int", "number", "decimal", "bool")
 
 
@@ -397,7 +392,44 @@ def _fast_value(kind: str, raw: str, type_: str) -> str:
     return f"TRY_CAST({text} AS {type_})"  # number, decimal: any JSON number
 
 
-def batch_sql(schema: dict[str, str], files: list[_Prepared], batch_id: int, ingested_at: datetime) -> str:
+def _fast_parts(schema: dict[str, str]) -> tuple[str, str, str]:
+    """The fast path's cast of `j`, the strict-kind values it yields (`f#<column>`) and the condition
+    under which a line took it."""
+    kinds = {n: top_kind(schema[n]) for n in schema}
+    strict = [n for n in schema if kinds[n] in _STRICT_KINDS]
+    fast_type = "STRUCT(" + ", ".join(f"{q(n)} {'JSON' if n in strict else schema[n]}" for n in schema) + ")"
+    fast = f"TRY(CAST(j AS {fast_type}))"
+    fast_sel = "".join(f", {_fast_value(kinds[n], 's.' + q(n), schema[n])} AS {q('f#' + n)}" for n in strict)
+    fits = " AND ".join(f"(s.{q(n)} IS NULL OR {q('f#' + n)} IS NOT NULL)" for n in strict) or "true"
+    return fast, fast_sel, f"s IS NOT NULL AND {fits}"
+
+
+def fast_path_fits(con, schema: dict[str, str], paths: list[Path]) -> bool:
+    """Whether every line of a sample of the batch takes the fast path. A line that does not costs the
+    fast path an exception (TRY then redoes its vector of 2,048 lines one by one): when lines missing a
+    field or carrying an extra one are common, that made ingest five times slower than reading the whole
+    batch with the slow path's query, which never raises per line."""
+    if not schema:
+        return False
+    sample = lines_mod.sample(paths)
+    if not sample.num_rows:
+        return True
+    fast, fast_sel, took_fast = _fast_parts(schema)
+    cur = con.cursor()
+    try:
+        cur.register("__lines", sample)
+        total, fast_lines = cur.execute(
+            f"WITH {_LINES.strip()}, ps AS (SELECT *, {fast} AS s FROM c), po AS (SELECT *{fast_sel} FROM ps) "
+            f"SELECT count(*), count_if({took_fast}) FROM po"
+        ).fetchall()[0]
+    finally:
+        cur.close()
+    return total == fast_lines
+
+
+def batch_sql(
+    schema: dict[str, str], files: list[_Prepared], batch_id: int, ingested_at: datetime, *, fast_path: bool = True
+) -> str:
     """One SELECT over numbered lines (`__lines`) → bronze rows (data columns, then metadata).
 
     One pass, two paths. The fast path casts a line once to the table's STRUCT (numbers and booleans as
@@ -419,28 +451,39 @@ def batch_sql(schema: dict[str, str], files: list[_Prepared], batch_id: int, ing
     where = "[{'k': '_file_path', 'v': to_json(uri)}, {'k': '_line', 'v': to_json(_line)}]"
     kinds = {n: top_kind(schema[n]) for n in names}
     strict = [n for n in names if kinds[n] in _STRICT_KINDS]
+    checked = [n for n in names if kinds[n] not in _STRICT_KINDS and kinds[n] != "text"]
+
+    def raw_type(n: str) -> str:
+        return "VARCHAR" if kinds[n] == "text" else "JSON"
+
     if names:
-        fast_type = "STRUCT(" + ", ".join(f"{q(n)} {'JSON' if n in strict else schema[n]}" for n in names) + ")"
-        raw_struct = json.dumps({n: "JSON" for n in names})
-        fast = f"TRY(CAST(j AS {fast_type}))"
-        fast_sel = "".join(f", {_fast_value(kinds[n], 's.' + q(n), schema[n])} AS {q('f#' + n)}" for n in strict)
-        fits = " AND ".join(f"(s.{q(n)} IS NULL OR {q('f#' + n)} IS NOT NULL)" for n in strict) or "true"
+        if fast_path:
+            fast, fast_sel, took_fast = _fast_parts(schema)
+        else:
+            fast, fast_sel, took_fast = "NULL::STRUCT(x INTEGER)", "", "false"
+        raw_struct = json.dumps({n: raw_type(n) for n in names})
         raw = f"CASE WHEN keys IS NOT NULL THEN json_transform(line, {lit(raw_struct)}) END"
-        types_sel = "".join(f", json_type(r.{q(n)}) AS {q('t#' + n)}" for n in names)
-        values_sel = "".join(
-            f", {_typed(kinds[n], 'r.' + q(n), q('t#' + n), schema[n])} AS {q('v#' + n)}" for n in names
-        )
-        mismatch = [f"({q('t#' + n)} IS NOT NULL AND {q('t#' + n)} <> 'NULL' AND {q('v#' + n)} IS NULL)" for n in names]
-        entries = [
-            f"CASE WHEN {m} THEN [{{'k': {lit(n)}, 'v': r.{q(n)}}}] ELSE [] END" for n, m in zip(names, mismatch)
+        types_sel = "".join(f", json_type(r.{q(n)}) AS {q('t#' + n)}" for n in checked)
+        values = {n: f"r.{q(n)}" for n in names if kinds[n] == "text"}
+        values.update({n: _fast_value(kinds[n], "r." + q(n), schema[n]) for n in strict})
+        values.update({n: _checked(kinds[n], "r." + q(n), q("t#" + n), schema[n]) for n in checked})
+        values_sel = "".join(f", {values[n]} AS {q('v#' + n)}" for n in names)
+        mismatch = [f"(r.{q(n)} IS NOT NULL AND {q('v#' + n)} IS NULL)" for n in strict]
+        mismatch += [
+            f"({q('t#' + n)} IS NOT NULL AND {q('t#' + n)} <> 'NULL' AND {q('v#' + n)} IS NULL)" for n in checked
         ]
-        any_mismatch = f"(NOT fast AND ({' OR '.join(mismatch)}))"
-        cols = "".join(
-            f"CASE WHEN fast THEN {q('f#' + n) if n in strict else 's.' + q(n)} ELSE {q('v#' + n)} END AS {q(n)}, "
-            for n in names
-        )
+        bad = dict(zip([*strict, *checked], mismatch))
+        entries = [f"CASE WHEN {bad[n]} THEN [{{'k': {lit(n)}, 'v': r.{q(n)}::JSON}}] ELSE [] END" for n in bad]
+        any_mismatch = f"(NOT fast AND ({' OR '.join(mismatch)}))" if mismatch else "false"
+        if fast_path:
+            cols = "".join(
+                f"CASE WHEN fast THEN {q('f#' + n) if n in strict else 's.' + q(n)} ELSE {q('v#' + n)} END AS {q(n)}, "
+                for n in names
+            )
+        else:
+            cols = "".join(f"{q('v#' + n)} AS {q(n)}, " for n in names)
     else:  # no columns yet (nothing could be inferred): json_keys is the parse that decides
-        fast, raw, fast_sel, fits = "NULL::STRUCT(x INTEGER)", "NULL::STRUCT(x INTEGER)", "", "true"
+        fast, raw, fast_sel, took_fast = "NULL::STRUCT(x INTEGER)", "NULL::STRUCT(x INTEGER)", "", "false"
         types_sel = values_sel = cols = ""
         entries, any_mismatch = [], "false"
     parts = ", ".join([unknown_entries, *entries, where])
@@ -451,7 +494,7 @@ def batch_sql(schema: dict[str, str], files: list[_Prepared], batch_id: int, ing
 WITH {_LINES.strip()},
 ps AS (SELECT *, {fast} AS s FROM c),
 po AS (SELECT *{fast_sel} FROM ps),
-pf AS (SELECT *, s IS NOT NULL AND {fits} AS fast FROM po),
+pf AS (SELECT *, {took_fast} AS fast FROM po),
 pj AS (
   SELECT *, CASE WHEN fast THEN NULL WHEN starts_with(ltrim(line), '{{') THEN TRY(json_keys(line)) END AS keys
   FROM pf
@@ -570,6 +613,7 @@ def _ingest_batch(
             raise EngineError(f"{spec.table}: schema kept changing within batch {batch_id}")
     batch.new_columns = list(new_cols) if existed else []
     batch.rows, batch.rescued, batch.malformed = counters["rows"], counters["rescued"], counters["malformed"]
+    batch.fast_path = bool(counters["fast_path"])
     batch.seconds = round(time.monotonic() - started, 3)
     return batch
 
@@ -591,13 +635,14 @@ def _write_batch(
     from lh360.engines.local import bronze_files
 
     bronze_uri = Lake(target.lake).table("bronze", spec.table)
-    sql = batch_sql(schema, prepared, batch_id, datetime.now(UTC))
+    fast_path = fast_path_fits(con, schema, [p.local for p in prepared])
+    sql = batch_sql(schema, prepared, batch_id, datetime.now(UTC), fast_path=fast_path)
     out_schema = _empty_schema(con, sql)
     folder = bronze_files.staging_folder(bronze_uri, tmp)
     try:
         staged = _copy_lines(con, sql, [p.local for p in prepared], folder)
         watch = spec.bronze.schema_evolution in ("addNewColumns", "failOnNewColumns")
-        counters = _count(con, staged, schema, watch=watch)
+        counters = {**_count(con, staged, schema, watch=watch), "fast_path": fast_path}
         storage_options = delta_storage_options(bronze_uri, target.settings.aws)
         if dt is None:
             dt = _create_bronze(bronze_uri, out_schema, storage_options, spec)
