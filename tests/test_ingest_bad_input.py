@@ -28,7 +28,11 @@ def corpus(land, first_only: bool = False):
         "05_bom.json": ["\ufeff" + json.dumps({"id": 300, "nome": "com BOM"}), json.dumps({"id": 301})],
         "06_truncated.json": [json.dumps({"id": 400}), '{"id": 401, "nome": "cut he'],
         "07_huge.json": [HUGE, json.dumps({"id": 901})],
-        "08_crlf.json": [json.dumps({"id": 500}) + "\r", "  " + json.dumps({"id": 501}) + "  \r"],
+        "08_crlf.json": [
+            json.dumps({"id": 500}) + "\r",
+            "  " + json.dumps({"id": 501}) + "  \r",
+            "\t" + json.dumps({"id": 502}),
+        ],
         "09_latin1.json": [json.dumps({"id": 600}).encode(), b'{"id": 601, "nome": "Jo\xe3o"}'],
         # every column present: values that a cast would convert (rounding 104.5, reading "7") still mismatch
         "10_types_complete.json": [
@@ -103,7 +107,7 @@ def test_every_line_is_a_row_and_every_bad_piece_is_findable(tmp_path):
     assert row["id"] == 200 and data["campo_legado"] == "x" and data["outro"] == {"a": [1, 2]}
     # the clean rows of odd files are plain rows
     ids = {r["id"] for r in rows if r["id"] is not None}
-    assert {0, 1, 2, 3, 4, 100, 300, 301, 400, 900, 901, 500, 501, 600} <= ids
+    assert {0, 1, 2, 3, 4, 100, 300, 301, 400, 900, 901, 500, 501, 502, 600} <= ids
     huge = next(r for r in rows if r["id"] == 900)
     assert len(huge["nome"]) == 3_000_000
     assert result.malformed == 5

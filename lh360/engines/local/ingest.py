@@ -284,7 +284,7 @@ def infer_schema(con, paths: list[Path], sample_lines: int | None = 20480, sampl
             cur.register("__lines", chunk)
             part = cur.execute(
                 f"WITH {_LINES} SELECT json_group_structure(line::JSON) FROM c "
-                "WHERE starts_with(ltrim(line), '{') AND json_valid(line)"
+                "WHERE starts_with(ltrim(line, ' ' || chr(9) || chr(13)), '{') AND json_valid(line)"
             ).fetchall()[0][0]
             cur.close()
             structure = _merge_structure(structure, part)
@@ -496,7 +496,7 @@ ps AS (SELECT *, {fast} AS s FROM c),
 po AS (SELECT *{fast_sel} FROM ps),
 pf AS (SELECT *, {took_fast} AS fast FROM po),
 pj AS (
-  SELECT *, CASE WHEN fast THEN NULL WHEN starts_with(ltrim(line), '{{') THEN TRY(json_keys(line)) END AS keys
+  SELECT *, CASE WHEN fast THEN NULL WHEN starts_with(ltrim(line, ' ' || chr(9) || chr(13)), '{{') THEN TRY(json_keys(line)) END AS keys
   FROM pf
 ),
 pl AS (SELECT *, fast OR keys IS NOT NULL AS ok FROM pj),
