@@ -79,3 +79,26 @@ def test_an_empty_batch_still_commits_its_files(tmp_path):
     assert ingest(tmp_path).files == 0  # remembered as ingested
     _, actions = _add_actions(tmp_path)
     assert len(actions) == 1  # no zero-row file was added
+
+
+def test_hostile_field_names_are_columns_with_stats(tmp_path):
+    make_project(tmp_path)
+    names = ["select", "a b", "já", 'quo"te', "it's", "x.y"]
+    land = tmp_path / "landing" / "eventos"
+    write_lines(land / "a.json", [json.dumps({**{n: i for n in names}, "id": i}) for i in range(5)])
+    ingest(tmp_path)  # the first batch types every column BIGINT
+    write_lines(land / "b.json", [json.dumps({**{n: "text" for n in names}, "id": 9})])  # wrong kind for all
+    ingest(tmp_path)
+    rows = sorted(bronze_rows(tmp_path), key=lambda r: r["id"])
+    assert [r["select"] for r in rows] == [0, 1, 2, 3, 4, None]
+    assert [r['quo"te'] for r in rows[:5]] == [0, 1, 2, 3, 4]
+    assert json.loads(rows[5]["_rescued_data"])["it's"] == "text"
+    logs = tmp_path / "lake" / "bronze" / "eventos" / "_delta_log"
+
+    def stats(version: int) -> dict:
+        text = (logs / f"{version:020d}.json").read_text()
+        (add,) = [json.loads(line)["add"] for line in text.splitlines() if '"add"' in line]
+        return json.loads(add["stats"])
+
+    assert stats(1)["maxValues"]['quo"te'] == 4 and stats(1)["nullCount"]["x.y"] == 0
+    assert stats(2)["nullCount"]["x.y"] == 1 and stats(2)["nullCount"]["it's"] == 1
