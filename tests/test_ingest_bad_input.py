@@ -145,7 +145,7 @@ def test_fast_and_lenient_queries_give_the_same_rows(tmp_path, schema_name):
 
     import duckdb
 
-    from lh360.engines.local import ingest as engine
+    from lh360.engines.local import batch_query
     from lh360.engines.local import lines as lines_mod
     from lh360.storage import FileInfo
 
@@ -153,13 +153,13 @@ def test_fast_and_lenient_queries_give_the_same_rows(tmp_path, schema_name):
     corpus(land, first_only=True)
     lines_by_file = corpus(land)
     paths = sorted(land.iterdir())
-    files = [engine._Prepared(FileInfo(str(p), p.name, p.stat().st_size, 1_700_000_000.0), p) for p in paths]
+    files = [FileInfo(str(p), p.name, p.stat().st_size, 1_700_000_000.0) for p in paths]
     schema = SCHEMAS[schema_name]
     now = datetime(2026, 1, 1, tzinfo=UTC)
     con = duckdb.connect()
     results = []
     for fast_path in (True, False):
-        sql = engine.batch_sql(schema, files, 3, now, fast_path=fast_path)
+        sql = batch_query.batch_sql(schema, files, 3, now, fast_path=fast_path)
         rows = []
         for chunk in lines_mod.chunks(paths):
             cur = con.cursor()
@@ -171,5 +171,5 @@ def test_fast_and_lenient_queries_give_the_same_rows(tmp_path, schema_name):
     assert results[0] == results[1]
     # which query a batch gets: the corpus has irregular lines → lenient; the good file alone → fast unless
     # the schema has columns its lines lack
-    assert not engine.fast_path_fits(con, schema, paths)
-    assert engine.fast_path_fits(con, schema, paths[:1]) == (schema_name == "regular")
+    assert not batch_query.fast_path_fits(con, schema, paths)
+    assert batch_query.fast_path_fits(con, schema, paths[:1]) == (schema_name == "regular")
