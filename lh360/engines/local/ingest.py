@@ -197,7 +197,7 @@ def pending_files(target: ResolvedTarget, spec: TableSpec, dt=None) -> list[File
     return sorted((f for f in listed if f.rel not in done), key=lambda f: (f.mtime, f.rel))
 
 
-# ---- reading a batch -------------------------------------------------------------------------------
+# ---- landing files as local NDJSON ---------------------------------------------------------------
 
 
 @dataclass
