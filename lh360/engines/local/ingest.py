@@ -31,6 +31,7 @@ from typing import Any
 
 from lh360.config import ResolvedTarget
 from lh360.delta import arrow_schema, commit_properties, open_table, txn_version
+from lh360.engines.local import bronze_files
 from lh360.engines.local import lines as lines_mod
 from lh360.engines.local.batch_query import META_COLUMNS, META_TYPES, batch_sql, fast_path_fits, lit
 from lh360.engines.local.infer import infer_schema
@@ -359,8 +360,6 @@ def _write_batch(
     """DuckDB writes the batch's Parquet files; delta-rs commits them in ONE commit with (app id, batch id)."""
     from deltalake.exceptions import CommitFailedError
 
-    from lh360.engines.local import bronze_files
-
     bronze_uri = Lake(target.lake).table("bronze", spec.table)
     fast_path = fast_path_fits(con, schema, [p.local for p in prepared])
     sql = batch_sql(schema, [p.info for p in prepared], batch_id, datetime.now(UTC), fast_path=fast_path)
@@ -406,8 +405,6 @@ def _write_batch(
 
 def _copy_lines(con, sql: str, paths: list[Path], folder: Path) -> list:
     """The batch SQL over every line of `paths`, streamed in chunks, written by DuckDB under `folder`."""
-    from lh360.engines.local import bronze_files
-
     lines, close = lines_mod.reader(paths)
     cur = con.cursor()  # its own cursor: a failed COPY must not leave `con` busy
     try:
