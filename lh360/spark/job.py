@@ -54,6 +54,7 @@ SCHEMA_EVOLUTION_MODES = ("addNewColumns", "rescue", "failOnNewColumns", "none")
 DEFAULT_MAX_FILES_PER_BATCH = 1000
 MAX_SCHEMA_RESTARTS = 3
 RESCUED_DATA_COLUMN = "_rescued_data"
+FILE_SIZE_COLUMN = "_lh360_file_size"  # carried through a micro-batch to count its bytes; never written
 TXN_APP_ID_CONF = "spark.databricks.delta.write.txnAppId"
 TXN_VERSION_CONF = "spark.databricks.delta.write.txnVersion"
 REQUIRED_PATHS = {"ingest": ("landing", "bronze", "state"), "refine": ("bronze", "silver", "quarantine", "state")}
@@ -500,6 +501,7 @@ class DeltaTarget:
                 F.col("_metadata.file_path").alias("_source_file"),
                 F.col("_metadata.file_modification_time").alias("_source_modified_at"),
                 F.current_timestamp().alias("_ingested_at"),
+                F.col("_metadata.file_size").alias(FILE_SIZE_COLUMN),
             )
         )
 
@@ -590,11 +592,21 @@ def ingest_batch(batch_df, batch_id: int, payload: dict, target) -> dict:
     out = batch_df.withColumn("_batch_id", F.lit(int(batch_id)).cast("bigint"))
     out, cached = _try_persist(out)
     try:
-        row = out.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("_source_file").alias("files")).first()
+        aggs = [F.count(F.lit(1)).alias("rows"), F.countDistinct("_source_file").alias("files")]
+        if RESCUED_DATA_COLUMN in out.columns:
+            aggs.append(F.count(RESCUED_DATA_COLUMN).alias("rescued"))
+        row = out.agg(*aggs).first()
         counters = {"batch_id": int(batch_id), "rows_in": int(row["rows"]), "files": int(row["files"])}
         counters["rows_out"] = counters["rows_in"]
+        if RESCUED_DATA_COLUMN in out.columns:
+            counters["rescued"] = int(row["rescued"])
+        data = out
+        if FILE_SIZE_COLUMN in out.columns:  # Auto Loader gives a file to one micro-batch only: sizes add up
+            sizes = out.select("_source_file", FILE_SIZE_COLUMN).distinct().agg(F.sum(FILE_SIZE_COLUMN)).first()
+            counters["bytes"] = int(sizes[0] or 0)
+            data = out.drop(FILE_SIZE_COLUMN)
         if counters["rows_in"]:
-            target.append_bronze(out, batch_id)
+            target.append_bronze(data, batch_id)
         target.record_metrics("ingest", batch_id, counters)
         return counters
     finally:
@@ -681,7 +693,7 @@ def run_ingest(spark, payload: dict, target_factory=DeltaTarget) -> dict:
             .start()
         )
 
-    zero = {"rows_in": 0, "rows_out": 0, "files": 0, "batches": 0}
+    zero = {"rows_in": 0, "rows_out": 0, "files": 0, "bytes": 0, "rescued": 0, "batches": 0}
     try:
         restarts = _run_stream(start, "ingest", opts["cloudFiles.schemaEvolutionMode"] == "addNewColumns")
     except Exception as e:

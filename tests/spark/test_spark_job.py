@@ -527,8 +527,33 @@ def test_ingest_stamps_batch_and_lineage_columns(spark, tmp_path):
     finally:
         spark.conf.unset("spark.sql.streaming.schemaInference")
     assert (out["rows_in"], out["files"], out["batches"], out["schema_restarts"]) == (3, 2, 1, 0)
+    assert out["bytes"] == (landing / "a.json").stat().st_size + (landing / "b.json").stat().st_size
     rows = written[0]
+    assert job.FILE_SIZE_COLUMN not in rows[0].asDict()  # counted, never written
     assert sorted(r["nome"] for r in rows) == ["ana", "bia", "caio"]
     assert {r["_batch_id"] for r in rows} == {0}
     assert {Path(r["_source_file"].removeprefix("file:")).name for r in rows} == {"a.json", "b.json"}
     assert all(r["_source_modified_at"] is not None and r["_ingested_at"] is not None for r in rows)
+
+
+def test_ingest_batch_counts_rescued_rows_and_bytes_per_file(spark):
+    """Auto Loader fills `_rescued_data` (local Spark's JSON reader does not): the counters come from it,
+    and each file's size is counted once however many rows it holds."""
+    rows = [
+        ("s3://l/a.json", 100, 1, None),
+        ("s3://l/a.json", 100, 2, '{"x": "1"}'),
+        ("s3://l/b.json", 40, 3, '{"_corrupt_record": "oops"}'),
+    ]
+    df = spark.createDataFrame(rows, ["_source_file", job.FILE_SIZE_COLUMN, "id", "_rescued_data"])
+    written, metrics = [], []
+
+    class Target:
+        def append_bronze(self, out, batch_id):
+            written.append(out.columns)
+
+        def record_metrics(self, step, batch_id, counters):
+            metrics.append(counters)
+
+    counters = job.ingest_batch(df, 4, {}, Target())
+    assert (counters["rows_in"], counters["files"], counters["rescued"], counters["bytes"]) == (3, 2, 2, 140)
+    assert metrics == [counters] and job.FILE_SIZE_COLUMN not in written[0] and "_batch_id" in written[0]
