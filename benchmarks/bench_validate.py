@@ -58,7 +58,7 @@ def main() -> None:
     from deltalake import DeltaTable
 
     from lh360.checks import run_validation
-    from lh360.checks.duckdb import DuckDBRunner
+    from lh360.engines.local.query import DuckDBRunner
     from lh360.spec import TableSpec
 
     spec = TableSpec.model_validate({**bench_promote.SPEC, "checks": {"silver.contas": CHECKS}})

@@ -9,12 +9,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from lh360 import engines
 from lh360.errors import ConfigError
 from lh360.spec import TableSpec
 from lh360.yamlio import dotted, expand_env, line_of, load_yaml, remember_root
 
-CONFIG_ENV = "LH360_CONFIG"
-TARGET_ENV = "LH360_TARGET"
 DEFAULT_CONFIG = Path("configs") / "lh360.yaml"
 
 
@@ -63,22 +62,36 @@ class AthenaSettings(Strict):
 
 
 class Target(Strict):
-    engine: Literal["local", "databricks"] = "local"
+    engine: str = "local"  # a name in lh360.engines.ENGINES
     landing: str
     lake: str
-    validator: Literal["duckdb", "athena", "databricks-sql"] = "duckdb"
+    validator: str = "duckdb"  # a name in lh360.engines.VALIDATORS
     aws: AwsSettings = AwsSettings()
     databricks: DatabricksSettings | None = None
     athena: AthenaSettings | None = None
 
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, v: str) -> str:
+        if v not in engines.ENGINES:
+            raise ValueError(f"must be one of {engines.choices(engines.ENGINES)} (got {v!r})")
+        return v
+
+    @field_validator("validator")
+    @classmethod
+    def _known_validator(cls, v: str) -> str:
+        if v not in engines.VALIDATORS:
+            raise ValueError(f"must be one of {engines.choices(engines.VALIDATORS)} (got {v!r})")
+        return v
+
     @model_validator(mode="after")
     def _sections(self) -> Target:
-        if self.engine == "databricks" and self.databricks is None:
-            raise ValueError("engine: databricks needs a databricks section")
-        if self.validator == "athena" and self.athena is None:
-            raise ValueError("validator: athena needs an athena section")
-        if self.validator == "databricks-sql" and (self.databricks is None or not self.databricks.warehouse_id):
-            raise ValueError("validator: databricks-sql needs databricks.warehouse_id")
+        # each engine and validator names the settings it cannot run without (lh360.engines)
+        problem = engines.missing_settings("engine", self.engine, self) or engines.missing_settings(
+            "validator", self.validator, self
+        )
+        if problem:
+            raise ValueError(problem)
         return self
 
 
@@ -109,7 +122,7 @@ class Project:
         return self.config_path.parent
 
     def target(self, name: str | None = None) -> ResolvedTarget:
-        name = name or os.environ.get(TARGET_ENV) or self.config.default_target
+        name = name or self.config.default_target
         if not name:
             if len(self.config.targets) == 1:
                 name = next(iter(self.config.targets))
@@ -163,15 +176,13 @@ def resolve_uri(value: str, base: Path) -> str:
 def find_config(explicit: str | Path | None = None, start: Path | None = None) -> Path:
     if explicit:
         return Path(explicit)
-    if os.environ.get(CONFIG_ENV):
-        return Path(os.environ[CONFIG_ENV])
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         candidate = folder / DEFAULT_CONFIG
         if candidate.is_file():
             return candidate
     raise ConfigError(
-        f"no {DEFAULT_CONFIG} here or in any parent folder (run `lh360 init`, or pass --config / set {CONFIG_ENV})"
+        f"no {DEFAULT_CONFIG} here or in any parent folder (run `lh360 init`, or pass --config / set LH360_CONFIG)"
     )
 
 

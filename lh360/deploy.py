@@ -21,8 +21,8 @@ from typing import Any, Protocol
 from lh360.config import Project, ResolvedTarget
 
 DEPLOYERS: list[str] = [
-    "lh360.engines.databricks_deploy:deployer",
-    "lh360.glue:deployer",  # Glue tables (table_type=DELTA) for targets with an athena section
+    "lh360.engines.databricks.deploy:deployer",
+    "lh360.engines.athena.glue:deployer",  # Glue tables (table_type=DELTA) for targets with an athena section
 ]
 
 

@@ -29,3 +29,26 @@ def format_duration(td: timedelta | float) -> str:
     m, s = divmod(rem, 60)
     parts = [f"{d}d" if d else "", f"{h}h" if h else "", f"{m}m" if m else "", f"{s}s" if s and not d else ""]
     return sign + ("".join(parts) or "0s")
+
+
+def parse_timeout(value: float | str | None) -> float | None:
+    """A timeout in seconds from a number or a duration (45m, 2h); None or "" stays None (no limit).
+    A bad or non-positive value is a UsageError naming `timeout`."""
+    from lh360.errors import UsageError
+
+    if value is None or value == "":
+        return None
+    try:
+        seconds = parse_duration(value).total_seconds()
+    except ValueError as exc:
+        raise UsageError(f"timeout: {exc}") from None
+    if seconds <= 0:
+        raise UsageError("timeout: must be more than 0 seconds")
+    return seconds
+
+
+def format_elapsed(seconds: float | None) -> str:
+    """An elapsed time for messages: 1m30s, 0.25s; "?" when unknown."""
+    if seconds is None:
+        return "?"
+    return format_duration(seconds) if seconds >= 1 else f"{seconds:.2f}s"

@@ -72,3 +72,11 @@ class Interrupted(LH360Error):
 
         super().__init__(f"interrupted by {signal.Signals(signum).name}")
         self.exit_code = 128 + signum
+
+
+def first_line(text: object, limit: int = 300) -> str:
+    """The first non-empty line of an error or message (library errors are often a page long), shortened."""
+    for line in str(text or "").strip().splitlines():
+        if line.strip():
+            return line.strip()[:limit]
+    return type(text).__name__ if isinstance(text, BaseException) else ""

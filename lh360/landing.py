@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lh360.config import ResolvedTarget
+from lh360.engines.base import IngestState
+from lh360.layout import landing_prefix
 from lh360.spec import TableSpec
 from lh360.storage import FileInfo, store_for
 
@@ -46,23 +48,27 @@ class LandingReport:
 def check_landing(
     target: ResolvedTarget,
     spec: TableSpec,
+    ingested: IngestState,
     *,
     now: float | None = None,
     sample: bool = True,
     full_listing: bool | None = None,
 ) -> LandingReport:
-    """Pending files and bytes against the bronze ingest state, the newest file's age against
+    """Pending files and bytes against `ingested` (what the target's engine says bronze holds: Engine.ingested),
+    the newest file's age against
     `landing.max_age`, files landed within it against `landing.min_files`, zero-byte objects, uploads still in
     progress, and a parse of the first MiB of the newest pending file. Lists incrementally where safe
     (`lh360.listing`)."""
-    from lh360.engines.local.ingest import ingested_files, landing_prefix
     from lh360.listing import list_table
 
     now = time.time() if now is None else now
-    committed, done = ingested_files(target, spec)
+    committed, done = ingested.committed, ingested.files
     listing = list_table(target, spec, done, committed, full=full_listing, now=now)
     files = listing.files
-    report = LandingReport(table=spec.table, prefix=landing_prefix(target, spec), min_files=spec.landing.min_files)
+    report = LandingReport(
+        table=spec.table, prefix=landing_prefix(target.landing, spec.source.path), min_files=spec.landing.min_files
+    )
+    report.warnings.extend(ingested.warnings)
     pending = [f for f in files if f.rel not in done]
     if listing.mode == "full":
         report.files = len(files)

@@ -31,3 +31,8 @@ class Lake:
 
     def locks(self) -> str:
         return join(self.uri, "_lh360", "locks")
+
+
+def landing_prefix(landing: str, source_path: str) -> str:
+    """Where a table's files land: its spec's `source.path` under the target's landing URI."""
+    return join(landing, source_path)

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lh360.config import ResolvedTarget
+from lh360.jsonable import jsonable
 from lh360.storage import delta_storage_options, join, to_delta_uri
 
 log = logging.getLogger("lh360.ledger")
@@ -110,11 +111,61 @@ class StepRecord:
     detail: dict[str, Any] = field(default_factory=dict)
     status: str = "ok"
 
+    def take(self, result: Any) -> None:
+        """Fill the row from a step's typed result (lh360.engines.base): the one mapping of results to the
+        run ledger."""
+        from lh360.engines.base import AggregateResult, IngestResult, RefineResult
 
-def _jsonable(v: Any) -> Any:
-    from lh360.checks.validate import jsonable
+        if isinstance(result, IngestResult):
+            self.rows_in = self.rows_out = result.rows
+            self.rows_rescued = result.rescued
+            self.version_after = result.bronze_version
+            self.detail = {
+                "files": result.files,
+                "bytes": result.bytes,
+                "malformed": result.malformed,
+                "new_columns": result.new_columns,
+            }
+        elif isinstance(result, RefineResult):
+            self.rows_in, self.rows_out = result.rows_in, result.rows_out
+            self.rows_quarantined, self.rows_dropped = result.quarantined, result.dropped
+            self.version_before, self.version_after = result.bronze_from, result.silver_version
+            if result.bronze_to is not None:
+                self.source_versions = {f"bronze.{result.table}": result.bronze_to}
+            self.detail = {
+                "refine_run": result.refine_run,
+                "noop": result.noop,
+                "rule_failures": result.rule_failures,
+                "warned": result.warned,
+                "inserted": result.inserted,
+                "updated": result.updated,
+                "closed": result.closed,
+                "quarantine_version": result.quarantine_version,
+                "quarantine_replayed": result.quarantine_replayed,
+            }
+        elif isinstance(result, AggregateResult):
+            self.rows_out, self.version_after, self.source_versions = result.rows_out, result.version, result.sources
+        if getattr(result, "run", None) is not None:
+            self.detail["run"] = {"run_id": result.run.run_id, "run_page_url": result.run.run_page_url}
 
-    return jsonable(v)
+
+# the step-row fields a `run --json` summary shows for each step
+SUMMARY_FIELDS = (
+    "table",
+    "relation",
+    "step",
+    "status",
+    "seconds",
+    "rows_in",
+    "rows_out",
+    "rows_rescued",
+    "rows_quarantined",
+    "rows_dropped",
+    "version_before",
+    "version_after",
+    "exit_code",
+    "error",
+)
 
 
 class Ledger:
@@ -199,7 +250,7 @@ class Ledger:
             "source_versions": json.dumps(r.source_versions, sort_keys=True) if r.source_versions else None,
             "exit_code": code,
             "error": error,
-            "detail": json.dumps(_jsonable(r.detail), sort_keys=True) if r.detail else None,
+            "detail": json.dumps(jsonable(r.detail), sort_keys=True) if r.detail else None,
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "lh360_version": __version__,
@@ -237,11 +288,11 @@ class Ledger:
                     "kind": r.kind,
                     "severity": r.severity,
                     "status": r.status,
-                    "observed": json.dumps(_jsonable(r.observed)),
+                    "observed": json.dumps(jsonable(r.observed)),
                     "threshold": r.threshold,
                     "message": r.message,
                     "failing_rows": r.failing_rows,
-                    "sample": json.dumps(_jsonable(r.sample)) if r.sample else None,
+                    "sample": json.dumps(jsonable(r.sample)) if r.sample else None,
                     "delta_version": r.delta_version,
                     "query_id": r.query_id,
                     "engine": engine,

@@ -11,8 +11,8 @@ import pyarrow as pa
 import pytest
 
 from lh360.checks import compile_relation, run_validation
-from lh360.checks.duckdb import DuckDBRunner
 from lh360.config import load_project
+from lh360.engines.local.query import DuckDBRunner
 from lh360.spec import TableSpec
 
 GOLDEN = Path(__file__).parent / "golden"

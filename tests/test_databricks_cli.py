@@ -138,11 +138,12 @@ def test_plan_shows_the_exact_payloads_without_touching_the_network(fake_ws, dep
 
     # after a real ingest, the plan's next token and body are exactly what the next submit sends
     from lh360.engines.databricks import DatabricksEngine
-    from lh360.engines.databricks_plan import databricks_plan
+    from lh360.plan import build_plan
 
     project, target = load(deployed)
     DatabricksEngine(target, poll_interval=0.01).ingest(project.specs["clientes"])
-    planned = databricks_plan(project, target, ["clientes"], "bronze").steps[0].detail["jobs_submit"]
+    engine = DatabricksEngine(target, poll_interval=0.01)
+    planned = build_plan(project, target, engine, ["clientes"], "bronze").steps[0].detail["jobs_submit"]
     DatabricksEngine(target, poll_interval=0.01).ingest(project.specs["clientes"])
     assert fake_ws.submitted[-1] == planned
     assert fake_ws.submitted[-1]["idempotency_token"] != fake_ws.submitted[-2]["idempotency_token"]
@@ -156,7 +157,7 @@ def test_plan_text(fake_ws, deployed):
 
 
 def test_plan_never_builds_a_client(monkeypatch, tmp_path):
-    import lh360.engines.databricks_client as client_mod
+    import lh360.engines.databricks.client as client_mod
     from lh360.plan import build_plan
 
     def refuse(*a, **k):
@@ -168,13 +169,15 @@ def test_plan_never_builds_a_client(monkeypatch, tmp_path):
     root.mkdir()
     make_project(root)
     project, target = load(root)
-    plan = build_plan(project, target, None, to="gold")
+    from lh360.engines import engine_for
+
+    plan = build_plan(project, target, engine_for(target), None, to="gold")
     assert plan.engine == "databricks" and plan.steps[0].detail["jobs_submit"]["idempotency_token"]
 
 
 def test_databricks_options_on_a_local_target_are_a_usage_error(fake_ws, deployed):
     proc = cli(deployed, "ingest", "clientes", "--timeout", "1h")
-    assert proc.returncode == 2 and "only for runs on Databricks" in proc.stderr
+    assert proc.returncode == 2 and "only for runs on a remote engine" in proc.stderr
 
 
 def passing_checks(statement: str, params: list):

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from lh360.deploy import DEPLOYERS, Action, deploy, deployers_for, register_deployer
-from lh360.engines.databricks import CodeBundle, code_bundle
+from lh360.engines.databricks.code import CodeBundle, code_bundle
 from tests.databricks_support import cli, load, make_project
 
 pytest_plugins = ["tests.databricks_fixtures"]  # fake_ws, project_root
@@ -71,13 +71,13 @@ def test_deploy_uploads_creates_schemas_and_is_idempotent(fake_ws, project_root)
 
 
 def test_a_changed_job_is_uploaded_again(fake_ws, project_root, monkeypatch):
-    import lh360.engines.databricks as dbx
+    import lh360.engines.databricks.engine as dbx
 
     project, target = load(project_root)
     deploy(project, target)
     changed = CodeBundle({**code_bundle().files, "transforms.py": b"# v2\n"})
     monkeypatch.setattr(dbx, "code_bundle", lambda: changed)
-    import lh360.engines.databricks_deploy as dd
+    import lh360.engines.databricks.deploy as dd
 
     monkeypatch.setattr(dd, "code_bundle", lambda: changed)
     report = deploy(project, target)

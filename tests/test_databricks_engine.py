@@ -11,13 +11,12 @@ import json
 
 import pytest
 
-from lh360.engines.databricks import (
-    DatabricksEngine,
-    code_bundle,
-    gold_sql_databricks,
-    submit_body,
-)
-from lh360.engines.databricks_runs import Journal, idempotency_token
+from lh360.durations import parse_timeout
+from lh360.engines.base import EngineOptions
+from lh360.engines.databricks import DatabricksEngine
+from lh360.engines.databricks.code import code_bundle
+from lh360.engines.databricks.requests import gold_sql_databricks, submit_body
+from lh360.engines.databricks.journal import Journal, idempotency_token
 from lh360.errors import CheckFailed, ConfigError, EngineError, Interrupted, RunTimeout, UsageError
 from tests.databricks_support import CATALOG, deploy_to, load, make_project, summary_line
 
@@ -33,10 +32,16 @@ def prod(fake_ws, project_root):
     return project, target
 
 
-def engine(target, **kw):
+def engine(target, timeout=None, detach=False, run_id=None, **kw):
     kw.setdefault("poll_interval", 0.01)
     kw.setdefault("cancel_wait", 2)
-    return DatabricksEngine(target, **kw)
+    options = EngineOptions(timeout=parse_timeout(timeout), detach=detach, run_id=run_id)
+    return DatabricksEngine(target, options, **kw)
+
+
+def ok(result):
+    """A step that ran remotely and succeeded (or was detached)."""
+    return result.run.detached or result.run.result_state == "SUCCESS"
 
 
 def params_of(body):
@@ -49,13 +54,13 @@ def test_ingest_success_sends_the_exact_payload_and_reads_the_task_output(fake_w
     fake_ws.script_run("success", running_polls=3, logs=summary_line("ingest", rows_in=120, rows_out=120, files=3))
     result = engine(target).ingest(spec)
 
-    assert result.ok and result.result_state == "SUCCESS" and result.state == "TERMINATED"
+    assert ok(result) and result.run.result_state == "SUCCESS" and result.run.state == "TERMINATED"
     assert result.as_dict()["rows"] == 120 and result.as_dict()["files"] == 3
     assert len(fake_ws.submitted) == 1
     body = fake_ws.submitted[0]
     # exactly the body `lh360 plan` builds for this logical run
     entry = Journal(target).load("ingest", "clientes")
-    assert entry.status == "finished" and entry.run_id == result.run_id
+    assert entry.status == "finished" and entry.run_id == result.run.run_id
     assert body == submit_body(target, spec, "ingest", entry, timeout=None)
     assert body["run_name"] == "lh360 ingest clientes"
     assert body["idempotency_token"] == entry.token and len(entry.token) <= 64
@@ -79,7 +84,7 @@ def test_ingest_success_sends_the_exact_payload_and_reads_the_task_output(fake_w
     parse_payload(payload, "ingest")
     # the output was read from the TASK run (the parent answers 400 for multi-task runs)
     out_reqs = fake_ws.requests_to("/jobs/runs/get-output")
-    assert [r.query["run_id"] for r in out_reqs] == [str(fake_ws.run(result.run_id).task_run_ids["lh360_ingest"])]
+    assert [r.query["run_id"] for r in out_reqs] == [str(fake_ws.run(result.run.run_id).task_run_ids["lh360_ingest"])]
 
 
 def test_refine_and_aggregate_payloads(fake_ws, prod):
@@ -90,7 +95,7 @@ def test_refine_and_aggregate_payloads(fake_ws, prod):
     fake_ws.script_run("success", logs=summary_line("aggregate", rows_out=27))
     r1 = eng.refine(spec)
     r2 = eng.aggregate(project, "gold.clientes_por_uf")
-    assert r1.ok and r2.ok
+    assert ok(r1) and ok(r2)
     # the keys and attributes the runner, the ledger and the reports read on every engine
     assert (r1.rows_in, r1.rows_out, r1.dropped, r1.quarantined, r1.noop) == (10, 9, 1, 0, False)
     assert r2.as_dict()["rows_out"] == 27 and r2.relation == "gold.clientes_por_uf"
@@ -132,7 +137,7 @@ def test_configured_compute_replaces_serverless(fake_ws, tmp_path, compute, expe
     make_project(root, databricks={"compute": compute})
     deploy_to(fake_ws, root)
     project, target = load(root)
-    assert engine(target).ingest(project.specs["clientes"]).ok
+    assert ok(engine(target).ingest(project.specs["clientes"]))
     body = fake_ws.submitted[0]
     task = body["tasks"][0]
     assert "environments" not in body and "environment_key" not in task
@@ -223,7 +228,7 @@ def test_429_and_503_are_retried_by_the_sdk_and_start_one_run(fake_ws, prod):
     fake_ws.inject_http_errors(SUBMIT, [429, 503])
     fake_ws.inject_http_errors("/api/2.2/jobs/runs/get", [503], method="GET")
     result = engine(target).ingest(project.specs["clientes"])
-    assert result.ok
+    assert ok(result)
     assert len(fake_ws.runs) == 1
     submits = fake_ws.requests_to(SUBMIT)
     assert len(submits) == 3 and len({r.body["idempotency_token"] for r in submits}) == 1
@@ -234,7 +239,7 @@ def test_a_lost_submit_response_is_retried_with_the_same_token_one_run(fake_ws, 
     project, target = prod
     fake_ws.inject_http_errors(SUBMIT, [503], process=True)  # the run is created, the answer is lost
     result = engine(target).ingest(project.specs["clientes"])
-    assert result.ok and len(fake_ws.runs) == 1
+    assert ok(result) and len(fake_ws.runs) == 1
     assert len(fake_ws.requests_to(SUBMIT)) == 2
 
 
@@ -251,7 +256,7 @@ class Crash(BaseException):
 
 
 def crash_on_first_sleep(monkeypatch):
-    import lh360.engines.databricks_client as client_mod
+    import lh360.engines.databricks.client as client_mod
 
     def boom(seconds):
         raise Crash()
@@ -271,16 +276,16 @@ def test_a_retry_after_a_crash_reuses_the_token_and_attaches_to_the_same_run(fak
     assert not fake_ws.requests_to("/jobs/runs/cancel")  # a crash cancels nothing
 
     result = engine(target).ingest(spec)  # cron retries
-    assert result.ok and result.attached
+    assert ok(result) and result.run.attached
     assert len(fake_ws.runs) == 1  # never double-submitted
     first, second = fake_ws.requests_to(SUBMIT)
     assert first.body["idempotency_token"] == second.body["idempotency_token"]
-    assert result.run_id == next(iter(fake_ws.runs))
+    assert result.run.run_id == next(iter(fake_ws.runs))
 
     # the next (tomorrow's) run is a new logical run: a new token, a new Databricks run
     tomorrow = engine(target).ingest(spec)
-    assert len(fake_ws.runs) == 2 and tomorrow.idempotency_token != result.idempotency_token
-    assert not tomorrow.attached
+    assert len(fake_ws.runs) == 2 and tomorrow.run.idempotency_token != result.run.idempotency_token
+    assert not tomorrow.run.attached
 
 
 def test_a_crashed_invocations_run_that_already_ended_is_reported_then_a_fresh_run_starts(fake_ws, prod, monkeypatch):
@@ -295,7 +300,7 @@ def test_a_crashed_invocations_run_that_already_ended_is_reported_then_a_fresh_r
     for _ in range(3):  # the run goes on without lh360 and ends
         fake_ws.client().jobs.get_run(old.run_id)
     result = engine(target).ingest(spec)
-    assert result.ok and not result.attached
+    assert ok(result) and not result.run.attached
     assert len(fake_ws.runs) == 2
     tokens = [r.body["idempotency_token"] for r in fake_ws.requests_to(SUBMIT)]
     assert tokens[0] == tokens[1] != tokens[2]
@@ -308,10 +313,10 @@ def test_an_explicit_run_id_gives_one_run_per_logical_run_on_any_machine(fake_ws
     b = engine(target, run_id="2025-06-01", journal=Journal(target, tmp_path / "box-b"))
     ra = a.ingest(spec)
     rb = b.ingest(spec)  # a retry on another ops box
-    assert len(fake_ws.runs) == 1 and ra.run_id == rb.run_id and rb.attached
-    assert ra.idempotency_token == idempotency_token(target, "ingest", "clientes", "2025-06-01")
+    assert len(fake_ws.runs) == 1 and ra.run.run_id == rb.run.run_id and rb.run.attached
+    assert ra.run.idempotency_token == idempotency_token(target, "ingest", "clientes", "2025-06-01")
     rc = engine(target, run_id="2025-06-02").ingest(spec)
-    assert len(fake_ws.runs) == 2 and rc.run_id != ra.run_id
+    assert len(fake_ws.runs) == 2 and rc.run.run_id != ra.run.run_id
 
 
 def test_an_explicit_run_id_whose_run_failed_reports_that_failure(fake_ws, prod):
@@ -327,7 +332,7 @@ def test_an_explicit_run_id_whose_run_failed_reports_that_failure(fake_ws, prod)
 
 @pytest.mark.parametrize("signal_exc, code", [(KeyboardInterrupt(), 130), (Interrupted(15), 143)])
 def test_sigint_and_sigterm_cancel_the_run_lh360_started(fake_ws, prod, monkeypatch, signal_exc, code):
-    import lh360.engines.databricks_client as client_mod
+    import lh360.engines.databricks.client as client_mod
 
     project, target = prod
     fake_ws.script_run("never_ends")
@@ -357,11 +362,11 @@ def test_detach_returns_the_run_id_at_once_and_the_next_invocation_attaches(fake
     spec = project.specs["clientes"]
     fake_ws.script_run("success", running_polls=3)
     r = engine(target, detach=True).ingest(spec)
-    assert r.detached and r.run_id and r.state == "PENDING"
-    assert fake_ws.run(r.run_id).gets == 1
+    assert r.run.detached and r.run.run_id and r.run.state == "PENDING"
+    assert fake_ws.run(r.run.run_id).gets == 1
     assert r.as_dict()["detached"] is True
     again = engine(target).ingest(spec)  # not a second run while the detached one is going
-    assert again.attached and again.run_id == r.run_id and len(fake_ws.runs) == 1
+    assert again.run.attached and again.run.run_id == r.run.run_id and len(fake_ws.runs) == 1
 
 
 def test_runs_refuse_code_that_is_not_deployed(fake_ws, project_root):
@@ -373,10 +378,11 @@ def test_runs_refuse_code_that_is_not_deployed(fake_ws, project_root):
 
 
 def test_runs_refuse_code_that_differs_from_the_deployed(fake_ws, prod, monkeypatch):
-    import lh360.engines.databricks as dbx
+    import lh360.engines.databricks.engine as dbx
+    from lh360.engines.databricks.code import CodeBundle
 
     project, target = prod
-    changed = dbx.CodeBundle({**code_bundle().files, "transforms.py": b"# changed\n"})
+    changed = CodeBundle({**code_bundle().files, "transforms.py": b"# changed\n"})
     monkeypatch.setattr(dbx, "code_bundle", lambda: changed)
     with pytest.raises(UsageError) as exc:
         engine(target).ingest(project.specs["clientes"])
@@ -396,8 +402,8 @@ def test_a_payload_too_large_for_a_parameter_goes_to_a_workspace_file(fake_ws, t
     result = engine(target).ingest(project.specs["clientes"])
     params = params_of(fake_ws.submitted[0])
     assert params[2] == "--payload-file"
-    assert params[3] == f"/Workspace/Shared/lh360/payloads/{result.idempotency_token}.json"
-    stored = json.loads(fake_ws.file(f"/Shared/lh360/payloads/{result.idempotency_token}.json"))
+    assert params[3] == f"/Workspace/Shared/lh360/payloads/{result.run.idempotency_token}.json"
+    stored = json.loads(fake_ws.file(f"/Shared/lh360/payloads/{result.run.idempotency_token}.json"))
     assert stored["spec"]["description"] == "x" * 9000
 
 
@@ -410,9 +416,9 @@ def test_aggregate_on_the_sql_warehouse(fake_ws, tmp_path):
     fake_ws.sql_delay_polls = 2
     fake_ws.sql_handler = lambda statement, params: (["n"], [[27]]) if "count(*)" in statement else ([], [])
     result = engine(target).aggregate(project, "gold.clientes_por_uf")
-    assert result.ok and len(result.statements) == 2 and not fake_ws.runs
+    assert ok(result) and len(result.run.statements) == 2 and not fake_ws.runs
     assert result.as_dict()["rows_out"] == 27
-    st = fake_ws.statements[result.statements[0]]
+    st = fake_ws.statements[result.run.statements[0]]
     assert st.body["statement"].startswith(
         "CREATE OR REPLACE TABLE `lakehouse360`.`gold`.`clientes_por_uf` USING DELTA"
     )
@@ -427,7 +433,7 @@ def test_auth_by_profile_from_the_target(fake_ws, prod, monkeypatch, tmp_path):
     monkeypatch.delenv("DATABRICKS_HOST")
     monkeypatch.delenv("DATABRICKS_TOKEN")
     monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(cfg))
-    assert engine(target).ingest(project.specs["clientes"]).ok
+    assert ok(engine(target).ingest(project.specs["clientes"]))
 
 
 def test_missing_credentials_are_a_config_error_that_names_the_profile(fake_ws, prod, monkeypatch):
@@ -472,7 +478,7 @@ def test_a_run_of_an_explicit_run_id_started_elsewhere_is_not_cancelled(fake_ws,
     spec = project.specs["clientes"]
     fake_ws.script_run("never_ends")
     other = engine(target, run_id="R", detach=True, journal=Journal(target, tmp_path / "other-box"))
-    run_id = other.ingest(spec).run_id
+    run_id = other.ingest(spec).run.run_id
     fake_ws.run(run_id).created_ms -= 60_000  # it started a minute ago
     with pytest.raises(RunTimeout) as exc:
         engine(target, run_id="R", timeout=0.2).ingest(spec)

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from lh360.checks.databricks_sql import DatabricksSQLRunner, make_runner
+from lh360.engines.databricks.statements import DatabricksSQLRunner, make_runner
 from lh360.errors import ConfigError, EngineError, Interrupted, RunTimeout
 from tests.databricks_support import load, make_project
 from tests.fakes.databricks_workspace import SqlError
@@ -91,7 +91,7 @@ def test_timeout_from_the_target(fake_ws, tmp_path):
 
 @pytest.mark.parametrize("signal_exc", [KeyboardInterrupt(), Interrupted(15)])
 def test_an_interrupt_cancels_the_statement(fake_ws, project_root, monkeypatch, signal_exc):
-    import lh360.engines.databricks_client as client_mod
+    import lh360.engines.databricks.client as client_mod
 
     _, target = load(project_root)
     fake_ws.sql_delay_polls = 10_000

@@ -233,10 +233,10 @@ def test_gold_order_follows_sql_references(project):
     }
     p = project(s)
     step(p, {"a.json": [rec(1, "ana", 1), rec(2, "ana", 2), rec(3, "bia", 4)]})
-    from lh360.runner import promote
+    from lh360.context import Lakehouse
 
     project_ = p.load()
-    out = promote(project_, project_.target(), None, "gold")
-    assert [r.relation for r in out["aggregate"]] == ["gold.por_nome", "gold.resumo"]
+    out = Lakehouse(project_, project_.target()).promote(None, "gold")
+    assert [r.relation for r in out.aggregate] == ["gold.por_nome", "gold.resumo"]
     assert strip(read_table(p.root, "gold.resumo")) == [{"contas": 2, "total": 7}]
-    assert out["aggregate"][1].sources == {"gold.por_nome": 0}
+    assert out.aggregate[1].sources == {"gold.por_nome": 0}

@@ -1,6 +1,6 @@
 """Data checks: specs → one fused SQL query per table and dialect → results, on DuckDB, Athena or DBSQL.
 
-Public API (engine runners only implement `QueryRunner` from `lh360.checks.base`):
+Public API (engine runners only implement `QueryRunner` from `lh360.engines.base`):
 
     compile_relation(spec, relation, runner_or_dialect, table_name=None) -> CompiledChecks
         The checks `spec` declares for `relation` ("silver.clientes"), compiled from one sqlglot AST for
@@ -18,8 +18,8 @@ Public API (engine runners only implement `QueryRunner` from `lh360.checks.base`
 
     runner_for(project, target, engine=None) -> QueryRunner
         The validator of a target (`--engine` overrides `target.settings.validator`): "duckdb" →
-        `lh360.checks.duckdb.DuckDBRunner`; "athena" → `lh360.checks.athena.make_runner(project, target)`;
-        "databricks-sql" → `lh360.checks.databricks_sql.make_runner(project, target)`.
+        `lh360.engines.local.query.DuckDBRunner`; "athena" → `lh360.engines.athena.query.make_runner(project, target)`;
+        "databricks-sql" → `lh360.engines.databricks.statements.make_runner(project, target)`.
 
     validate(project, target, tables=None, layer=None, *, engine=None, ledger=None) -> ValidationReport
         runner_for + run_validation + the quality ledger (previous row counts in, results out).
@@ -31,6 +31,7 @@ from typing import Any
 
 from lh360.checks.compile import CompiledCheck, CompiledChecks, compile_relation
 from lh360.checks.validate import CheckResult, ValidationReport, run_validation
+from lh360.engines.base import QueryResult, QueryRunner
 
 __all__ = [
     "CheckResult",
@@ -39,30 +40,22 @@ __all__ = [
     "ValidationReport",
     "compile_relation",
     "run_validation",
+    "run_query",
     "runner_for",
     "validate",
 ]
 
-ENGINES = ("duckdb", "athena", "databricks-sql")
 
-
-def runner_for(project: Any, target: Any, engine: str | None = None):
+def runner_for(project: Any, target: Any, engine: str | None = None) -> QueryRunner:
+    """The query engine that runs `target`'s checks: `engine` (--engine) or the target's validator, looked
+    up in lh360.engines.VALIDATORS."""
+    from lh360.engines import VALIDATORS, choices
     from lh360.errors import UsageError
 
-    engine = engine or target.settings.validator
-    if engine == "duckdb":
-        from lh360.checks.duckdb import DuckDBRunner
-
-        return DuckDBRunner(target)
-    if engine == "athena":
-        from lh360.checks import athena  # type: ignore[attr-defined]
-
-        return athena.make_runner(project, target)
-    if engine == "databricks-sql":
-        from lh360.checks import databricks_sql  # type: ignore[attr-defined]
-
-        return databricks_sql.make_runner(project, target)
-    raise UsageError(f"--engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    name = engine or target.settings.validator
+    if name not in VALIDATORS:
+        raise UsageError(f"--engine must be one of {choices(VALIDATORS)}, not {name!r}")
+    return VALIDATORS[name].load()(project, target)
 
 
 def validate(
@@ -87,3 +80,23 @@ def validate(
     if ledger is not None:
         ledger.record_checks(report.results, engine=report.dialect)
     return report
+
+
+def run_query(project: Any, target: Any, sql: str, engine: str | None = None) -> QueryResult:
+    """`lh360 sql`: one ad-hoc statement on the target's query engine (or `engine`), every spec's tables
+    attached where the engine needs it; an engine error is an EngineError with its first line."""
+    from lh360.errors import EngineError, LH360Error, first_line
+
+    runner = runner_for(project, target, engine)
+    try:
+        attach = getattr(runner, "attach_project", None)
+        if attach is not None:
+            attach(project.specs.values())
+        try:
+            return runner.query(sql)
+        except LH360Error:
+            raise  # already says what failed, with its exit code (Athena: FAILED 3, timeout 4)
+        except Exception as exc:
+            raise EngineError(f"query failed: {first_line(exc)}") from None
+    finally:
+        runner.close()

@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
-from lh360.checks.base import QueryRunner
 from lh360.checks.compile import CompiledCheck, compile_relation
 from lh360.config import Project, ResolvedTarget
+from lh360.engines.base import QueryRunner
 from lh360.errors import ConfigError, Interrupted, RunTimeout
+from lh360.jsonable import jsonable
 from lh360.spec import Freshness, Reconcile, Relationships, RowCount, TableSpec
 from lh360.sql import SQLError
 
@@ -86,20 +86,6 @@ class ValidationReport:
             | self.scanned(),
             "results": [r.as_dict() for r in self.results],
         }
-
-
-def jsonable(value: Any) -> Any:
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value) if value == value.to_integral_value() or abs(value) < 1e15 else str(value)
-    if isinstance(value, (bytes, bytearray)):
-        return value.hex()
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    return value
 
 
 def relations_to_check(project: Project, tables: list[str] | None, layer: str | None) -> list[tuple[TableSpec, str]]:

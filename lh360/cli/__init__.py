@@ -1,7 +1,8 @@
-"""The `lh360` command line: thin typer commands over the library, and the one error boundary.
+"""The `lh360` command line: thin typer commands over one `Lakehouse` context, and the one error boundary.
 
-Every command module registers its commands on `app`; `main()` turns lh360's exceptions into the stable
-exit codes of DESIGN.md (see `lh360.errors`) and prints one line, never a traceback unless --verbose.
+Each command module registers its commands on `app`. `run(argv)` parses, runs the command and turns lh360's
+exceptions into the stable exit codes of lh360.errors, printing one line (never a traceback unless
+--verbose), or one JSON document under --json. `main()` is `run()` then `os._exit`: see there why.
 """
 
 from __future__ import annotations
@@ -10,12 +11,21 @@ import os
 import signal
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from lh360 import __version__
-from lh360.cli._output import Output, setup_logging
+from lh360.cli._output import CliConsole, Output, setup_logging
+from lh360.cli.options import LogFormat
+
+if TYPE_CHECKING:
+    from lh360.config import Project, ResolvedTarget
+    from lh360.context import Lakehouse
+    from lh360.engines.base import EngineOptions
+
+TARGET_ENV = "LH360_TARGET"
+CONFIG_ENV = "LH360_CONFIG"
 
 app = typer.Typer(
     name="lh360",
@@ -25,7 +35,7 @@ app = typer.Typer(
         "Example:  lh360 demo   |   lh360 run --all   |   lh360 -t prod ingest clientes"
     ),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
@@ -33,26 +43,39 @@ app = typer.Typer(
 
 
 @dataclass
-class State:
-    """What the global options set; commands reach it through `state(ctx)`."""
+class AppState:
+    """What the global options set; commands reach it through `state(ctx)` and build their context from it."""
 
     config: str | None = None
     target: str | None = None
     out: Output = field(default_factory=Output)
     _project: Any = None
 
-    def project(self):
+    def project(self) -> Project:
         if self._project is None:
             from lh360.config import load_project
 
             self._project = load_project(self.config)
         return self._project
 
-    def resolved_target(self):
+    def resolved_target(self) -> ResolvedTarget:
         return self.project().target(self.target)
 
+    def lakehouse(self, options: EngineOptions | None = None, *, wait_lock: float = 0.0) -> Lakehouse:
+        """The command's one context: project, target, engine (with the command's options) and console."""
+        from lh360.context import Lakehouse
+        from lh360.engines.base import EngineOptions
 
-def state(ctx: typer.Context) -> State:
+        return Lakehouse(
+            self.project(),
+            self.resolved_target(),
+            options=options or EngineOptions(),
+            console=CliConsole(self.out),
+            wait_lock=wait_lock,
+        )
+
+
+def state(ctx: typer.Context) -> AppState:
     return ctx.find_root().obj
 
 
@@ -66,25 +89,24 @@ def _version(value: bool) -> None:
 def _global(
     ctx: typer.Context,
     target: str = typer.Option(
-        None, "--target", "-t", help="Target name (default: config's default_target, or LH360_TARGET)."
+        None, "--target", "-t", envvar=TARGET_ENV, help="Target name (default: the config's default_target)."
     ),
     config: str = typer.Option(
-        None, "--config", help="Path to lh360.yaml (default: LH360_CONFIG, else configs/lh360.yaml found upward)."
+        None, "--config", envvar=CONFIG_ENV, help="Path to lh360.yaml (default: configs/lh360.yaml found upward)."
     ),
     json_out: bool = typer.Option(False, "--json", help="Print one machine-readable JSON document on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only errors."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logs and full tracebacks."),
-    log_format: str = typer.Option("text", "--log-format", help="Logs on stderr as text or json."),
+    log_format: LogFormat = typer.Option(LogFormat.text, "--log-format", help="Logs on stderr as text or json."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
 ) -> None:
-    if log_format not in ("text", "json"):
-        raise typer.BadParameter("must be text or json", param_hint="--log-format")
-    out = Output(json=json_out, quiet=quiet, verbose=verbose, log_format=log_format)
-    setup_logging(log_format, verbose, quiet)
-    ctx.obj = State(config=config, target=target, out=out)
+    out = Output(json=json_out, quiet=quiet, verbose=verbose, log_format=log_format.value)
+    setup_logging(log_format.value, verbose, quiet)
+    ctx.obj = AppState(config=config, target=target, out=out)
 
 
-# Global options may be written after the command too (`lh360 ingest clientes --json`), as cron users do.
+# Global options may be written after the command too (`lh360 ingest clientes --json`), as cron users do:
+# they are moved in front of the command before parsing, so every command accepts them.
 _GLOBAL_FLAGS = {"--json", "--quiet", "-q", "--verbose", "-v"}
 _GLOBAL_VALUED = {"--target", "-t", "--config", "--log-format"}
 
@@ -112,16 +134,15 @@ def _hoist_globals(argv: list[str]) -> list[str]:
     return front + rest
 
 
-def _register() -> None:
-    # each module adds its commands to `app`; the order is the order of `lh360 --help`
-    from lh360.cli import cmd_ingest, cmd_project  # noqa: F401
+COMMAND_MODULES = ("cmd_ingest", "cmd_project", "cmd_pipeline", "cmd_databricks")
 
-    for extra in ("cmd_pipeline", "cmd_databricks", "cmd_aws"):
-        try:
-            __import__(f"lh360.cli.{extra}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"lh360.cli.{extra}":
-                raise
+
+def _register() -> None:
+    # each module adds its commands to `app`; their order is the order of `lh360 --help`
+    from importlib import import_module
+
+    for name in COMMAND_MODULES:
+        import_module(f"lh360.cli.{name}")
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
@@ -130,7 +151,8 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     raise Interrupted(signum)
 
 
-def main(argv: list[str] | None = None) -> None:
+def run(argv: list[str] | None = None) -> int:
+    """Run one command line; return its exit code (tests call this in process)."""
     from lh360.errors import ConfigError, LH360Error
 
     args = _hoist_globals(list(sys.argv[1:] if argv is None else argv))
@@ -167,8 +189,14 @@ def main(argv: list[str] | None = None) -> None:
         _report(out, exc, code, verbose, json_mode, kind="internal")
     sys.stdout.flush()
     sys.stderr.flush()
-    # os._exit skips interpreter teardown, where native libraries (delta-rs' runtime) may abort the process
-    # with exit 134 (NOTES.md); everything we own is flushed and closed by now.
+    return code
+
+
+def main(argv: list[str] | None = None) -> None:
+    code = run(argv)
+    # os._exit skips interpreter teardown, where delta-rs' native runtime has been seen to abort the process
+    # (exit 134, "terminate called without an active exception") after reading tables with
+    # to_pyarrow_table(); everything lh360 owns is flushed and closed by now.
     os._exit(code)
 
 

@@ -5,32 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import Decimal
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
+from lh360.jsonable import jsonable
+
 log = logging.getLogger("lh360")
-
-
-def to_jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "as_dict"):
-        return to_jsonable(value.as_dict())
-    if hasattr(value, "__dataclass_fields__"):
-        return to_jsonable(value.__dict__)
-    return value
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -44,7 +25,7 @@ class JsonLogFormatter(logging.Formatter):
         doc.update(getattr(record, "fields", {}) or {})
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
-        return json.dumps(to_jsonable(doc), ensure_ascii=False)
+        return json.dumps(jsonable(doc), ensure_ascii=False)
 
 
 def setup_logging(log_format: str, verbose: bool, quiet: bool) -> None:
@@ -113,7 +94,7 @@ class Output:
 
     def emit(self, doc: Any) -> None:
         """The one JSON document of a --json run."""
-        sys.stdout.write(json.dumps(to_jsonable(doc), ensure_ascii=False, indent=None) + "\n")
+        sys.stdout.write(json.dumps(jsonable(doc), ensure_ascii=False, indent=None) + "\n")
         sys.stdout.flush()
 
     def error(self, message: str, detail: str | None = None) -> None:
@@ -123,20 +104,82 @@ class Output:
         if detail:
             self.err.print(escape(detail))
 
-    def progress_bar(self, total_bytes: int, description: str):
-        """A progress bar on a terminal; None when piped, with --json or --quiet (cron logs stay clean)."""
-        if self.json or self.quiet or not sys.stdout.isatty():
-            return None
+
+class _Nothing:
+    def update(self, text: str) -> None:
+        pass
+
+    def advance(self, amount: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _Live:
+    def __init__(self, status: Any) -> None:
+        self.status = status
+        status.start()
+
+    def update(self, text: str) -> None:
+        self.status.update(text)
+
+    def close(self) -> None:
+        self.status.stop()
+
+
+class _Bar:
+    def __init__(self, bar: Any, label: str, total: int) -> None:
+        self.bar = bar
+        bar.start()
+        self.task = bar.add_task(label, total=total)
+
+    def advance(self, amount: int) -> None:
+        self.bar.advance(self.task, amount)
+
+    def close(self) -> None:
+        self.bar.stop()
+
+
+@dataclass
+class CliConsole:
+    """The lh360.console.Console of the command line: plain lines (none under --json or --quiet), and a
+    live status line and progress bars only on a terminal, so cron logs stay clean."""
+
+    out: Output
+
+    @property
+    def _interactive(self) -> bool:
+        return not self.out.json and not self.out.quiet and self.out.console.is_terminal
+
+    def say(self, text: str) -> None:
+        if not self.out.json:
+            self.out.print(text, markup=False, highlight=False)
+
+    def step_finished(self, result: Any) -> None:
+        from lh360.cli.render import step_line
+
+        line = step_line(result)
+        if line is not None:
+            self.say(line)
+
+    def live(self, label: str) -> Any:
+        return _Live(self.out.console.status(label)) if self._interactive else _Nothing()
+
+    def progress(self, label: str, total: int) -> Any:
+        if not self._interactive or not sys.stdout.isatty():
+            return _Nothing()
         from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
-        return Progress(
+        bar = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
             DownloadColumn(),
             TimeElapsedColumn(),
-            console=self.console,
+            console=self.out.console,
             transient=True,
         )
+        return _Bar(bar, label, total)
 
 
 def ago(seconds: float) -> str:
@@ -151,7 +194,3 @@ def human_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n} B"
-
-
-def now_ts() -> float:
-    return time.time()

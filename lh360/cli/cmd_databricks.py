@@ -1,5 +1,4 @@
-"""Cloud commands: `deploy`. The Databricks options of `ingest`/`promote`/`run` live in
-lh360.cli._databricks_options (re-exported here)."""
+"""Cloud commands: `deploy`."""
 
 from __future__ import annotations
 
@@ -7,10 +6,7 @@ from typing import Any
 
 import typer
 
-from lh360.cli import app, state
-from lh360.cli._databricks_options import DETACH, RUN_ID, TIMEOUT, engine_options, render_runs
-
-__all__ = ["DETACH", "RUN_ID", "TIMEOUT", "deploy", "engine_options", "render_runs"]
+from lh360.cli import app, render, state
 
 
 @app.command()
@@ -27,39 +23,25 @@ def deploy(
     Example:  lh360 -t prod deploy --dry-run   |   lh360 -t prod deploy
     """
     from lh360.deploy import deploy as run_deploy
+    from lh360.durations import parse_timeout
 
     st = state(ctx)
-    project = st.project()
-    target = st.resolved_target()
-    seconds = None
-    if timeout:
-        from lh360.engines.databricks import _seconds
-
-        seconds = _seconds(timeout)
+    project, target = st.project(), st.resolved_target()
+    seconds = parse_timeout(timeout)
 
     def show(action: Any) -> None:
-        if st.out.json:
-            return
-        sql = f"  [{action.sql}]" if action.sql and action.status in ("todo", "done") else ""
-        st.out.print(
-            f"{action.status:>8}  {action.kind:<15} {action.object}  {action.reason}{sql}",
-            markup=False,
-            highlight=False,
-        )
+        if not st.out.json:
+            render.say(st.out, render.deploy_line(action))
 
     if not st.out.json:
-        st.out.print(
-            f"deploy to target {target.name}" + (" (dry run: nothing changes)" if dry_run else ""), markup=False
-        )
+        render.say(st.out, f"deploy to target {target.name}" + (" (dry run: nothing changes)" if dry_run else ""))
     report = run_deploy(project, target, dry_run=dry_run, on_action=show, timeout=seconds)
     if st.out.json:
         st.out.emit(report.as_dict())
         return
     if not report.actions:
-        st.out.print(f"nothing to deploy for target {target.name} (engine {target.engine})", markup=False)
+        render.say(st.out, f"nothing to deploy for target {target.name} (engine {target.engine})")
         return
     counts = report.as_dict()["counts"]
     order = ("done", "todo", "ok", "deferred", "skipped")
-    st.out.print(
-        ", ".join(f"{counts[k]} {k}" for k in sorted(counts, key=lambda k: (order + (k,)).index(k))), markup=False
-    )
+    render.say(st.out, ", ".join(f"{counts[k]} {k}" for k in sorted(counts, key=lambda k: (order + (k,)).index(k))))

@@ -4,43 +4,28 @@ from __future__ import annotations
 
 import typer
 
-from lh360.cli import app, state
-from lh360.cli._databricks_options import DETACH, RUN_ID, TIMEOUT
-from lh360.cli._output import ago, human_bytes
-
-TABLES = typer.Argument(None, help="Table names (default: all specs).", show_default=False)
+from lh360.cli import app, render, state
+from lh360.cli.options import DETACH, RUN_ID, TABLES, TIMEOUT, WAIT_LOCK, PlanLayer, engine_options
 
 
 @app.command()
 def plan(
     ctx: typer.Context,
     tables: list[str] = TABLES,
-    to: str = typer.Option("gold", "--to", help="Plan up to this layer: bronze, silver or gold."),
+    to: PlanLayer = typer.Option(PlanLayer.gold, "--to", help="Plan up to this layer."),
+    run_id: str = RUN_ID,
 ) -> None:
-    """Show what a run would do (new landing files, schema changes, the steps and their SQL); writes nothing.
+    """Show what a run would do (new landing files, schema changes, the steps, the exact requests and SQL);
+    writes nothing and sends nothing.
 
-    Example:  lh360 plan clientes --to silver
+    Example:  lh360 plan clientes --to silver   |   lh360 -t prod plan --json
     """
-    from lh360.errors import UsageError
-    from lh360.plan import LAYER_ORDER, build_plan
-
-    if to not in LAYER_ORDER:
-        raise UsageError(f"--to must be bronze, silver or gold, not {to!r}")
     st = state(ctx)
-    project = st.project()
-    target = st.resolved_target()
-    p = build_plan(project, target, tables, to=to)
+    p = st.lakehouse(engine_options(run_id=run_id)).plan(tables or None, to.value)
     if st.out.json:
         st.out.emit(p.as_dict())
         return
-    if target.engine == "databricks":  # the exact jobs.submit bodies and SQL it would send
-        from lh360.engines.databricks_plan import render_databricks_plan
-
-        render_databricks_plan(st.out, p)
-        return
-    from lh360.report import render_plan
-
-    render_plan(st.out, p)
+    render.render_plan(st.out, p)
 
 
 @app.command()
@@ -59,55 +44,14 @@ def landing(
 
     Example:  lh360 landing clientes --json
     """
-    from lh360.landing import check_landing
-
     st = state(ctx)
-    project = st.project()
-    target = st.resolved_target()
-    reports = [check_landing(target, spec, full_listing=full_listing or None) for spec in project.select(tables)]
+    lh = st.lakehouse()
+    reports = lh.landing(tables or None, full_listing=full_listing or None)
     breached = [r for r in reports if r.breached]
     if st.out.json:
-        st.out.emit({"target": target.name, "ok": not breached, "tables": [r.as_dict() for r in reports]})
+        st.out.emit({"target": lh.target.name, "ok": not breached, "tables": [r.as_dict() for r in reports]})
     else:
-        from rich.table import Table
-
-        t = Table(title=f"landing on target {target.name}", title_justify="left")
-        for col in ("table", "files", "pending", "pending bytes", "newest", "age / SLA", "status"):
-            t.add_column(col)
-        for r in reports:
-            age = "-" if r.newest_age_s is None else ago(r.newest_age_s)
-            sla = ago(r.max_age_s) if r.max_age_s else "none"
-            t.add_row(
-                r.table,
-                str(r.files),
-                str(r.pending_files),
-                human_bytes(r.pending_bytes),
-                r.newest_file or "-",
-                f"{age} / {sla}",
-                "BREACH" if r.breached else "ok",
-            )
-        st.out.print(t)
-        for r in reports:
-            for problem in r.problems:
-                st.out.print(f"{r.table}: SLA breach: {problem}")
-            for rel in r.empty_files:
-                st.out.print(f"{r.table}: empty file {rel}")
-            for bad in r.unreadable:
-                where = f"{bad['file']}:{bad['line']}" if bad.get("line") else bad["file"]
-                st.out.print(f"{r.table}: unreadable {where}: {bad['error']}")
-            for up in r.uploading:
-                st.out.print(f"{r.table}: upload in progress {up['file']} (started {ago(up['age_s'])} ago)")
-            for late in r.late_files:
-                st.out.print(f"{r.table}: landed below the listing watermark: {late}")
-            lst = r.listing
-            if lst and lst.get("requests"):
-                after = f" after {lst['start_after']}" if lst.get("start_after") else ""
-                st.out.print(
-                    f"{r.table}: {lst['mode']} listing{after} ({lst['reason']}): "
-                    f"{lst['requests']} request(s), {lst['objects']} object(s)",
-                    markup=False,
-                    highlight=False,
-                )
+        render.render_landing(st.out, lh.target.name, reports)
     if breached:
         raise typer.Exit(1)
 
@@ -117,9 +61,7 @@ def ingest(
     ctx: typer.Context,
     tables: list[str] = typer.Argument(None, help="Tables to ingest.", show_default=False),
     all_: bool = typer.Option(False, "--all", help="Ingest every table."),
-    wait_lock: float = typer.Option(
-        0, "--wait-lock", metavar="SECONDS", help="Wait this long for a table's lock (default: exit 75 at once)."
-    ),
+    wait_lock: float = WAIT_LOCK,
     timeout: str = TIMEOUT,
     detach: bool = DETACH,
     run_id: str = RUN_ID,
@@ -128,27 +70,13 @@ def ingest(
 
     Example:  lh360 ingest clientes   |   lh360 ingest --all --wait-lock 600   |   lh360 -t prod ingest clientes --timeout 1h
     """
-    from lh360.cli._databricks_options import engine_options
-    from lh360.errors import UsageError
-    from lh360.runner import run_ingest
+    from lh360.cli.cmd_pipeline import selected
 
-    if not tables and not all_:
-        raise UsageError("name the tables to ingest, or pass --all")
-    if tables and all_:
-        raise UsageError("pass table names or --all, not both")
     st = state(ctx)
-    project = st.project()
-    target = st.resolved_target()
-    options = engine_options(st, timeout=timeout, detach=detach, run_id=run_id)
-    results = run_ingest(project, target, tables or None, wait_lock=wait_lock, out=st.out, **options)
+    names = selected(tables, all_, "ingest")
+    lh = st.lakehouse(engine_options(timeout, detach, run_id), wait_lock=wait_lock)
+    results = lh.ingest(names)
     if st.out.json:
-        st.out.emit({"target": target.name, "ok": True, "tables": [r.as_dict() for r in results]})
+        st.out.emit({"target": lh.target.name, "ok": True, "tables": [r.as_dict() for r in results]})
         return
-    if target.engine == "databricks":
-        from lh360.cli._databricks_options import render_runs
-
-        render_runs(st.out, results, "ingest")
-        return
-    from lh360.report import render_ingest
-
-    render_ingest(st.out, results)
+    render.render_ingest(st.out, results)

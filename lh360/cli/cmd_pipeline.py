@@ -6,22 +6,38 @@ import sys
 
 import typer
 
-from lh360.cli import app, state
-from lh360.cli._databricks_options import RUN_ID, TIMEOUT
-
-TABLES = typer.Argument(None, help="Table names (default: all specs).", show_default=False)
-WAIT_LOCK = typer.Option(
-    0, "--wait-lock", metavar="SECONDS", help="Wait this long for a table's lock (default: exit 75 at once)."
+from lh360.cli import app, render, state
+from lh360.cli.options import (
+    RUN_ID,
+    TABLES,
+    TIMEOUT,
+    VALIDATOR,
+    WAIT_LOCK,
+    PlanLayer,
+    PromoteLayer,
+    ReportFormat,
+    Validator,
+    engine_options,
+    value,
 )
+
+
+def selected(tables: list[str] | None, all_: bool, verb: str) -> list[str] | None:
+    """The tables named, or None for --all; naming none or both is a usage error."""
+    from lh360.errors import UsageError
+
+    if not tables and not all_:
+        raise UsageError(f"name the tables to {verb}, or pass --all")
+    if tables and all_:
+        raise UsageError("pass table names or --all, not both")
+    return tables or None
 
 
 @app.command()
 def promote(
     ctx: typer.Context,
     tables: list[str] = TABLES,
-    to: str = typer.Option(
-        ..., "--to", help="silver (bronze → silver) or gold (silver first where needed, then gold)."
-    ),
+    to: PromoteLayer = typer.Option(..., "--to", help="silver (bronze → silver) or gold (silver first, then gold)."),
     wait_lock: float = WAIT_LOCK,
     timeout: str = TIMEOUT,
     run_id: str = RUN_ID,
@@ -33,42 +49,22 @@ def promote(
 
     Example:  lh360 promote clientes --to gold
     """
-    from lh360.errors import UsageError
-    from lh360.runner import promote as run_promote
-
-    if to not in ("silver", "gold"):
-        raise UsageError(f"--to must be silver or gold, not {to!r}")
     st = state(ctx)
-    project = st.project()
-    target = st.resolved_target()
-    from lh360.cli._databricks_options import engine_context
-
-    with engine_context(st, timeout=timeout, run_id=run_id):
-        promoted = run_promote(project, target, tables or None, to, wait_lock=wait_lock, out=st.out)
+    lh = st.lakehouse(engine_options(timeout, run_id=run_id), wait_lock=wait_lock)
+    promotion = lh.promote(tables or None, to.value)
     if st.out.json:
-        st.out.emit(
-            {
-                "target": target.name,
-                "ok": True,
-                "refine": [r.as_dict() for r in promoted["refine"]],
-                "aggregate": [r.as_dict() for r in promoted["aggregate"]],
-            }
-        )
+        st.out.emit({"target": lh.target.name, "ok": True, **promotion.as_dict()})
         return
-    from lh360.report import render_promote
-
-    render_promote(st.out, promoted)
+    render.render_promote(st.out, promotion)
 
 
 @app.command()
 def validate(
     ctx: typer.Context,
     tables: list[str] = TABLES,
-    layer: str = typer.Option(None, "--layer", help="Only this layer's checks: silver or gold."),
-    fmt: str = typer.Option("table", "--format", help="table, json or junit (JUnit XML on stdout)."),
-    engine: str = typer.Option(
-        None, "--engine", help="duckdb, athena or databricks-sql (default: the target's validator)."
-    ),
+    layer: PlanLayer = typer.Option(None, "--layer", help="Only this layer's checks."),
+    fmt: ReportFormat = typer.Option(ReportFormat.table, "--format", help="How to print the results."),
+    engine: Validator = VALIDATOR,
 ) -> None:
     """Run the checks (all aggregate checks of a table in one query) and record them in the quality ledger.
 
@@ -76,27 +72,14 @@ def validate(
 
     Example:  lh360 validate clientes --layer silver --format junit > lh360-checks.xml
     """
-    from lh360.errors import UsageError
-    from lh360.runner import run_validate
-
-    if fmt not in ("table", "json", "junit"):
-        raise UsageError(f"--format must be table, json or junit, not {fmt!r}")
-    if layer is not None and layer not in ("bronze", "silver", "gold"):
-        raise UsageError(f"--layer must be bronze, silver or gold, not {layer!r}")
     st = state(ctx)
-    project = st.project()
-    target = st.resolved_target()
-    report = run_validate(project, target, tables or None, layer, engine=engine)
-    if st.out.json or fmt == "json":
+    report = st.lakehouse().validate(tables or None, value(layer), validator=value(engine))
+    if st.out.json or fmt is ReportFormat.json:
         st.out.emit(report.as_dict())
-    elif fmt == "junit":
-        from lh360.report import junit_xml
-
-        sys.stdout.write(junit_xml(report))
+    elif fmt is ReportFormat.junit:
+        sys.stdout.write(render.junit_xml(report))
     else:
-        from lh360.report import render_validation
-
-        render_validation(st.out, report)
+        render.render_validation(st.out, report)
     if report.exit_code:
         raise typer.Exit(report.exit_code)
 
@@ -107,9 +90,7 @@ def run(
     tables: list[str] = typer.Argument(None, help="Tables to run.", show_default=False),
     all_: bool = typer.Option(False, "--all", help="Run every table."),
     wait_lock: float = WAIT_LOCK,
-    engine: str = typer.Option(
-        None, "--engine", help="Validator: duckdb, athena or databricks-sql (default: the target's)."
-    ),
+    engine: Validator = VALIDATOR,
     timeout: str = TIMEOUT,
     run_id: str = RUN_ID,
 ) -> None:
@@ -120,32 +101,24 @@ def run(
 
     Example:  lh360 run --all --json --log-format json
     """
-    from lh360.errors import UsageError
-    from lh360.pipeline import run_pipeline
-
-    if not tables and not all_:
-        raise UsageError("name the tables to run, or pass --all")
-    if tables and all_:
-        raise UsageError("pass table names or --all, not both")
     st = state(ctx)
-    project = st.project()
-    target = st.resolved_target()
-    from lh360.cli._databricks_options import engine_context
-
-    with engine_context(st, timeout=timeout, run_id=run_id):
-        summary = run_pipeline(project, target, tables or None, out=st.out, wait_lock=wait_lock, engine=engine)
-    _finish(st, summary)
-
-
-def _finish(st, summary: dict) -> None:
+    names = selected(tables, all_, "run")
+    lh = st.lakehouse(engine_options(timeout, run_id=run_id), wait_lock=wait_lock)
+    summary = lh.run(names, validator=value(engine))
     if st.out.json:
-        st.out.emit(summary)
-    code = summary.get("exit_code", 0)
-    if code:
-        st.out.error(f"{summary.get('failed_step')}: {summary.get('error')}", summary.get("error_detail"))
-        raise typer.Exit(code)
+        st.out.emit(summary.as_dict())
+    else:
+        render.render_run_summary(st.out, summary)
+    finish(st, summary)
+
+
+def finish(st, summary) -> None:
+    """Exit with the run's code, saying which step failed and why."""
+    if summary.exit_code:
+        st.out.error(f"{summary.failed_step}: {summary.error}", summary.error_detail)
+        raise typer.Exit(summary.exit_code)
     if not st.out.json:
-        st.out.print(f"run {summary['run_id']}: ok", markup=False, highlight=False)
+        render.say(st.out, f"run {summary.run_id}: ok")
 
 
 @app.command()
@@ -159,28 +132,22 @@ def history(
 
     Example:  lh360 history clientes -n 10 --checks
     """
-    from lh360.ledger import Ledger
-
     st = state(ctx)
-    project = st.project()
-    target = st.resolved_target()
+    lh = st.lakehouse()
     if table is not None:
-        project.select([table])  # an unknown table is a usage error
-    ledger = Ledger(target)
-    rows = ledger.history(table, limit=limit)
-    check_rows = ledger.check_history(sorted({r["run_id"] for r in rows})) if checks else []
+        lh.project.select([table])  # an unknown table is a usage error
+    rows = lh.ledger.history(table, limit=limit)
+    check_rows = lh.ledger.check_history(sorted({r["run_id"] for r in rows})) if checks else []
     if st.out.json:
-        doc = {"target": target.name, "runs": rows}
+        doc = {"target": lh.target.name, "runs": rows}
         if checks:
             doc["checks"] = check_rows
         st.out.emit(doc)
         return
-    from lh360.report import render_history, render_rows
-
-    render_history(st.out, rows)
+    render.render_history(st.out, rows)
     if checks:
         cols = ["checked_at", "run_id", "relation", "check", "severity", "status", "observed", "message"]
-        render_rows(st.out, cols, [tuple(r.get(c) for c in cols) for r in check_rows], title="check results")
+        render.render_rows(st.out, cols, [tuple(r.get(c) for c in cols) for r in check_rows], title="check results")
 
 
 @app.command()
@@ -188,40 +155,23 @@ def sql(
     ctx: typer.Context,
     query: str = typer.Argument(..., help="The SQL (DuckDB SQL on a local target)."),
     limit: int = typer.Option(100, "--limit", "-n", min=0, help="Rows to show (0 = all)."),
-    engine: str = typer.Option(
-        None, "--engine", help="duckdb, athena or databricks-sql (default: the target's validator)."
-    ),
+    engine: Validator = VALIDATOR,
 ) -> None:
     """An ad-hoc query on the target's query engine; bronze.x, silver.x, gold.x, quarantine.x, lh360.runs work.
 
     Example:  lh360 sql "SELECT uf, count(*) FROM silver.clientes GROUP BY uf ORDER BY 2 DESC"
     """
-    from lh360.checks import runner_for
-    from lh360.errors import EngineError, LH360Error
+    from lh360.checks import run_query
+    from lh360.jsonable import jsonable
 
     st = state(ctx)
-    project = st.project()
-    target = st.resolved_target()
-    runner = runner_for(project, target, engine)
-    try:
-        if hasattr(runner, "attach_project"):
-            runner.attach_project(project.specs.values())
-        try:
-            res = runner.query(query)
-        except LH360Error:
-            raise  # already says what failed, with its exit code (Athena: FAILED 3, timeout 4)
-        except Exception as exc:
-            text = str(exc).strip().splitlines()
-            raise EngineError(f"query failed: {text[0] if text else type(exc).__name__}") from None
-    finally:
-        runner.close()
+    lh = st.lakehouse()
+    res = run_query(lh.project, lh.target, query, value(engine))
     rows = res.rows if not limit else res.rows[:limit]
     if st.out.json:
-        from lh360.checks.validate import jsonable
-
         st.out.emit(
             {
-                "target": target.name,
+                "target": lh.target.name,
                 "columns": res.columns,
                 "rows": [jsonable(list(r)) for r in rows],
                 "row_count": len(res.rows),
@@ -230,8 +180,6 @@ def sql(
             }
         )
         return
-    from lh360.report import render_rows
-
-    render_rows(st.out, res.columns, rows)
+    render.render_rows(st.out, res.columns, rows)
     if len(rows) < len(res.rows):
-        st.out.print(f"{len(rows)} of {len(res.rows)} rows shown (--limit 0 for all)", markup=False, highlight=False)
+        render.say(st.out, f"{len(rows)} of {len(res.rows)} rows shown (--limit 0 for all)")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from lh360.cli import app, state
+from lh360.cli import app, render, state
+from lh360.cli.options import SchemaKind
 
 
 @app.command()
@@ -77,28 +78,12 @@ def tables(ctx: typer.Context) -> None:
     from lh360.inventory import inventory
 
     st = state(ctx)
-    project = st.project()
-    target = st.resolved_target()
-    rows = inventory(project, target)
+    lh = st.lakehouse()
+    rows = inventory(lh.project, lh.target)
     if st.out.json:
-        st.out.emit({"target": target.name, "tables": rows})
+        st.out.emit({"target": lh.target.name, "tables": rows})
         return
-    from rich.table import Table
-
-    t = Table(title=f"tables on target {target.name}", title_justify="left")
-    for col in ("table", "layer", "relation", "rows", "version", "last commit", "last run"):
-        t.add_column(col, justify="right" if col in ("rows", "version") else "left")
-    for r in rows:
-        t.add_row(
-            r["table"],
-            r["layer"],
-            r["relation"],
-            "-" if r["rows"] is None else f"{r['rows']:,}",
-            "-" if r["version"] is None else str(r["version"]),
-            r["last_commit"] or "-",
-            r.get("last_run") or "-",
-        )
-    st.out.print(t)
+    render.render_tables(st.out, lh.target.name, rows)
 
 
 @app.command()
@@ -119,9 +104,27 @@ def demo(
     from lh360.demo import run_demo
 
     st = state(ctx)
-    summary = run_demo(st.project(), st.resolved_target(), rows=rows, files=files, seed=seed, fresh=fresh, out=st.out)
+    summary, shown = run_demo(st.lakehouse(), rows=rows, files=files, seed=seed, fresh=fresh)
     if st.out.json:
-        st.out.emit(summary)
-    code = summary.get("exit_code", 0)
-    if code:
-        raise typer.Exit(code)
+        st.out.emit({**summary.as_dict(), "demo": shown})
+    else:
+        render.render_run_summary(st.out, summary)
+        render.render_demo_summary(st.out, shown, summary)
+    if summary.exit_code:
+        raise typer.Exit(summary.exit_code)
+
+
+@app.command()
+def schema(
+    ctx: typer.Context,
+    kind: SchemaKind = typer.Argument(..., help="spec: a table spec (configs/tables/*.yaml); config: lh360.yaml."),
+) -> None:
+    """Print the JSON Schema of a table spec or of lh360.yaml, generated from lh360's models (for editors).
+
+    Example:  lh360 schema spec > .lh360/table-spec.schema.json
+    """
+    import json
+
+    from lh360.schemas import json_schema
+
+    print(json.dumps(json_schema(kind.value), indent=2, ensure_ascii=False))

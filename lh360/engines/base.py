@@ -1,43 +1,252 @@
-"""The one seam between the plan and where it runs: a small protocol per engine."""
+"""The one seam between orchestration and where a step runs: the `Engine` protocol and the typed results
+every engine returns. Nothing here imports an engine; engines import this module (and lower ones).
+
+A query engine (`QueryRunner`: DuckDB, Athena, a Databricks SQL warehouse) is all a validator needs: how
+a relation is named in its engine, its sqlglot dialect, and a way to run one statement and get rows back
+with the engine's query id and bytes scanned.
+
+The results are the same dataclasses for every engine: the run ledger, `--json` and the reports read their
+fields. What only one engine knows (a Databricks run's id and page) travels in `run` (a `RemoteRun`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
-from lh360.config import Project, ResolvedTarget
-from lh360.spec import TableSpec
+if TYPE_CHECKING:
+    from lh360.config import Project, ResolvedTarget
+    from lh360.spec import TableSpec
 
+# progress(event, **fields): "start" (table, files, bytes, batches) and "batch" (table, batch) of an ingest
 Progress = Callable[..., None]
 
 
-class StepResult(Protocol):
-    def as_dict(self) -> dict[str, Any]: ...
+@dataclass(frozen=True)
+class EngineOptions:
+    """What one command asks of the engine beyond the target's settings (the CLI's --timeout, --detach,
+    --run-id). An engine that cannot honour an option refuses it with a UsageError when it is built."""
+
+    timeout: float | None = None  # seconds; None: the target's own setting
+    detach: bool = False
+    run_id: str | None = None
+
+    def given(self) -> list[str]:
+        """The options set, as their command-line names (for an engine's refusal)."""
+        names = (("--timeout", self.timeout), ("--detach", self.detach), ("--run-id", self.run_id))
+        return [name for name, value in names if value]
+
+
+@dataclass
+class RemoteRun:
+    """A step that ran somewhere else (a Databricks one-time run, a SQL warehouse statement)."""
+
+    run_id: int | None = None
+    run_page_url: str | None = None
+    idempotency_token: str | None = None
+    logical_id: str | None = None
+    state: str | None = None  # life cycle state
+    result_state: str | None = None
+    attached: bool = False  # an earlier invocation had started this run; this one waited for it
+    detached: bool = False  # submitted and not waited for (--detach)
+    job: dict[str, Any] = field(default_factory=dict)  # the job's own summary (counters it reported)
+    statements: list[str] = field(default_factory=list)  # SQL statement ids
+
+
+@dataclass
+class IngestBatch:
+    """One batch of landing files, committed to bronze in one commit."""
+
+    batch_id: int
+    files: int = 0
+    bytes: int = 0
+    rows: int = 0
+    rescued: int = 0
+    malformed: int = 0
+    new_columns: list[str] = field(default_factory=list)
+    version: int | None = None
+    seconds: float = 0.0
+    fast_path: bool = True  # local engine: the batch was read by the one-parse query
+
+
+@dataclass
+class IngestResult:
+    """landing → bronze for one table."""
+
+    table: str
+    engine: str
+    files: int = 0
+    bytes: int = 0
+    rows: int = 0
+    rescued: int = 0
+    malformed: int = 0
+    new_columns: list[str] = field(default_factory=list)
+    bronze_version: int | None = None
+    pending_files: int = 0
+    batches: list[IngestBatch] = field(default_factory=list)
+    schema: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    run: RemoteRun | None = None
+
+    step = "ingest"
+
+    @property
+    def relation(self) -> str:
+        return f"bronze.{self.table}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return _as_dict(self, exclude=("schema",))
+
+
+@dataclass
+class RefineResult:
+    """bronze → silver for one table."""
+
+    table: str
+    engine: str
+    noop: bool = False
+    bronze_from: int | None = None  # silver's watermark before the run (a bronze version); None: never read
+    bronze_to: int | None = None
+    rows_in: int = 0
+    kept: int = 0
+    dropped: int = 0
+    quarantined: int = 0
+    warned: dict[str, int] = field(default_factory=dict)
+    rule_failures: dict[str, int] = field(default_factory=dict)
+    rows_out: int = 0  # rows written to silver (inserted + updated, or SCD2 versions appended)
+    inserted: int = 0
+    updated: int = 0
+    closed: int = 0
+    silver_version: int | None = None
+    quarantine_version: int | None = None
+    quarantine_replayed: bool = False  # the quarantine append of this run had already been committed
+    refine_run: int | None = None  # the number of this refine of the table (its commits' app transaction version)
+    seconds: float = 0.0
+    run: RemoteRun | None = None
+
+    step = "refine"
+
+    @property
+    def relation(self) -> str:
+        return f"silver.{self.table}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return _as_dict(self)
+
+
+@dataclass
+class AggregateResult:
+    """silver/gold → one gold relation, replaced in one commit."""
+
+    relation: str  # gold.<name>
+    table: str  # the spec that owns it
+    engine: str
+    rows_out: int = 0
+    version: int | None = None
+    sources: dict[str, int] = field(default_factory=dict)  # relation → Delta version read
+    seconds: float = 0.0
+    run: RemoteRun | None = None
+
+    step = "aggregate"
+
+    def as_dict(self) -> dict[str, Any]:
+        return _as_dict(self)
+
+
+StepResult = IngestResult | RefineResult | AggregateResult
+
+
+def _as_dict(result: Any, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The result's fields (and step, relation) for --json; a remote run's fields sit at the top level."""
+    d = {"step": result.step, "relation": result.relation}
+    d.update((k, v) for k, v in asdict(result).items() if k not in exclude and k != "run")
+    if result.run is not None:
+        d.update(asdict(result.run))
+    return d
+
+
+@dataclass
+class IngestState:
+    """What the engine has already taken from a table's landing zone into bronze."""
+
+    committed: int  # the last committed ingest batch id, -1 before the first
+    files: set[str]  # landing paths relative to the table's prefix
+    warnings: list[str] = field(default_factory=list)  # e.g. the record of early files is incomplete
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """One step of a plan, before an engine explains it: what runs, for which spec, writing what."""
+
+    kind: str  # ingest | refine | aggregate | validate
+    table: str  # the spec that owns the step
+    relation: str  # what it writes (or checks): bronze.x, silver.x, gold.y
+
+
+@dataclass
+class Explanation:
+    """What an engine would do for a step: details for people and --json, and the SQL it would run."""
+
+    detail: dict[str, Any] = field(default_factory=dict)
+    sql: str | None = None
+
+
+# ---- query engines: where checks and `lh360 sql` run ------------------------------------------------
+
+
+@dataclass
+class QueryResult:
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+    query_id: str | None = None
+    bytes_scanned: int | None = None
+    seconds: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class QueryRunner(Protocol):
+    dialect: str  # a key of lh360.sql.DIALECTS: duckdb | athena | databricks
+
+    def table_name(self, layer: str, name: str) -> str:
+        """The engine's name for <layer>.<name>, ready to put in SQL (quoted where needed)."""
+        ...
+
+    def table_version(self, layer: str, name: str) -> int | None:
+        """The Delta version the next query will read, for the quality ledger (None if unknown)."""
+        ...
+
+    def query(self, sql: str, *, reuse_results: bool = False) -> QueryResult: ...
+
+    def close(self) -> None: ...
+
+
+# ---- step engines -----------------------------------------------------------------------------------
 
 
 class Engine(Protocol):
-    """Runs the steps of one target. Each call is one step on one table; it commits or raises."""
+    """Runs the steps of one target. Each call is one step on one table; it commits or raises an LH360Error."""
 
+    name: str
     target: ResolvedTarget
 
-    def ingest(self, spec: TableSpec, *, progress: Progress | None = None) -> StepResult: ...
+    def ingest(self, spec: TableSpec, *, progress: Progress | None = None) -> IngestResult:
+        """landing → bronze: every pending landing file, exactly once."""
+        ...
 
-    def refine(self, spec: TableSpec) -> StepResult:
+    def refine(self, spec: TableSpec) -> RefineResult:
         """bronze → silver: the bronze rows committed since silver's watermark, merged (one commit)."""
         ...
 
-    def aggregate(self, project: Project, relation: str) -> StepResult:
+    def aggregate(self, project: Project, relation: str) -> AggregateResult:
         """Recompute gold.<name> from its SQL and replace it in one atomic commit."""
         ...
 
+    def ingested(self, spec: TableSpec) -> IngestState:
+        """The landing files already in bronze, as this engine records them."""
+        ...
 
-def engine_for(target: ResolvedTarget, **options: Any) -> Engine:
-    if target.engine == "local":
-        from lh360.engines.local import LocalEngine
-
-        return LocalEngine(target)
-    if target.engine == "databricks":
-        from lh360.engines.databricks import DatabricksEngine  # type: ignore[import-not-found]
-
-        return DatabricksEngine(target, **options)
-    raise ValueError(f"unknown engine {target.engine!r}")
+    def explain(self, project: Project, step: PlannedStep, *, inspect: bool = True) -> Explanation:
+        """What the step would do and its SQL, writing nothing (`inspect`: may read the lake)."""
+        ...

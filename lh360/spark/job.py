@@ -274,9 +274,23 @@ def autoloader_options(payload: dict) -> dict[str, str]:
     return opts
 
 
-def bronze_writer_options(payload: dict, batch_id: int) -> dict[str, str]:
-    """Options of the append of one ingest micro-batch to bronze (idempotent by batch id)."""
-    return {"mergeSchema": "true", "txnAppId": txn_app_id(payload, "ingest"), "txnVersion": str(batch_id)}
+def bronze_writer_options(payload: dict, batch_id: int, files: list[str] | None = None) -> dict[str, str]:
+    """Options of the append of one ingest micro-batch to bronze (idempotent by batch id). The commit's
+    userMetadata names the micro-batch's landing files, so the ops box can tell which files bronze holds
+    (lh360/engines/databricks/landing_state.py) without reading the Auto Loader checkpoint."""
+    return {
+        "mergeSchema": "true",
+        "txnAppId": txn_app_id(payload, "ingest"),
+        "txnVersion": str(batch_id),
+        "userMetadata": bronze_commit_metadata(batch_id, files or []),
+    }
+
+
+def bronze_commit_metadata(batch_id: int, files: list[str]) -> str:
+    """The userMetadata of an ingest commit: {"lh360.step": "ingest", "lh360.batch_id": N, "lh360.files": [...]}
+    with each file as `_metadata.file_path` gives it."""
+    doc = {"lh360.step": "ingest", "lh360.batch_id": int(batch_id), "lh360.files": sorted(files)}
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
 
 
 def quarantine_writer_options(payload: dict, batch_id: int) -> dict[str, str]:
@@ -505,10 +519,9 @@ class DeltaTarget:
             )
         )
 
-    def append_bronze(self, df, batch_id: int) -> None:
-        df.write.format("delta").mode("append").options(**bronze_writer_options(self.payload, batch_id)).save(
-            self.paths["bronze"]
-        )
+    def append_bronze(self, df, batch_id: int, files: list[str] | None = None) -> None:
+        opts = bronze_writer_options(self.payload, batch_id, files)
+        df.write.format("delta").mode("append").options(**opts).save(self.paths["bronze"])
 
     def register_bronze(self) -> None:
         if _delta_exists(self.spark, self.paths["bronze"]):
@@ -592,21 +605,25 @@ def ingest_batch(batch_df, batch_id: int, payload: dict, target) -> dict:
     out = batch_df.withColumn("_batch_id", F.lit(int(batch_id)).cast("bigint"))
     out, cached = _try_persist(out)
     try:
-        aggs = [F.count(F.lit(1)).alias("rows"), F.countDistinct("_source_file").alias("files")]
+        # one pass over the batch: rows, rescued rows, and each file with its size (Auto Loader gives a file
+        # to one micro-batch only, so sizes add up)
+        has_size = FILE_SIZE_COLUMN in out.columns
+        file_cols = ["_source_file", FILE_SIZE_COLUMN] if has_size else ["_source_file"]
+        aggs = [F.count(F.lit(1)).alias("rows"), F.collect_set(F.struct(*file_cols)).alias("files")]
         if RESCUED_DATA_COLUMN in out.columns:
             aggs.append(F.count(RESCUED_DATA_COLUMN).alias("rescued"))
         row = out.agg(*aggs).first()
-        counters = {"batch_id": int(batch_id), "rows_in": int(row["rows"]), "files": int(row["files"])}
+        files = [f["_source_file"] for f in row["files"] if f["_source_file"] is not None]
+        counters = {"batch_id": int(batch_id), "rows_in": int(row["rows"]), "files": len(files)}
         counters["rows_out"] = counters["rows_in"]
         if RESCUED_DATA_COLUMN in out.columns:
             counters["rescued"] = int(row["rescued"])
         data = out
-        if FILE_SIZE_COLUMN in out.columns:  # Auto Loader gives a file to one micro-batch only: sizes add up
-            sizes = out.select("_source_file", FILE_SIZE_COLUMN).distinct().agg(F.sum(FILE_SIZE_COLUMN)).first()
-            counters["bytes"] = int(sizes[0] or 0)
+        if has_size:
+            counters["bytes"] = sum(int(f[FILE_SIZE_COLUMN] or 0) for f in row["files"])
             data = out.drop(FILE_SIZE_COLUMN)
         if counters["rows_in"]:
-            target.append_bronze(data, batch_id)
+            target.append_bronze(data, batch_id, files)
         target.record_metrics("ingest", batch_id, counters)
         return counters
     finally:

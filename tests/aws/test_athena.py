@@ -136,7 +136,7 @@ def test_throttling_is_retried_and_other_errors_are_not(lakehouse):
     assert len(DOUBLE.throttled) == 2
     # not throttling: one attempt, an engine error at once (exit 3)
     _, target = load(lakehouse / "configs" / "lh360.yaml")
-    from lh360.checks.athena import AthenaRunner
+    from lh360.engines.athena.query import AthenaRunner
     from lh360.errors import EngineError
 
     runner = AthenaRunner(target)
@@ -244,7 +244,7 @@ def test_reregister_after_a_schema_change(lakehouse, tmp_path):
 
 
 def test_cost_estimate():
-    from lh360.checks.athena import cost_usd
+    from lh360.engines.athena.query import cost_usd
 
     assert cost_usd(0) == cost_usd(1) == cost_usd(10 * 2**20) == pytest.approx(10 * 2**20 / 2**40 * 5)
     assert cost_usd(2**40) == pytest.approx(5.0)

@@ -92,7 +92,7 @@ class MemoryTarget:
         self.calls.append(("read_landing_stream", dict(options)))
         return self.landing_stream(self.spark)
 
-    def append_bronze(self, df, batch_id):
+    def append_bronze(self, df, batch_id, files=None):
         self.calls.append(("append_bronze", batch_id))
         if self._skip("ingest", batch_id):
             return

@@ -506,7 +506,7 @@ def test_ingest_stamps_batch_and_lineage_columns(spark, tmp_path):
     class JsonLanding(job.DeltaTarget):
         landing_format = "json"
 
-        def append_bronze(self, df, batch_id):
+        def append_bronze(self, df, batch_id, files=None):
             written.append(df.collect())
 
         def register_bronze(self):
@@ -548,7 +548,7 @@ def test_ingest_batch_counts_rescued_rows_and_bytes_per_file(spark):
     written, metrics = [], []
 
     class Target:
-        def append_bronze(self, out, batch_id):
+        def append_bronze(self, out, batch_id, files=None):
             written.append(out.columns)
 
         def record_metrics(self, step, batch_id, counters):

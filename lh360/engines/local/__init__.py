@@ -2,30 +2,86 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from lh360.config import Project, ResolvedTarget
-from lh360.engines.base import Progress
+from lh360.console import Console, NullConsole
+from lh360.engines.base import (
+    AggregateResult,
+    EngineOptions,
+    Explanation,
+    IngestBatch,
+    IngestResult,
+    IngestState,
+    PlannedStep,
+    Progress,
+    RefineResult,
+)
+from lh360.errors import UsageError
 from lh360.spec import TableSpec
 
 
 @dataclass
 class LocalEngine:
     target: ResolvedTarget
+    options: EngineOptions = field(default_factory=EngineOptions)
+    console: Console = field(default_factory=NullConsole)
+    name = "local"
 
-    def ingest(self, spec: TableSpec, *, progress: Progress | None = None):
+    def __post_init__(self) -> None:
+        given = self.options.given()
+        if given:
+            raise UsageError(
+                f"{', '.join(given)}: only for runs on a remote engine; "
+                f"target {self.target.name!r} runs on the local engine"
+            )
+
+    def ingest(self, spec: TableSpec, *, progress: Progress | None = None) -> IngestResult:
         from lh360.engines.local.ingest import ingest
 
-        return ingest(self.target, spec, progress=progress)
+        r = ingest(self.target, spec, progress=progress)
+        return IngestResult(
+            table=r.table,
+            engine=self.name,
+            files=r.files,
+            bytes=r.bytes,
+            rows=r.rows,
+            rescued=r.rescued,
+            malformed=r.malformed,
+            new_columns=[c for b in r.batches for c in b.new_columns],
+            bronze_version=r.version,
+            pending_files=r.pending_files,
+            batches=[_copy(IngestBatch, b.__dict__) for b in r.batches],
+            schema=dict(r.schema),
+        )
 
-    def refine(self, spec: TableSpec):
+    def refine(self, spec: TableSpec) -> RefineResult:
         """bronze → silver (lh360.engines.local.refine)."""
         from lh360.engines.local.refine import refine
 
-        return refine(self.target, spec)
+        r = refine(self.target, spec).__dict__
+        return _copy(RefineResult, {**r, "refine_run": r.get("run"), "run": None, "engine": self.name})
 
-    def aggregate(self, project: Project, relation: str):
+    def aggregate(self, project: Project, relation: str) -> AggregateResult:
         """silver/gold → `relation` (gold.<name>), replaced atomically (lh360.engines.local.aggregate)."""
         from lh360.engines.local.aggregate import aggregate
 
-        return aggregate(project, self.target, relation)
+        return _copy(AggregateResult, {**aggregate(project, self.target, relation).__dict__, "engine": self.name})
+
+    def ingested(self, spec: TableSpec) -> IngestState:
+        from lh360.engines.local.ingest import ingested_files
+
+        committed, files = ingested_files(self.target, spec)
+        return IngestState(committed, files)
+
+    def explain(self, project: Project, step: PlannedStep, *, inspect: bool = True) -> Explanation:
+        from lh360.engines.local.explain import explain
+
+        return explain(self.target, project, step, inspect=inspect)
+
+
+def _copy(cls: Any, values: dict[str, Any]) -> Any:
+    """An instance of the dataclass `cls` from the values it has fields for."""
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in names})

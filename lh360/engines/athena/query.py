@@ -1,5 +1,5 @@
 """The Athena QueryRunner: checks and ad-hoc SQL on Athena through pyathena, over the Glue-registered Delta
-tables (`lh360 -t prod deploy` registers them; lh360.glue).
+tables (`lh360 -t prod deploy` registers them; lh360.engines.athena.glue).
 
 Per query: the target's workgroup and result location (`athena.output`, optional where the workgroup
 enforces one); result reuse only when the caller allows it (never for freshness: validate never asks);
@@ -21,8 +21,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from lh360.checks.base import QueryResult
 from lh360.config import ResolvedTarget
+from lh360.engines.base import QueryResult
 from lh360.errors import ConfigError, EngineError, Interrupted, RunTimeout
 
 log = logging.getLogger("lh360.athena")
@@ -84,7 +84,7 @@ class AthenaRunner:
         return dbs[layer]
 
     def glue_name(self, layer: str, name: str) -> tuple[str, str]:
-        from lh360.glue import LEDGER_TABLES
+        from lh360.engines.athena.glue import LEDGER_TABLES
 
         if layer in LEDGER_LAYERS:
             return self.database(layer), LEDGER_TABLES.get(name, name).lower()
@@ -97,7 +97,7 @@ class AthenaRunner:
         return f"{quote(db, 'athena')}.{quote(table, 'athena')}"
 
     def exists(self, layer: str, name: str) -> bool:
-        from lh360.glue import glue_client
+        from lh360.engines.athena.glue import glue_client
 
         db, table = self.glue_name(layer, name)
         client = glue_client(self.target)

@@ -14,9 +14,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from lh360.checks.base import QueryResult
 from lh360.config import ResolvedTarget
-from lh360.engines.databricks_client import (
+from lh360.engines.base import QueryResult
+from lh360.engines.databricks.client import (
     Deadline,
     Expired,
     api_error,

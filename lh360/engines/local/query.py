@@ -7,8 +7,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from lh360.checks.base import QueryResult
 from lh360.config import ResolvedTarget
+from lh360.engines.base import QueryResult
 
 
 @dataclass
@@ -68,3 +68,8 @@ class DuckDBRunner:
         if self.con is not None:
             self.con.close()
             self.con = None
+
+
+def make_runner(project: Any, target: ResolvedTarget, **options: Any) -> DuckDBRunner:
+    """The `duckdb` validator of a target (lh360.engines.VALIDATORS)."""
+    return DuckDBRunner(target)

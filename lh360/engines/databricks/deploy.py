@@ -17,15 +17,15 @@ from typing import Any
 
 from lh360.config import Project, ResolvedTarget
 from lh360.deploy import Action
-from lh360.engines.databricks import (
+from lh360.engines.databricks.client import api_error, is_not_found, settings_of, workspace_client, workspace_dir_api
+from lh360.engines.databricks.code import (
     JOB_FILE,
     MANIFEST_FILE,
     code_bundle,
-    quarantine_table,
     read_workspace_json,
     write_workspace_file,
 )
-from lh360.engines.databricks_client import api_error, is_not_found, settings_of, workspace_client, workspace_dir_api
+from lh360.engines.databricks.requests import quarantine_table
 from lh360.layout import LAYERS, Lake
 from lh360.storage import join, store_for
 
@@ -69,7 +69,7 @@ class DatabricksDeployer:
     @property
     def sql(self):
         if self._sql is None:
-            from lh360.checks.databricks_sql import DatabricksSQLRunner
+            from lh360.engines.databricks.statements import DatabricksSQLRunner
 
             self._sql = DatabricksSQLRunner(
                 self.target, timeout=self.timeout, poll_interval=self.poll_interval, client=self.client

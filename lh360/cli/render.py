@@ -1,0 +1,411 @@
+"""Every human rendering of lh360's results: rich tables on a terminal, plain text when piped. Library code
+returns data (typed results, reports, plans); only the CLI renders it, here."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from lh360.cli._output import Output, ago, human_bytes
+
+LEFT, RIGHT = "left", "right"
+
+
+def table(out: Output, title: str | None, columns: list[tuple[str, str]], rows: list[list[str]]) -> None:
+    """A rich table; `columns` are (name, LEFT | RIGHT). Cell text is shown as is (no rich markup)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    t = Table(title=title, title_justify="left")
+    for name, justify in columns:
+        t.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for row in rows:
+        t.add_row(*(Text(cell) for cell in row))
+    out.print(t)
+
+
+def say(out: Output, text: str) -> None:
+    """One plain line (no markup: table names and values may hold brackets)."""
+    out.print(text, markup=False, highlight=False)
+
+
+def _v(v: Any) -> str:
+    return "-" if v is None else str(v)
+
+
+def _n(v: Any) -> str:
+    return "-" if v is None else f"{v:,}" if isinstance(v, int) else str(v)
+
+
+# ---- one line per finished step (the console's step_finished) ---------------------------------------
+
+
+def step_line(result: Any) -> str | None:
+    """What a finished step says on a terminal and in text logs; None for steps a table reports instead."""
+    step = getattr(result, "step", None)
+    if step == "refine":
+        if result.noop:
+            return f"refine {result.table}: nothing new in bronze (silver v{_v(result.silver_version)})"
+        return (
+            f"refine {result.table}: {result.rows_in:,} bronze rows → {result.rows_out:,} written to silver "
+            f"(quarantined {result.quarantined:,}, dropped {result.dropped:,}) → silver v{_v(result.silver_version)}"
+        )
+    if step == "aggregate":
+        return f"aggregate {result.relation}: {result.rows_out:,} rows → v{_v(result.version)}"
+    if hasattr(result, "breached"):  # a LandingReport
+        state = "SLA BREACH: " + "; ".join(result.problems) if result.breached else "ok"
+        return f"landing {result.table}: {result.pending_files} new file(s) of {result.files}; {state}"
+    return None
+
+
+# ---- ingest ------------------------------------------------------------------------------------------
+
+
+def render_ingest(out: Output, results: list[Any]) -> None:
+    if any(r.run is not None for r in results):
+        render_runs(out, results, "ingest")
+        return
+    cols = ["table", "files", "bytes", "rows", "rescued", "malformed", "batches", "bronze version", "new columns"]
+    rows = [
+        [
+            r.table,
+            str(r.files),
+            human_bytes(r.bytes),
+            f"{r.rows:,}",
+            f"{r.rescued:,}",
+            f"{r.malformed:,}",
+            str(len(r.batches)),
+            _v(r.bronze_version),
+            ", ".join(r.new_columns) or "-",
+        ]
+        for r in results
+    ]
+    table(out, "ingest", [(c, LEFT if c in ("table", "new columns") else RIGHT) for c in cols], rows)
+    for r in results:
+        if r.files == 0:
+            say(out, f"{r.table}: no new landing files")
+        for warning in r.warnings:
+            say(out, f"{r.table}: warning: {warning}")
+
+
+def render_runs(out: Output, results: list[Any], title: str = "databricks runs") -> None:
+    """Steps that ran remotely: step, table, run, state, time, rows, run page."""
+    cols = ["step", "table", "run", "state", "time", "rows in", "rows out", "run page"]
+    rows = []
+    for r in results:
+        run = r.run
+        state = "DETACHED " + (run.state or "") if run.detached else (run.result_state or run.state or "-")
+        rows.append(
+            [
+                r.step,
+                r.table,
+                _v(run.run_id),
+                state,
+                ago(r.seconds or 0),
+                _n(run.job.get("rows_in")),
+                _n(run.job.get("rows_out")),
+                run.run_page_url or "-",
+            ]
+        )
+    table(out, title, [(c, RIGHT if c in ("run", "time", "rows in", "rows out") else LEFT) for c in cols], rows)
+
+
+# ---- plan --------------------------------------------------------------------------------------------
+
+
+def render_plan(out: Output, plan: Any) -> None:
+    say(out, f"plan for target {plan.target} (engine {plan.engine}); nothing is written or sent")
+    for i, step in enumerate(plan.steps, 1):
+        d = step.detail
+        say(out, f"\n{i}. {step.kind} → {step.relation}")
+        if "jobs_submit" in d:
+            _render_submit(out, d)
+        elif d.get("on") == "warehouse":
+            say(out, f"   on SQL warehouse {d.get('warehouse_id')} (Statement Execution API)")
+        elif step.kind == "validate":
+            say(out, f"   on {d.get('engine')}: {', '.join(d.get('checks') or [])}")
+        elif step.kind == "ingest" and d:
+            _render_ingest_detail(out, d)
+        else:
+            for key, value in d.items():
+                say(out, f"   {key}: {value}")
+        if step.sql:
+            say(out, "   SQL:")
+            for line in step.sql.strip().splitlines():
+                say(out, f"     {line}")
+
+
+def _render_ingest_detail(out: Output, d: dict[str, Any]) -> None:
+    say(
+        out,
+        f"   {d['pending_files']} new landing file(s), {human_bytes(d['pending_bytes'])}, "
+        f"{d['batches']} batch(es); schema_evolution {d['schema_evolution']}",
+    )
+    for f in d["files"]:
+        say(out, f"   + {f}")
+    if d["pending_files"] > len(d["files"]):
+        say(out, f"   … and {d['pending_files'] - len(d['files'])} more")
+    for ch in d.get("schema_changes", []):
+        if ch["change"] == "new":
+            extra = f" → {ch['outcome']}" if ch.get("outcome") else ""
+            say(out, f"   schema: new column {ch['column']} {ch['type']}{extra}")
+        else:
+            say(out, f"   schema: {ch['column']} stored {ch['stored']}, files look like {ch['type']} → {ch['outcome']}")
+
+
+def _render_submit(out: Output, d: dict[str, Any]) -> None:
+    """A remote step: the exact jobs.submit body, its payload apart when inline, the Auto Loader options."""
+    resumes = " (resumes an earlier submission that never saw its end)" if d.get("resumes_earlier_submission") else ""
+    say(out, f"   jobs.submit  run_name {d['run_name']!r}  idempotency_token {d['idempotency_token']}{resumes}")
+    body = copy.deepcopy(d["jobs_submit"])
+    params = body["tasks"][0]["spark_python_task"]["parameters"]
+    inline = "--payload" in params
+    if inline:  # the payload is one long JSON string in the body (see --json): shown apart, indented
+        params[params.index("--payload") + 1] = "<the payload below, as one line of JSON>"
+    for line in json.dumps(body, indent=2, ensure_ascii=False).splitlines():
+        say(out, f"     {line}")
+    if inline:
+        say(out, "   payload:")
+        for line in json.dumps(d["payload"], indent=2, ensure_ascii=False).splitlines():
+            say(out, f"     {line}")
+    opts = d["job"].get("reader_options")
+    if opts:
+        say(out, "   Auto Loader options:")
+        for k, v in opts.items():
+            say(out, f"     {k} = {v}")
+
+
+# ---- landing -----------------------------------------------------------------------------------------
+
+
+def render_landing(out: Output, target: str, reports: list[Any]) -> None:
+    cols = ["table", "files", "pending", "pending bytes", "newest", "age / SLA", "status"]
+    rows = [
+        [
+            r.table,
+            str(r.files),
+            str(r.pending_files),
+            human_bytes(r.pending_bytes),
+            r.newest_file or "-",
+            f"{'-' if r.newest_age_s is None else ago(r.newest_age_s)} / {ago(r.max_age_s) if r.max_age_s else 'none'}",
+            "BREACH" if r.breached else "ok",
+        ]
+        for r in reports
+    ]
+    table(out, f"landing on target {target}", [(c, LEFT) for c in cols], rows)
+    for r in reports:
+        for problem in r.problems:
+            say(out, f"{r.table}: SLA breach: {problem}")
+        for warning in r.warnings:
+            say(out, f"{r.table}: warning: {warning}")
+        for rel in r.empty_files:
+            say(out, f"{r.table}: empty file {rel}")
+        for bad in r.unreadable:
+            where = f"{bad['file']}:{bad['line']}" if bad.get("line") else bad["file"]
+            say(out, f"{r.table}: unreadable {where}: {bad['error']}")
+        for up in r.uploading:
+            say(out, f"{r.table}: upload in progress {up['file']} (started {ago(up['age_s'])} ago)")
+        for late in r.late_files:
+            say(out, f"{r.table}: landed below the listing watermark: {late}")
+        lst = r.listing
+        if lst and lst.get("requests"):
+            after = f" after {lst['start_after']}" if lst.get("start_after") else ""
+            say(
+                out,
+                f"{r.table}: {lst['mode']} listing{after} ({lst['reason']}): "
+                f"{lst['requests']} request(s), {lst['objects']} object(s)",
+            )
+
+
+# ---- promote / validate / history / sql -------------------------------------------------------------
+
+_STATUS_TEXT = {"pass": "pass", "warn": "WARN", "fail": "FAIL", "error": "ERROR"}
+
+
+def render_promote(out: Output, promotion: Any) -> None:
+    remote = [r for r in (*promotion.refine, *promotion.aggregate) if r.run is not None]
+    if remote:
+        render_runs(out, remote, "promote")
+        return
+    if promotion.refine:
+        cols = ["table", "bronze rows", "written", "inserted", "updated", "quarantined", "dropped", "warned"]
+        cols += ["bronze version", "silver version"]
+        rows = [
+            [
+                r.table,
+                f"{r.rows_in:,}",
+                f"{r.rows_out:,}",
+                f"{r.inserted:,}",
+                f"{r.updated:,}" if not r.closed else f"{r.closed:,} closed",
+                f"{r.quarantined:,}",
+                f"{r.dropped:,}",
+                f"{sum(r.warned.values()):,}",
+                _v(r.bronze_from) + " → " + _v(r.bronze_to),
+                _v(r.silver_version),
+            ]
+            for r in promotion.refine
+        ]
+        table(out, "promote → silver", [(c, LEFT if c == "table" else RIGHT) for c in cols], rows)
+    if promotion.aggregate:
+        rows = [
+            [a.relation, f"{a.rows_out:,}", _v(a.version), ", ".join(f"{k} v{v}" for k, v in a.sources.items())]
+            for a in promotion.aggregate
+        ]
+        cols = [("relation", LEFT), ("rows", RIGHT), ("version", RIGHT), ("computed from", LEFT)]
+        table(out, "promote → gold", cols, rows)
+
+
+def render_validation(out: Output, report: Any) -> None:
+    rows = []
+    for r in report.results:
+        observed = (
+            r.observed if not isinstance(r.observed, dict) else ", ".join(f"{k}={v}" for k, v in r.observed.items())
+        )
+        rows.append(
+            [
+                r.relation,
+                r.check,
+                r.severity,
+                _STATUS_TEXT[r.status],
+                "-" if observed is None else str(observed),
+                str(r.threshold),
+                str(r.message),
+            ]
+        )
+    cols = ["relation", "check", "severity", "status", "observed", "threshold", "message"]
+    table(out, f"validate on {report.dialect}", [(c, LEFT) for c in cols], rows)
+    for r in report.results:
+        if r.sample and r.status in ("warn", "fail"):
+            say(out, f"{r.relation}.{r.check}: sample failing rows")
+            for row in r.sample:
+                say(out, "  " + ", ".join(f"{k}={v}" for k, v in row.items()))
+    say(
+        out,
+        f"{report.count('pass')} passed, {report.count('warn')} warned, {report.count('fail')} failed, "
+        f"{report.count('error')} could not run ({report.queries} queries, {report.seconds:.2f}s)",
+    )
+
+
+def junit_xml(report: Any) -> str:
+    """JUnit XML: one testsuite per relation, one testcase per check; warn = passed with system-out."""
+    from xml.etree import ElementTree as ET
+
+    suites = ET.Element(
+        "testsuites",
+        name=f"lh360 validate {report.target}",
+        tests=str(len(report.results)),
+        failures=str(report.count("fail")),
+        errors=str(report.count("error")),
+    )
+    by_rel: dict[str, list[Any]] = {}
+    for r in report.results:
+        by_rel.setdefault(r.relation, []).append(r)
+    for relation, results in by_rel.items():
+        suite = ET.SubElement(
+            suites,
+            "testsuite",
+            name=relation,
+            tests=str(len(results)),
+            failures=str(sum(r.status == "fail" for r in results)),
+            errors=str(sum(r.status == "error" for r in results)),
+        )
+        for r in results:
+            case = ET.SubElement(suite, "testcase", classname=relation, name=r.check, time=f"{r.seconds or 0:.3f}")
+            text = f"{r.message} (threshold {r.threshold}, observed {r.observed}, Delta version {r.delta_version})"
+            if r.sample:
+                text += "\n" + "\n".join(json.dumps(s, ensure_ascii=False, default=str) for s in r.sample)
+            if r.status == "fail":
+                ET.SubElement(case, "failure", message=r.message, type=r.kind).text = text
+            elif r.status == "error":
+                ET.SubElement(case, "error", message=r.message, type=r.kind).text = text
+            else:
+                ET.SubElement(case, "system-out").text = ("WARNING: " if r.status == "warn" else "") + text
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+
+
+def render_history(out: Output, rows: list[dict[str, Any]]) -> None:
+    cols = ["started", "run id", "table", "step", "relation", "status", "rows in", "rows out", "quarantined"]
+    cols += ["version", "seconds", "error"]
+    numeric = ("rows in", "rows out", "quarantined", "version", "seconds")
+    body = [
+        [
+            r["started_at"].strftime("%Y-%m-%d %H:%M:%S") if r.get("started_at") else "-",
+            r["run_id"],
+            r["table"],
+            r["step"],
+            r["relation"],
+            r["status"],
+            _n(r.get("rows_in")),
+            _n(r.get("rows_out")),
+            _n(r.get("rows_quarantined")),
+            _v(r.get("version_after")),
+            f"{r['seconds']:.2f}" if r.get("seconds") is not None else "-",
+            (r.get("error") or "")[:80],
+        ]
+        for r in rows
+    ]
+    table(out, "run history (newest first)", [(c, RIGHT if c in numeric else LEFT) for c in cols], body)
+    if not rows:
+        say(out, "no runs recorded yet")
+
+
+def render_rows(out: Output, columns: list[str], rows: list[tuple], title: str | None = None) -> None:
+    table(out, title, [(c, LEFT) for c in columns], [["NULL" if v is None else str(v) for v in row] for row in rows])
+
+
+def render_tables(out: Output, target: str, rows: list[dict[str, Any]]) -> None:
+    cols = ["table", "layer", "relation", "rows", "version", "last commit", "last run"]
+    body = [
+        [
+            r["table"],
+            r["layer"],
+            r["relation"],
+            "-" if r["rows"] is None else f"{r['rows']:,}",
+            _v(r["version"]),
+            r["last_commit"] or "-",
+            r.get("last_run") or "-",
+        ]
+        for r in rows
+    ]
+    table(out, f"tables on target {target}", [(c, RIGHT if c in ("rows", "version") else LEFT) for c in cols], body)
+
+
+def deploy_line(action: Any) -> str:
+    sql = f"  [{action.sql}]" if action.sql and action.status in ("todo", "done") else ""
+    return f"{action.status:>8}  {action.kind:<15} {action.object}  {action.reason}{sql}"
+
+
+def render_run_summary(out: Output, summary: Any) -> None:
+    """`lh360 run`: the ingest and validation tables (refine/aggregate lines were said as they finished)."""
+    if summary.ingest:
+        render_ingest(out, summary.ingest)
+    if summary.validation is not None:
+        render_validation(out, summary.validation)
+
+
+def render_demo_summary(out: Output, demo: dict[str, Any], summary: Any) -> None:
+    say(out, "")
+    rows = [
+        [rel, "-" if d["rows"] is None else f"{d['rows']:,}", _v(d["version"])] for rel, d in demo["layers"].items()
+    ]
+    table(out, "demo summary: rows per layer", [("relation", LEFT), ("rows", RIGHT), ("version", RIGHT)], rows)
+    if demo["quarantined_by_rule"]:
+        say(out, "quarantined rows by rule: " + ", ".join(f"{r} {n:,}" for r, n in demo["quarantined_by_rule"].items()))
+    c = demo["checks"]
+    if c:
+        say(
+            out,
+            f"checks: {c.get('pass', 0)} passed, {c.get('warn', 0)} warned, {c.get('fail', 0)} failed"
+            + (f", {c['error']} could not run" if c.get("error") else ""),
+        )
+    for relation, g in demo["gold"].items():
+        render_rows(out, g["columns"], [tuple(r) for r in g["rows"]], title=f"{relation} (first rows)")
+    if summary.exit_code:
+        say(
+            out,
+            f"the run stopped at {summary.failed_step}: {summary.error} "
+            "(the demo data carries a few deliberately bad records)",
+        )
+    say(out, 'next: lh360 sql "SELECT * FROM silver.clientes LIMIT 5" | lh360 history | lh360 validate')

@@ -1,0 +1,307 @@
+"""One lakehouse, one target: the application context every command works through.
+
+`Lakehouse(project, target)` owns the services a command needs, each built once on first use and each
+replaceable (tests pass a fake engine, a disabled ledger, a capturing console):
+
+    engine     the target's engine (lh360.engines.engine_for), built with the command's EngineOptions
+    ledger     the run and check ledgers (lh360.ledger)
+    console    where progress and state changes go (lh360.console; the CLI passes its own)
+
+and runs the verbs as cron needs them: each step under its table's lock (a second run exits 75, or waits
+`wait_lock` seconds), one run-ledger row per step, typed results back. Commands that chain steps
+(`promote`, `run`) take every lock they need once, up front, in name order, so two runs never wait on each
+other in a cycle. Library functions return data; rendering lives in lh360.cli.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from lh360.config import Project, ResolvedTarget
+from lh360.console import Console, NullConsole
+from lh360.deps import owner_of, promote_scope
+from lh360.engines import engine_for
+from lh360.engines.base import AggregateResult, Engine, EngineOptions, IngestResult, RefineResult
+from lh360.errors import CheckFailed, LH360Error, UsageError
+from lh360.lock import table_lock
+
+if TYPE_CHECKING:
+    from lh360.checks.validate import ValidationReport
+    from lh360.landing import LandingReport
+    from lh360.ledger import Ledger
+    from lh360.plan import Plan
+
+LAYERS_TO = ("silver", "gold")
+
+
+@dataclass
+class Promotion:
+    """What `promote` did: the silver refines, then the gold aggregates."""
+
+    refine: list[RefineResult] = field(default_factory=list)
+    aggregate: list[AggregateResult] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"refine": [r.as_dict() for r in self.refine], "aggregate": [a.as_dict() for a in self.aggregate]}
+
+
+@dataclass
+class RunSummary:
+    """What `lh360 run` did, step by step, and the exit code of the first failing step (0 when all passed)."""
+
+    target: str
+    run_id: str
+    tables: list[str]
+    ok: bool = True
+    exit_code: int = 0
+    failed_step: str | None = None
+    error: str | None = None
+    error_detail: str | None = None
+    # each step's outcome, None until the step completed
+    landing: list[LandingReport] | None = None
+    ingest: list[IngestResult] | None = None
+    promotion: Promotion | None = None
+    validation: ValidationReport | None = None
+    steps: list[dict[str, Any]] = field(default_factory=list)  # the run-ledger rows this run wrote
+
+    def fail(self, step: str, exc: LH360Error) -> None:
+        self.ok, self.exit_code, self.failed_step, self.error = False, exc.exit_code, step, exc.message
+        self.error_detail = exc.detail
+
+    def as_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "target": self.target,
+            "run_id": self.run_id,
+            "tables": self.tables,
+            "ok": self.ok,
+            "exit_code": self.exit_code,
+            "failed_step": self.failed_step,
+            "error": self.error,
+        }
+        if self.error_detail:
+            d["error_detail"] = self.error_detail
+        if self.landing is not None:
+            d["landing"] = [r.as_dict() for r in self.landing]
+        if self.ingest is not None:
+            d["ingest"] = [r.as_dict() for r in self.ingest]
+        if self.promotion is not None:
+            d.update(self.promotion.as_dict())
+        if self.validation is not None:
+            d["validate"] = self.validation.as_dict()
+        d["steps"] = self.steps
+        return d
+
+
+@dataclass
+class Lakehouse:
+    project: Project
+    target: ResolvedTarget
+    options: EngineOptions = field(default_factory=EngineOptions)
+    console: Console = field(default_factory=NullConsole)
+    wait_lock: float = 0.0
+    engine_override: Engine | None = None
+    ledger_override: Ledger | None = None
+
+    # ---- services ----------------------------------------------------------------------------------
+
+    @cached_property
+    def engine(self) -> Engine:
+        if self.engine_override is not None:
+            return self.engine_override
+        return engine_for(self.target, self.options, console=self.console)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        if self.ledger_override is not None:
+            return self.ledger_override
+        from lh360.ledger import Ledger
+
+        return Ledger(self.target)
+
+    # ---- locks ---------------------------------------------------------------------------------------
+
+    @contextmanager
+    def locks(self, tables: Iterable[str]) -> Iterator[list[str]]:
+        """Hold the locks of all `tables`, taken in name order."""
+        names = sorted(set(tables))
+        with ExitStack() as stack:
+            for name in names:
+                stack.enter_context(table_lock(self.target.lake, name, wait=self.wait_lock))
+            yield names
+
+    # ---- verbs ----------------------------------------------------------------------------------------
+
+    def plan(self, tables: list[str] | None = None, to: str = "gold", *, inspect: bool = True) -> Plan:
+        from lh360.plan import build_plan
+
+        return build_plan(self.project, self.target, self.engine, tables, to, inspect=inspect)
+
+    def landing(self, tables: list[str] | None = None, *, full_listing: bool | None = None) -> list[LandingReport]:
+        from lh360.landing import check_landing
+
+        return [
+            check_landing(self.target, spec, self.engine.ingested(spec), full_listing=full_listing)
+            for spec in self.project.select(tables)
+        ]
+
+    def ingest(self, tables: list[str] | None = None, *, locked: bool = False) -> list[IngestResult]:
+        """Ingest each table under its lock; the first failure stops (its exception carries the exit code)."""
+        results = []
+        for spec in self.project.select(tables):
+            with (
+                self._lock_unless(locked, spec.table),
+                self.ledger.step(spec.table, f"bronze.{spec.table}", "ingest") as rec,
+            ):
+                result = self._ingest_one(spec)
+                rec.take(result)
+            results.append(result)
+            self.console.step_finished(result)
+        return results
+
+    def _ingest_one(self, spec: Any) -> IngestResult:
+        ticker: Any = None
+
+        def progress(event: str, **kw: Any) -> None:
+            nonlocal ticker
+            if event == "start" and kw.get("files") and kw.get("bytes", 0) > 0:
+                ticker = self.console.progress(f"ingest {kw['table']}", kw["bytes"])
+            elif event == "batch" and ticker is not None:
+                ticker.advance(kw["batch"].bytes)
+
+        try:
+            return self.engine.ingest(spec, progress=progress)
+        finally:
+            if ticker is not None:
+                ticker.close()
+
+    def promote(self, tables: list[str] | None, to: str, *, locked: bool = False) -> Promotion:
+        """`promote --to silver|gold`: refine, then (gold) every gold query in dependency order."""
+        if to not in LAYERS_TO:
+            raise UsageError(f"--to must be silver or gold, not {to!r}")
+        scope = promote_scope(self.project, tables, to)
+        promotion = Promotion()
+        with ExitStack() as stack:
+            if not locked:
+                stack.enter_context(self.locks(scope.tables))
+            for table in scope.silver:
+                promotion.refine.append(self._refine_one(table))
+            if to == "gold":
+                for relation in scope.gold:
+                    promotion.aggregate.append(self._aggregate_one(relation))
+        return promotion
+
+    def _refine_one(self, table: str) -> RefineResult:
+        spec = self.project.specs[table]
+        with self.ledger.step(table, f"silver.{table}", "refine") as rec:
+            result = self.engine.refine(spec)
+            rec.take(result)
+        self.console.step_finished(result)
+        return result
+
+    def _aggregate_one(self, relation: str) -> AggregateResult:
+        table = owner_of(self.project.specs, relation).table
+        with self.ledger.step(table, relation, "aggregate") as rec:
+            result = self.engine.aggregate(self.project, relation)
+            rec.take(result)
+        self.console.step_finished(result)
+        return result
+
+    def validate(
+        self, tables: list[str] | None = None, layer: str | None = None, *, validator: str | None = None
+    ) -> ValidationReport:
+        """Run and record every check; one `validate` row in the run ledger."""
+        from lh360.checks import validate
+
+        specs = self.project.select(tables)
+        names = [s.table for s in specs] if tables else None
+        with self.ledger.step(",".join(s.table for s in specs) if tables else "*", layer or "*", "validate") as rec:
+            report = validate(self.project, self.target, names, layer, engine=validator, ledger=self.ledger)
+            rec.status = "ok" if report.ok else ("failed" if report.exit_code == 1 else "error")
+            rec.detail = {
+                "passed": report.count("pass"),
+                "warned": report.count("warn"),
+                "failed": report.count("fail"),
+                "errors": report.count("error"),
+                "queries": report.queries,
+                "engine": report.dialect,
+            }
+        return report
+
+    def run(self, tables: list[str] | None = None, *, validator: str | None = None) -> RunSummary:
+        """landing check → ingest → promote to gold → validate, stopping at the first failure. Never raises an
+        lh360 error: the summary carries the failing step's exit code, so `run --json` prints one document."""
+        specs = self.project.select(tables)
+        names = [s.table for s in specs]
+        summary = RunSummary(target=self.target.name, run_id=self.ledger.run_id, tables=names)
+        step = "landing"
+        try:
+            scope = promote_scope(self.project, names if tables else None, "gold")
+            with self.locks({*names, *scope.tables}):
+                summary.landing = self._landing_steps(specs)
+                breached = [r for r in summary.landing if r.breached]
+                if breached:
+                    problems = "; ".join(f"{r.table}: {', '.join(r.problems)}" for r in breached)
+                    raise CheckFailed(f"landing SLA breached: {problems}")
+                step = "ingest"
+                summary.ingest = self.ingest(names, locked=True)
+                step = "promote"
+                summary.promotion = self.promote(names if tables else None, "gold", locked=True)
+                step = "validate"
+                report = self.validate(names if tables else None, validator=validator)
+                summary.validation = report
+                if report.exit_code:
+                    summary.ok, summary.exit_code, summary.failed_step = False, report.exit_code, "validate"
+                    summary.error = _validation_error(report)
+        except LH360Error as exc:
+            summary.fail(step, exc)
+        summary.steps = [_step_row(r) for r in self.ledger.written]
+        return summary
+
+    def _landing_steps(self, specs: list[Any]) -> list[LandingReport]:
+        from lh360.landing import check_landing
+
+        reports = []
+        for spec in specs:
+            with self.ledger.step(spec.table, f"landing.{spec.table}", "landing") as rec:
+                report = check_landing(self.target, spec, self.engine.ingested(spec))
+                rec.rows_in = report.pending_files
+                rec.detail = {
+                    "files": report.files,
+                    "pending_files": report.pending_files,
+                    "pending_bytes": report.pending_bytes,
+                    "newest_age_s": report.newest_age_s,
+                    "problems": report.problems,
+                }
+                if report.breached:
+                    rec.status = "breach"
+            reports.append(report)
+            self.console.step_finished(report)
+        return reports
+
+    # ---- helpers ---------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _lock_unless(self, locked: bool, table: str) -> Iterator[None]:
+        if locked:
+            yield
+        else:
+            with table_lock(self.target.lake, table, wait=self.wait_lock):
+                yield
+
+
+def _validation_error(report: ValidationReport) -> str:
+    bad = [r for r in report.results if r.status in ("fail", "error")]
+    names = ", ".join(f"{r.relation}.{r.check}" for r in bad[:5]) + (" …" if len(bad) > 5 else "")
+    if report.exit_code == 1:
+        return f"{report.count('fail')} check(s) failed: {names}"
+    return f"{report.count('error')} check(s) could not run: {names}"
+
+
+def _step_row(row: dict[str, Any]) -> dict[str, Any]:
+    from lh360.ledger import SUMMARY_FIELDS
+
+    return {k: row.get(k) for k in SUMMARY_FIELDS}

@@ -1,0 +1,48 @@
+"""`lh360 plan -t <databricks target>`: the exact `jobs.submit` bodies and SQL a run would send. Offline:
+it reads the specs and the local idempotency journal, and never calls the workspace."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from lh360.config import Project
+from lh360.engines.base import Explanation, PlannedStep
+from lh360.engines.databricks.requests import gold_owner, step_payload, submit_body
+
+if TYPE_CHECKING:
+    from lh360.engines.databricks.engine import DatabricksEngine
+
+
+def explain(engine: DatabricksEngine, project: Project, step: PlannedStep) -> Explanation:
+    """One step's jobs.submit body (payload, compute, idempotency token) and the SQL the job would run, or
+    the statement for the SQL warehouse (`aggregate_on: warehouse`)."""
+    from lh360.spark import job  # the stdlib-only half of the job: payload parsing and SQL builders
+
+    s = engine.settings
+    spec = project.specs[step.table]
+    gold = gold_owner(project, step.relation)[1] if step.kind == "aggregate" else None
+    name = gold or spec.table
+    entry, resumes = engine.journal.peek(step.kind, name, engine.run_id)
+    payload = step_payload(engine.target, spec, step.kind, entry.logical_id, gold)
+    detail: dict[str, Any] = {"engine": "databricks", "logical_id": entry.logical_id}
+    if step.kind == "aggregate" and s.aggregate_on == "warehouse":
+        statement = job.gold_sql(payload, gold)
+        detail.update(on="warehouse", warehouse_id=s.warehouse_id, statements=[statement])
+        return Explanation(detail, statement)
+    body = submit_body(engine.target, spec, step.kind, entry, timeout=engine.timeout, gold_name=gold)
+    job_plan = job.plan(job.parse_payload(payload, step.kind))
+    detail.update(
+        run_name=body["run_name"],
+        idempotency_token=entry.token,
+        resumes_earlier_submission=resumes,
+        jobs_submit=body,
+        payload=payload,
+        job=job_plan,
+    )
+    if step.kind == "ingest":
+        sql = job_plan.get("register_sql")
+    elif step.kind == "refine":
+        sql = job_plan.get("merge_sql")
+    else:
+        sql = ";\n\n".join(g["sql"] for g in job_plan.get("gold", []))
+    return Explanation(detail, sql)
