@@ -15,8 +15,8 @@ from lh360.durations import parse_timeout
 from lh360.engines.base import EngineOptions
 from lh360.engines.databricks import DatabricksEngine
 from lh360.engines.databricks.code import code_bundle
-from lh360.engines.databricks.requests import gold_sql_databricks, submit_body
 from lh360.engines.databricks.journal import Journal, idempotency_token
+from lh360.engines.databricks.requests import gold_sql_databricks, submit_body
 from lh360.errors import CheckFailed, ConfigError, EngineError, Interrupted, RunTimeout, UsageError
 from tests.databricks_support import CATALOG, deploy_to, load, make_project, summary_line
 
