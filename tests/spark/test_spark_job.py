@@ -545,11 +545,12 @@ def test_ingest_batch_counts_rescued_rows_and_bytes_per_file(spark):
         ("s3://l/b.json", 40, 3, '{"_corrupt_record": "oops"}'),
     ]
     df = spark.createDataFrame(rows, ["_source_file", job.FILE_SIZE_COLUMN, "id", "_rescued_data"])
-    written, metrics = [], []
+    written, metrics, named = [], [], []
 
     class Target:
         def append_bronze(self, out, batch_id, files=None):
             written.append(out.columns)
+            named.append(sorted(files))
 
         def record_metrics(self, step, batch_id, counters):
             metrics.append(counters)
@@ -557,3 +558,7 @@ def test_ingest_batch_counts_rescued_rows_and_bytes_per_file(spark):
     counters = job.ingest_batch(df, 4, {}, Target())
     assert (counters["rows_in"], counters["files"], counters["rescued"], counters["bytes"]) == (3, 2, 2, 140)
     assert metrics == [counters] and job.FILE_SIZE_COLUMN not in written[0] and "_batch_id" in written[0]
+    # the commit names the batch's files, for the ops box's landing check (engines/databricks/landing_state.py)
+    assert named == [["s3://l/a.json", "s3://l/b.json"]]
+    meta = json.loads(job.bronze_writer_options({"table": "t"}, 4, named[0])["userMetadata"])
+    assert meta == {"lh360.step": "ingest", "lh360.batch_id": 4, "lh360.files": ["s3://l/a.json", "s3://l/b.json"]}
