@@ -25,9 +25,27 @@ def _template_files() -> dict[str, bytes]:
     return out
 
 
+# JSON Schemas for editors, generated from the models; the templates' first line points at them
+SCHEMA_FILES = {"spec": "configs/.schemas/table-spec.json", "config": "configs/.schemas/lh360-config.json"}
+
+
+def schema_files() -> dict[str, bytes]:
+    from lh360.schemas import json_schema
+
+    return {rel: (json.dumps(json_schema(kind), indent=2) + "\n").encode() for kind, rel in SCHEMA_FILES.items()}
+
+
 def init_project(directory: Path, *, force: bool = False, from_terraform: Path | None = None) -> list[Path]:
+    """Write the example configs/ (existing files are kept unless `force`) and the JSON Schemas the templates
+    point editors at (always brought up to date: they describe this lh360)."""
     directory = Path(directory)
     written: list[Path] = []
+    for rel, data in schema_files().items():
+        dest = directory / rel
+        if not dest.exists() or dest.read_bytes() != data:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(data)
+            written.append(dest)
     files = _template_files()
     if from_terraform is not None:
         files["configs/lh360.yaml"] = _config_with_terraform_target(

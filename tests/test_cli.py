@@ -33,13 +33,58 @@ def test_every_command_has_help_with_an_example():
 
 
 @pytest.mark.parametrize("command", all_commands())
-def test_help_runs_for_every_command(command, tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "lh360", command, "--help"], capture_output=True, text=True, cwd=tmp_path
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "Example:" in proc.stdout
-    assert not ANSI.search(proc.stdout)
+def test_help_runs_for_every_command(command, capsys):
+    from lh360.cli import run
+
+    assert run([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "Example:" in out
+    assert not ANSI.search(out)
+
+
+@pytest.mark.parametrize(
+    "command, shown",
+    [
+        (["promote"], "--to <silver|gold>"),
+        (["plan"], "--to <bronze|silver|gold>"),
+        (["validate"], "--format <table|json|junit>"),
+        (["validate"], "--engine <duckdb|athena|databricks-sql>"),
+        (["validate"], "--layer <bronze|silver|gold>"),
+        ([], "--log-format <text|json>"),
+        ([], "[env var: LH360_TARGET]"),
+        ([], "[env var: LH360_CONFIG]"),
+    ],
+)
+def test_help_shows_the_choices_and_environment_variables(command, shown, capsys):
+    from lh360.cli import run
+
+    assert run([*command, "--help"]) == 0
+    assert shown in " ".join(capsys.readouterr().out.split())
+
+
+def test_shell_completion_completes_commands_and_choices(tmp_path):
+    env = {**__import__("os").environ, "_LH360_COMPLETE": "complete_bash", "COMP_WORDS": "lh360 pro", "COMP_CWORD": "1"}
+    proc = subprocess.run([sys.executable, "-m", "lh360"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert proc.stdout.split() == ["promote"]
+    env.update(COMP_WORDS="lh360 promote --to ", COMP_CWORD="3")
+    proc = subprocess.run([sys.executable, "-m", "lh360"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert proc.stdout.split() == ["silver", "gold"]
+    proc = subprocess.run([sys.executable, "-m", "lh360", "--show-completion", "bash"], capture_output=True, text=True)
+    assert "_lh360_completion" in proc.stdout
+
+
+def test_target_and_config_come_from_the_environment(tmp_path, capsys, monkeypatch):
+    from lh360.cli import run
+
+    make_project(tmp_path)
+    monkeypatch.setenv("LH360_CONFIG", str(tmp_path / "configs" / "lh360.yaml"))
+    monkeypatch.setenv("LH360_TARGET", "nope")
+    monkeypatch.chdir("/")
+    assert run(["tables"]) == 2
+    assert "unknown target 'nope'" in capsys.readouterr().err
+    monkeypatch.setenv("LH360_TARGET", "local")
+    assert run(["tables", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["target"] == "local"
 
 
 @pytest.fixture

@@ -91,9 +91,7 @@ def test_run_all_takes_every_step_in_dependency_order(project, capsys):
     ],
     ids=["engine", "lock", "check", "timeout", "sigterm"],
 )
-def test_the_first_failing_step_decides_the_exit_code_and_nothing_after_it_runs(
-    project, capsys, error, code, status
-):
+def test_the_first_failing_step_decides_the_exit_code_and_nothing_after_it_runs(project, capsys, error, code, status):
     fake.FakeEngine.script[("refine", "b")] = error
     rc, out, _ = lh360(project, capsys, "run", "--all", "--json")
     assert rc == code
