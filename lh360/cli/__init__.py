@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from lh360 import __version__
-from lh360.cli._output import CliConsole, Output, setup_logging
+from lh360.cli._output import Output, setup_logging
 from lh360.cli.options import LogFormat
 
 if TYPE_CHECKING:
@@ -63,7 +63,8 @@ class AppState:
 
     def lakehouse(self, options: EngineOptions | None = None, *, wait_lock: float = 0.0) -> Lakehouse:
         """The command's one context: project, target, engine (with the command's options) and console."""
-        from lh360.context import Lakehouse
+        from lh360.cli.console import CliConsole  # rich: off the --help path
+        from lh360.context import Lakehouse  # pydantic, sqlglot: off the --help path
         from lh360.engines.base import EngineOptions
 
         return Lakehouse(

@@ -1,0 +1,59 @@
+"""The shape of the house (scripts/import_graph.py reads it from the source): imports point one way, engines
+are chosen by the registry alone, and `lh360 --help` loads no heavy library."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+
+import import_graph  # noqa: E402
+
+
+def test_no_import_cycle_anywhere_in_lh360():
+    assert import_graph.cycles(import_graph.load()) == []
+
+
+def test_no_engine_or_validator_name_is_compared_outside_engines():
+    assert import_graph.engine_name_switches() == []
+
+
+def test_engines_never_import_orchestration():
+    """Engines sit below the context, the plan, the CLI and the checks' orchestration: never the reverse."""
+    modules = import_graph.load()
+    upward = ("lh360.context", "lh360.plan", "lh360.cli", "lh360.checks", "lh360.landing", "lh360.demo")
+    found = [
+        f"{name} → {target}"
+        for name, mod in modules.items()
+        if name.startswith("lh360.engines")
+        for target in {*mod.top, *(t for _, t in mod.local)}
+        if target.startswith(upward)
+    ]
+    assert found == []
+
+
+def test_the_import_graph_finds_a_cycle_when_there_is_one(tmp_path, monkeypatch):
+    """The checker itself can fail: two modules importing each other inside functions form a cycle."""
+    pkg = tmp_path / "lh360"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("def f():\n    from lh360 import b\n")
+    (pkg / "b.py").write_text("from lh360.a import f\n")
+    monkeypatch.setattr(import_graph, "ROOT", tmp_path)
+    monkeypatch.setattr(import_graph, "PACKAGE", pkg)
+    assert import_graph.cycles(import_graph.load()) == [["lh360.a", "lh360.b"]]
+
+
+def test_help_loads_no_heavy_library():
+    code = (
+        "import sys; from lh360.cli import run; "
+        "sys.argv = ['lh360', '--help']\n"
+        "try:\n    run(['--help'])\nexcept SystemExit:\n    pass\n"
+        f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {sorted(import_graph.HEAVY)!r})\n"
+        "print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO).stdout
+    assert out.strip().splitlines()[-1] == "[]"
