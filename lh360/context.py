@@ -21,12 +21,13 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from lh360 import signals
 from lh360.config import Project, ResolvedTarget
 from lh360.console import Console, NullConsole
 from lh360.deps import owner_of, promote_scope
 from lh360.engines import engine_for
 from lh360.engines.base import AggregateResult, Engine, EngineOptions, IngestResult, RefineResult
-from lh360.errors import CheckFailed, LH360Error, UsageError
+from lh360.errors import CheckFailed, Interrupted, LH360Error, UsageError
 from lh360.lock import table_lock
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ class RunSummary:
     validation: ValidationReport | None = None
     steps: list[dict[str, Any]] = field(default_factory=list)  # the run-ledger rows this run wrote
 
-    def fail(self, step: str, exc: LH360Error) -> None:
+    def fail(self, step: str, exc: LH360Error | Interrupted) -> None:
         self.ok, self.exit_code, self.failed_step, self.error = False, exc.exit_code, step, exc.message
         self.error_detail = exc.detail
 
@@ -163,6 +164,7 @@ class Lakehouse:
         return results
 
     def _ingest_one(self, spec: Any) -> IngestResult:
+        signals.check()  # a signal some library swallowed stops the run between steps
         ticker: Any = None
 
         def progress(event: str, **kw: Any) -> None:
@@ -195,6 +197,7 @@ class Lakehouse:
         return promotion
 
     def _refine_one(self, table: str) -> RefineResult:
+        signals.check()  # a signal some library swallowed stops the run between steps
         spec = self.project.specs[table]
         with self.ledger.step(table, f"silver.{table}", "refine") as rec:
             result = self.engine.refine(spec)
@@ -203,6 +206,7 @@ class Lakehouse:
         return result
 
     def _aggregate_one(self, relation: str) -> AggregateResult:
+        signals.check()  # a signal some library swallowed stops the run between steps
         table = owner_of(self.project.specs, relation).table
         with self.ledger.step(table, relation, "aggregate") as rec:
             result = self.engine.aggregate(self.project, relation)
@@ -256,7 +260,7 @@ class Lakehouse:
                 if report.exit_code:
                     summary.ok, summary.exit_code, summary.failed_step = False, report.exit_code, "validate"
                     summary.error = _validation_error(report)
-        except LH360Error as exc:
+        except (LH360Error, Interrupted) as exc:  # a signal too: `run --json` still prints what was done
             summary.fail(step, exc)
         summary.steps = [_step_row(r) for r in self.ledger.written]
         return summary

@@ -7,8 +7,8 @@
      ├── EngineError               3  a run failed on its engine (local step, Databricks run, Athena query)
      │    └── SchemaChangeError    3  new columns under `failOnNewColumns`
      ├── RunTimeout                4  a run or query exceeded its timeout
-     ├── LockBusy                  75 another run holds the table's lock or won the commit race
-     └── Interrupted               130 / 143  SIGINT / SIGTERM
+     └── LockBusy                  75 another run holds the table's lock or won the commit race
+    Interrupted (a BaseException)  130 / 143  SIGINT / SIGTERM (lh360.signals)
 
 The CLI is the one place that turns them into exit codes (`lh360.cli`); library callers catch them.
 """
@@ -66,12 +66,19 @@ class LockBusy(LH360Error):
     exit_code = 75
 
 
-class Interrupted(LH360Error):
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived (lh360.signals raises it in the main thread). A BaseException, like
+    KeyboardInterrupt, so that no `except Exception` in lh360 or in a library (housekeeping retries, the
+    Databricks SDK's config probe) can swallow it: it always reaches the CLI's boundary (exit 130 / 143)."""
+
     def __init__(self, signum: int) -> None:
         import signal
 
-        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum
+        self.message = f"interrupted by {signal.Signals(signum).name}"
+        self.detail: str | None = None
         self.exit_code = 128 + signum
+        super().__init__(self.message)
 
 
 def first_line(text: object, limit: int = 300) -> str:

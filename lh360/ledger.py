@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lh360.config import ResolvedTarget
+from lh360.errors import first_line
 from lh360.jsonable import jsonable
 from lh360.storage import delta_storage_options, join, to_delta_uri
 
@@ -190,6 +191,7 @@ class Ledger:
             return
         import pyarrow as pa
         from deltalake import write_deltalake
+        from deltalake.exceptions import CommitFailedError
 
         table = pa.Table.from_pylist(rows, schema=_schema(fields))
         for attempt in range(5):
@@ -202,11 +204,13 @@ class Ledger:
                     storage_options=delta_storage_options(uri, self.target.settings.aws),
                 )
                 return
-            except Exception as exc:  # a commit race with another run's append: retry, then give up loudly
+            except CommitFailedError as exc:  # a commit race with another run's append: retry a few times
                 if attempt == 4:
-                    log.warning("could not write the ledger %s: %s", uri, str(exc).splitlines()[0] if str(exc) else exc)
-                    return
+                    log.warning("could not write the ledger %s: %s", uri, first_line(exc))
                 time.sleep(0.05 * (attempt + 1))
+            except Exception as exc:  # the data commit already happened and is the truth: say so, go on
+                log.warning("could not write the ledger %s: %s", uri, first_line(exc))
+                return
 
     @contextmanager
     def step(self, table: str, relation: str, step: str) -> Iterator[StepRecord]:

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from lh360 import __version__
+from lh360 import __version__, signals
 from lh360.cli._output import Output, setup_logging
 from lh360.cli.options import LogFormat
+from lh360.errors import ConfigError, Interrupted, LH360Error, first_line
 
 if TYPE_CHECKING:
     from lh360.config import Project, ResolvedTarget
@@ -146,55 +147,97 @@ def _register() -> None:
         import_module(f"lh360.cli.{name}")
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
-    from lh360.errors import Interrupted
-
-    raise Interrupted(signum)
-
-
 def run(argv: list[str] | None = None) -> int:
-    """Run one command line; return its exit code (tests call this in process)."""
-    from lh360.errors import ConfigError, LH360Error
-
+    """Run one command line; return its exit code (tests call this in process). The one error boundary:
+    every outcome is an exit code and one line on stderr (one JSON document on stdout under --json)."""
     args = _hoist_globals(list(sys.argv[1:] if argv is None else argv))
     verbose = "--verbose" in args or "-v" in args
     json_mode = "--json" in args
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    _register()
-    code = 0
     out = Output(json=json_mode, verbose=verbose)
+    with signals.handled():
+        return _run(args, out, verbose, json_mode)
+
+
+def _run(args: list[str], out: Output, verbose: bool, json_mode: bool) -> int:
     click_exc, exit_exc, abort_exc = _click_exceptions()
+    code = 0
     try:
+        _register()
         result = app(args=args, prog_name="lh360", standalone_mode=False)
         code = result if isinstance(result, int) else 0
-    except LH360Error as exc:
-        code = exc.exit_code
-        _report(
-            out, exc, code, verbose, json_mode, kind="config" if isinstance(exc, ConfigError) else type(exc).__name__
-        )
-    except exit_exc as exc:
-        code = exc.exit_code
-    except abort_exc:
-        code = 130
-        out.error("aborted")
-    except click_exc as exc:
-        code = 2
-        if json_mode:
-            out.emit({"ok": False, "exit_code": 2, "error": exc.format_message(), "kind": "usage"})
-        exc.show(file=sys.stderr)
-    except KeyboardInterrupt:
-        code = 130
-        out.error("interrupted (SIGINT)")
-    except Exception as exc:  # a bug or an unexpected library error: still one line, still exit 3
-        code = 3
-        _report(out, exc, code, verbose, json_mode, kind="internal")
-    sys.stdout.flush()
-    sys.stderr.flush()
+    except Interrupted as exc:
+        code = _interrupted(out, exc.signum, verbose, json_mode, exc)
+    except BaseException as exc:  # noqa: BLE001 - the boundary: every outcome becomes an exit code
+        received = signals.received()
+        if received is not None:  # a signal surfaced as another error (DuckDB: "Query interrupted")
+            code = _interrupted(out, received, verbose, json_mode, exc)
+        elif isinstance(exc, LH360Error):
+            code = exc.exit_code
+            kind = "config" if isinstance(exc, ConfigError) else type(exc).__name__
+            _report(out, exc, code, verbose, json_mode, kind=kind)
+        elif isinstance(exc, exit_exc):
+            code = exc.exit_code
+        elif isinstance(exc, abort_exc) and isinstance(exc.__cause__, EOFError):
+            # click turns EOFError into Abort; from lh360 it means data ended early (a truncated file)
+            code = 3
+            _report(out, exc.__cause__, code, verbose, json_mode, kind="internal", prefix="unexpected end of data")
+        elif isinstance(exc, (abort_exc, KeyboardInterrupt)):
+            code = _interrupted(out, signal.SIGINT, verbose, json_mode, exc)
+        elif isinstance(exc, click_exc):
+            code = 2
+            if json_mode:
+                out.emit({"ok": False, "exit_code": 2, "error": exc.format_message(), "kind": "usage"})
+            exc.show(file=sys.stderr)
+        elif isinstance(exc, (SystemExit, GeneratorExit)):
+            raise
+        else:  # a bug, or a native library's panic (pyo3's PanicException is a BaseException): one line, exit 3
+            code = 3
+            native = type(exc).__name__ == "PanicException"
+            _report(out, exc, code, verbose, json_mode, kind="native panic" if native else "internal")
+    received = signals.received()
+    if received is not None and code not in (130, 143):
+        # the command finished although a signal arrived (some code swallowed it): never exit 0 or 3 for one
+        code = _interrupted(out, received, verbose, json_mode, None, emit=code == 0)
+    _flush()
     return code
 
 
+def _interrupted(
+    out: Output, signum: int, verbose: bool, json_mode: bool, exc: BaseException | None, *, emit: bool = True
+) -> int:
+    import traceback
+
+    name = signal.Signals(signum).name
+    if json_mode and emit:
+        out.emit(
+            {"ok": False, "exit_code": 128 + int(signum), "error": f"interrupted by {name}", "kind": "interrupted"}
+        )
+    if verbose and exc is not None:
+        traceback.print_exception(exc, file=sys.stderr)
+    out.error(f"interrupted by {name}")
+    return 128 + int(signum)
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
 def main(argv: list[str] | None = None) -> None:
-    code = run(argv)
+    from lh360.cli._stderr import NativeNoise
+
+    args = sys.argv[1:] if argv is None else argv
+    noise = None if ("--verbose" in args or "-v" in args) else NativeNoise(quiet="--quiet" in args or "-q" in args)
+    if noise is not None:
+        noise.start()
+    try:
+        code = run(argv)
+    finally:
+        if noise is not None:
+            noise.stop()
     # os._exit skips interpreter teardown, where delta-rs' native runtime has been seen to abort the process
     # (exit 134, "terminate called without an active exception") after reading tables with
     # to_pyarrow_table(); everything lh360 owns is flushed and closed by now.
@@ -210,12 +253,16 @@ def _click_exceptions() -> tuple[type, type, type]:
     return ClickException, typer.Exit, typer.Abort
 
 
-def _report(out: Output, exc: BaseException, code: int, verbose: bool, json_mode: bool, kind: str) -> None:
+def _report(
+    out: Output, exc: BaseException, code: int, verbose: bool, json_mode: bool, kind: str, prefix: str | None = None
+) -> None:
     import traceback
 
-    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    if kind == "internal":
-        message = f"{type(exc).__name__}: {message} (run with --verbose for the traceback)"
+    message = getattr(exc, "message", None) or first_line(exc) or type(exc).__name__
+    if prefix:
+        message = f"{prefix}: {message}"
+    elif kind in ("internal", "native panic"):
+        message = f"{type(exc).__name__}: {first_line(message)} (run with --verbose for the traceback)"
     if json_mode:
         doc: dict[str, Any] = {"ok": False, "exit_code": code, "error": message, "kind": kind}
         for attr in ("file", "line", "field"):

@@ -6,10 +6,15 @@ MockTransport): it runs nothing, returns typed results, and raises what a test s
     FakeEngine.calls                             # [("ingest", "a"), ("refine", "a"), ...] in call order
 
 A scripted value is an exception to raise, or a callable called with the engine (to hold a lock, sleep, …).
+In a subprocess (`python -m tests.fakes.engine ARGS` runs the CLI with the fake registered), the script comes
+from $LH360_FAKE_SCRIPT: {"refine:b": "sleep:5"}; actions are listed in `ACTIONS`.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -30,6 +35,67 @@ NAME = "fake"
 
 def register() -> None:
     register_engine(NAME, "tests.fakes.engine:FakeEngine")
+    text = os.environ.get("LH360_FAKE_SCRIPT")
+    if text:
+        for step, action in json.loads(text).items():
+            kind, _, name = step.partition(":")
+            FakeEngine.script[(kind, name)] = _action(action)
+
+
+def _sleep(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def _swallow_sleep(seconds: float) -> None:
+    """Library code that catches every Exception around a long call (as the Databricks SDK's probe did)."""
+    try:
+        time.sleep(seconds)
+    except Exception:  # noqa: BLE001 - the point of the test
+        pass
+
+
+def _interrupt_as_error(seconds: float) -> None:
+    """Native code that notices the signal itself and raises its own error (DuckDB: "Query interrupted")."""
+    try:
+        time.sleep(seconds)
+    except BaseException:
+        raise RuntimeError("Query interrupted") from None
+
+
+# pyo3 creates its PanicException type (pyo3_runtime.PanicException, a BaseException) on the first panic; the
+# same shape here, since a real panic cannot be produced on demand
+PanicException = type("PanicException", (BaseException,), {"__module__": "pyo3_runtime"})
+
+
+def _panic() -> None:
+    raise PanicException("called `Option::unwrap()` on a `None` value")
+
+
+def _stderr_panics(count: int) -> None:
+    """What a Rust runtime prints from its panic hook, straight to file descriptor 2."""
+    for i in range(count):
+        os.write(2, f"thread 'tokio-rt-worker' panicked at src/io.rs:{i}:5:\nAlready shut down\n".encode())
+        os.write(2, b"note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n")
+    _panic()
+
+
+def _eof() -> None:
+    raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+
+
+ACTIONS = {
+    "sleep": lambda arg: lambda engine: _sleep(float(arg)),
+    "swallow-sleep": lambda arg: lambda engine: _swallow_sleep(float(arg)),
+    "interrupt-as-error": lambda arg: lambda engine: _interrupt_as_error(float(arg)),
+    "panic": lambda arg: lambda engine: _panic(),
+    "stderr-panics": lambda arg: lambda engine: _stderr_panics(int(arg)),
+    "eof": lambda arg: lambda engine: _eof(),
+}
+
+
+def _action(text: str) -> Any:
+    name, _, arg = text.partition(":")
+    return ACTIONS[name](arg)
 
 
 def reset() -> None:
@@ -73,3 +139,12 @@ class FakeEngine:
 
     def explain(self, project: Any, step: PlannedStep, *, inspect: bool = True) -> Explanation:
         return Explanation({"engine": NAME}, f"-- {step.kind} {step.relation}")
+
+
+if __name__ == "__main__":
+    # the registry loads tests.fakes.engine, not this __main__ copy: register and script that module
+    from lh360.cli import main
+    from tests.fakes import engine
+
+    engine.register()
+    main()
