@@ -226,6 +226,7 @@ def test_names_locations_and_idempotency_ids():
         "mergeSchema": "true",
         "txnAppId": "lh360-ingest-clientes",
         "txnVersion": "3",
+        "userMetadata": '{"lh360.step":"ingest","lh360.batch_id":3,"lh360.files":[]}',
     }
     assert job.txn_app_id({**p, "state_generation": 2}, "refine") == "lh360-refine-clientes-g2"
 
