@@ -261,7 +261,8 @@ class Lakehouse:
                     summary.ok, summary.exit_code, summary.failed_step = False, report.exit_code, "validate"
                     summary.error = _validation_error(report)
         except (LH360Error, Interrupted) as exc:  # a signal too: `run --json` still prints what was done
-            summary.fail(step, exc)
+            received = signals.received()  # a signal that surfaced as an engine error is still a signal
+            summary.fail(step, Interrupted(received) if received is not None else exc)
         summary.steps = [_step_row(r) for r in self.ledger.written]
         return summary
 
