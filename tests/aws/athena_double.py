@@ -143,8 +143,11 @@ class AthenaDouble:
                 location = self._delta_location(glue, *key)
                 from deltalake import DeltaTable
 
-                options = {
+                options = {  # Athena's own endpoint and identity, whatever the caller's environment says
                     **(delta_storage_options(location) or {}),
+                    "AWS_ENDPOINT_URL": self.url,
+                    "AWS_ALLOW_HTTP": "true",
+                    "AWS_REGION": self.region,
                     "AWS_ACCESS_KEY_ID": VIA_ATHENA_KEY,
                     "AWS_SECRET_ACCESS_KEY": "testing",
                 }
