@@ -510,7 +510,10 @@ class Module:
         return self._memoized(("var", name), lambda: self.scope.eval(block.attributes["default"]))
 
     def local(self, name: str) -> Any:
-        return self._memoized(("local", name), lambda: self.scope.eval(self._locals()[name]))
+        declared = self._locals()
+        if name not in declared:
+            raise Unsupported(f"{self.name}: no local {name}")
+        return self._memoized(("local", name), lambda: self.scope.eval(declared[name]))
 
     def output(self, name: str) -> Any:
         return self._memoized(("output", name), lambda: self.scope.eval(self._find("output", name).attributes["value"]))
