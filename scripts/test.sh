@@ -26,6 +26,7 @@ fi
 # the IAM evaluator of tests/iam (@cloud-copilot/iam-simulate, Node >= 20), pinned by its package-lock.json
 if [ ! -d tests/iam/node_modules/@cloud-copilot/iam-simulate ] || [ tests/iam/package-lock.json -nt tests/iam/node_modules ]; then
   echo "== installing the IAM evaluator into tests/iam/node_modules"
+  command -v npm >/dev/null || { echo "scripts/test.sh: tests/iam needs Node >= 20 with npm" >&2; exit 1; }
   npm ci --prefix tests/iam --no-audit --no-fund --loglevel=error
 fi
 
