@@ -17,6 +17,8 @@ workgroup, Glue databases of terraform/envs with prod.tfvars), with the Databric
 
 from __future__ import annotations
 
+import json
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -120,7 +122,7 @@ def recorded(moto_url, tmp_path_factory):
 def _principal(who: str, req) -> str:
     """The identity that makes this request in prod."""
     if who == "engine":
-        key = req.path.split("/", 2)[2] if req.path.count("/") >= 2 else ""
+        key = req.path.split("/", 2)[2] if req.path.count("/") >= 2 else req.query.get("prefix", "")
         return "ops_box" if key.startswith(LEDGERS) else "unity_catalog"
     return who
 
@@ -142,7 +144,14 @@ def _authorizations(recorded_):
 def verdicts(recorded):
     authz, unmapped = _authorizations(recorded)
     assert unmapped == [], "requests the IAM mapping does not know (add them to tests/iam/actions.py)"
-    return evaluate(recorded[0], authz)
+    out = evaluate(recorded[0], authz)
+    report = os.environ.get("LH360_IAM_REPORT")  # a path: the evaluated authorizations, one per line, for review
+    if report:
+        rows = sorted(
+            {(v.principal, v.result, v.authz.action, v.authz.resource, json.dumps(v.authz.context)) for v in out}
+        )
+        Path(report).write_text("".join("\t".join(row) + "\n" for row in rows))
+    return out
 
 
 @pytest.mark.parametrize("principal", ["ops_box", "deployer", "unity_catalog"])
