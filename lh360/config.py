@@ -23,8 +23,15 @@ class Strict(BaseModel):
 
 class AwsSettings(Strict):
     region: str | None = None
-    profile: str | None = None
-    endpoint_url: str | None = None  # S3-compatible stores (MinIO, a moto server in tests)
+    profile: str | None = None  # a named profile; unset or "" means the default credential chain
+    endpoint_url: str | None = None  # S3's alone: an S3-compatible store (MinIO, a moto server in tests)
+    endpoints: dict[Literal["athena", "glue", "sts"], str] = Field(default_factory=dict)  # the other services'
+
+    @field_validator("region", "profile", "endpoint_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, v: Any) -> Any:
+        """`${LH360_AWS_PROFILE:-}` expands to "" when the variable is unset or empty: that means none."""
+        return None if isinstance(v, str) and not v.strip() else v
 
 
 class ExistingCluster(Strict):
