@@ -6,7 +6,6 @@ Usage: python scripts/smoke_aws.py preflight|generate|explain STEP ERRFILE|verif
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -115,7 +114,11 @@ def preflight(s: Settings) -> int:
         bucket, prefix = _split(uri)
         key = f"{prefix}/_lh360_smoke_probe".lstrip("/")
         arn = f"arn:aws:s3:::{bucket}"
-        probe("s3:ListBucket", f"{arn} (prefix {prefix}/)", lambda b=bucket, p=prefix: s3.list_objects_v2(Bucket=b, Prefix=p + "/", MaxKeys=1))
+        probe(
+            "s3:ListBucket",
+            f"{arn} (prefix {prefix}/)",
+            lambda b=bucket, p=prefix: s3.list_objects_v2(Bucket=b, Prefix=p + "/", MaxKeys=1),
+        )
         probe("s3:PutObject", f"{arn}/{key}", lambda b=bucket, k=key: s3.put_object(Bucket=b, Key=k, Body=b"probe"))
         probe("s3:GetObject", f"{arn}/{key}", lambda b=bucket, k=key: s3.get_object(Bucket=b, Key=k)["Body"].read())
         probe("s3:DeleteObject", f"{arn}/{key}", lambda b=bucket, k=key: s3.delete_object(Bucket=b, Key=k))
@@ -141,7 +144,14 @@ def generate(s: Settings) -> int:
     if s.athena_output:
         athena["output"] = s.athena_output
     aws = {"region": s.region, **({"profile": s.profile} if s.profile else {})}
-    smoke = {"engine": "local", "landing": s.landing, "lake": s.lake, "aws": aws, "validator": "athena", "athena": athena}
+    smoke = {
+        "engine": "local",
+        "landing": s.landing,
+        "lake": s.lake,
+        "aws": aws,
+        "validator": "athena",
+        "athena": athena,
+    }
     config["targets"] = {"smoke": smoke}
     config["default_target"] = "smoke"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -200,7 +210,11 @@ def cleanup(s: Settings) -> int:
             print(f"smoke-aws: could not remove {uri}/: {_reason(exc)}", file=sys.stderr)
     for database in s.databases.values():
         try:
-            tables = [t["Name"] for page in glue.get_paginator("get_tables").paginate(DatabaseName=database) for t in page["TableList"]]
+            tables = [
+                t["Name"]
+                for page in glue.get_paginator("get_tables").paginate(DatabaseName=database)
+                for t in page["TableList"]
+            ]
             for name in tables:
                 glue.delete_table(DatabaseName=database, Name=name)
             glue.delete_database(Name=database)

@@ -31,8 +31,8 @@ if [ ! -d tests/iam/node_modules/@cloud-copilot/iam-simulate ] || [ tests/iam/pa
 fi
 
 echo "== ruff"
-"$PY" -m ruff check lh360 tests benchmarks
-"$PY" -m ruff format --check lh360 tests benchmarks
+"$PY" -m ruff check lh360 tests benchmarks scripts
+"$PY" -m ruff format --check lh360 tests benchmarks scripts
 
 echo "== pytest"
 exec "$PY" -m pytest "$@"

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from lh360.checks.compile import CompiledCheck, compile_relation
 from lh360 import signals
+from lh360.checks.compile import CompiledCheck, compile_relation
 from lh360.config import Project, ResolvedTarget
 from lh360.engines.base import QueryRunner
 from lh360.errors import ConfigError, Interrupted, RunTimeout
