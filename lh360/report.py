@@ -128,18 +128,26 @@ def render_validation(out: Any, report: Any) -> None:
     t = Table(title=f"validate on {report.dialect}", title_justify="left")
     for col in ("relation", "check", "severity", "status", "observed", "threshold", "message"):
         t.add_column(col)
+    from rich.markup import escape
+
     for r in report.results:
         observed = (
             r.observed if not isinstance(r.observed, dict) else ", ".join(f"{k}={v}" for k, v in r.observed.items())
         )
+        # cells hold spec and data text (`in [NO, SE]`): escaped, or rich would read `[...]` as markup
         t.add_row(
-            r.relation,
-            r.check,
-            r.severity,
-            _STATUS_TEXT[r.status],
-            "-" if observed is None else str(observed),
-            r.threshold,
-            r.message,
+            *(
+                escape(str(cell))
+                for cell in (
+                    r.relation,
+                    r.check,
+                    r.severity,
+                    _STATUS_TEXT[r.status],
+                    "-" if observed is None else observed,
+                    r.threshold,
+                    r.message,
+                )
+            )
         )
     out.print(t)
     for r in report.results:
