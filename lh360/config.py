@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lh360.errors import ConfigError
-from lh360.spec import TableSpec
+from lh360.spec import CHECK_KINDS, TableSpec
 from lh360.yamlio import SourceMap, dotted, expand_env, line_of, load_source, path_matcher
 
 CONFIG_ENV = "LH360_CONFIG"
@@ -230,16 +230,8 @@ def validation_errors(exc: ValidationError, data: Any, file: Path, prefix: tuple
     return out
 
 
-CHECK_UNION_TAGS: set[str] = set()
-
-
-def _init_tags() -> None:
-    from lh360.spec import CHECK_KINDS
-
-    CHECK_UNION_TAGS.update(CHECK_KINDS)
-
-
-_init_tags()
+# pydantic's tagged-union step in an error's loc ("row_count"), which the YAML does not have
+CHECK_UNION_TAGS: frozenset[str] = frozenset(CHECK_KINDS)
 
 
 def _load_config_file(path: Path) -> tuple[ProjectConfig, SourceMap]:
