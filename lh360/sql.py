@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 LAYERS = ("bronze", "silver", "gold")
+DIALECTS = {"duckdb": "duckdb", "athena": "athena", "databricks": "databricks", "trino": "trino", "spark": "spark"}
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # Scalar (or table) functions that read files, settings, secrets or the environment, run code or call out,
@@ -65,7 +67,6 @@ _MAY_REACH_OUT = re.compile(
     + r")\s*\(",
     re.IGNORECASE,
 )
-DIALECTS = {"duckdb": "duckdb", "athena": "athena", "databricks": "databricks", "trino": "trino", "spark": "spark"}
 
 
 class SQLError(ValueError):
@@ -113,6 +114,7 @@ def parse_expression(text: str):
     return guard(tree)
 
 
+@lru_cache(maxsize=1)
 def _statements() -> tuple[type, ...]:
     """sqlglot's statement nodes (SET, COPY, ATTACH, PRAGMA, USE…): never part of spec SQL."""
     from sqlglot import exp
@@ -180,11 +182,11 @@ def may_reach_out(text: str) -> bool:
     return bool(_MAY_REACH_OUT.search(text))
 
 
-def guard_text(text: str, *, query: bool = False) -> None:
-    """Parse and guard `text` (a query or an expression) if it may reach outside the lake; SQLError if it
-    does, or if such text does not parse (it could not be checked)."""
+def guard_text(text: str) -> None:
+    """Parse and guard the expression `text` if it may reach outside the lake; SQLError if it does, or if
+    such text does not parse (it could not be checked)."""
     if may_reach_out(text):
-        (parse_query if query else parse_expression)(text)
+        parse_expression(text)
 
 
 def table_refs(tree) -> list[tuple[str, str]]:

@@ -64,6 +64,38 @@ def test_guard_refuses_what_reads_outside_the_lake_in_queries(text):
             parse_query(text[1:-1])
 
 
+@pytest.mark.parametrize("text", READERS)
+def test_a_spec_is_refused_at_load_for_any_reader_in_a_silver_column_or_expectation(text):
+    """The Databricks job receives these as text: the load-time check (with its no-sqlglot shortcut for
+    plain expressions) must catch every reader the parser-level guard does."""
+    from pydantic import ValidationError
+
+    from lh360.spec import TableSpec
+
+    column = _base()
+    column["silver"]["columns"]["note"] = f"concat('', {text})"
+    rule = _base()
+    rule["silver"]["expectations"] = [{"name": "probe", "rule": f"{text} IS NOT NULL"}]
+    for spec in (column, rule):
+        with pytest.raises(ValidationError):
+            TableSpec.model_validate(spec)
+
+
+def test_plain_columns_load_without_importing_sqlglot():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from lh360.spec import TableSpec; "
+        "TableSpec.model_validate({'table': 't', 'source': {'path': 't/'}, 'silver': {'keys': ['id'], "
+        "'sequence_by': 'ts', 'columns': {'id': 'cast(id as bigint)', 'uf': 'upper(endereco.uf)', "
+        "'ts': 'to_timestamp(updated_at)'}, 'expectations': [{'name': 'ok', 'rule': 'id is not null'}]}}); "
+        "print('sqlglot' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
 @pytest.mark.parametrize(
     "text",
     [
