@@ -274,7 +274,7 @@ def refine(target: ResolvedTarget, spec: TableSpec, *, con=None) -> RefineResult
     b_to = txn_version(bronze_dt, ingest_app_id(spec))
 
     own = con is None
-    con = con or connect()
+    con = con or connect(lake=target.lake)
     try:
         # the new rows: files added since the watermark version, and (in case bronze was compacted,
         # which rewrites old rows into new files) only batches after the watermark's batch
