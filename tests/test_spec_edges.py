@@ -123,8 +123,8 @@ def test_values_keep_the_text_the_user_wrote(tmp_path):
 
 def test_accepted_values_with_yaml_11_booleans_are_checked_as_text(project):
     from lh360.checks import run_validation
-    from lh360.checks.duckdb import DuckDBRunner
     from lh360.engines.local.ingest import ingest
+    from lh360.engines.local.query import DuckDBRunner
     from lh360.engines.local.refine import refine
 
     spec = _spec("ev")
@@ -153,7 +153,7 @@ def test_the_validate_table_shows_thresholds_with_brackets(tmp_path):
     from rich.console import Console
 
     from lh360.checks.validate import CheckResult, ValidationReport
-    from lh360.report import render_validation
+    from lh360.cli.render import render_validation
 
     report = ValidationReport(target="local", dialect="duckdb")
     report.results.append(

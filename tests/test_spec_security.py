@@ -271,8 +271,8 @@ def test_a_bypassed_guard_still_cannot_read_files_on_promote(project, monkeypatc
 def test_a_bypassed_guard_still_cannot_read_files_on_validate(project, monkeypatch):
     import lh360.sql
     from lh360.checks import run_validation
-    from lh360.checks.duckdb import DuckDBRunner
     from lh360.engines.local.ingest import ingest
+    from lh360.engines.local.query import DuckDBRunner
     from lh360.engines.local.refine import refine
 
     spec = _base()
