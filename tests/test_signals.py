@@ -226,3 +226,24 @@ def _digests(lake: Path) -> dict[str, tuple]:
             out[f"{layer}.{table.name}"] = (count, digest)
             con.close()
     return out
+
+
+def test_a_signal_during_a_native_import_waits_for_the_import_to_finish(tmp_path, monkeypatch):
+    """An exception raised inside a native library's module initialisation leaves it half-built, and the
+    next call into it aborts the process (seen as exit -6 with DuckDB): the signal waits for the import."""
+    from lh360 import signals
+    from lh360.errors import Interrupted
+
+    (tmp_path / "lh360_native_probe.py").write_text(
+        "import os, signal, time\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "time.sleep(0.2)  # the handler runs here, in the middle of the import\n"
+        "completed = True\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(signals, "NATIVE", signals.NATIVE | {"lh360_native_probe"})
+    with pytest.raises(Interrupted) as exc, signals.handled():
+        import lh360_native_probe  # noqa: F401
+    assert exc.value.exit_code == 143
+    assert sys.modules["lh360_native_probe"].completed is True
+    sys.modules.pop("lh360_native_probe")
