@@ -96,10 +96,12 @@ def run_refine(
     out: Any = None,
     ledger: Any = None,
     locked: bool = False,
+    full_refresh: bool = False,
     **engine_options: Any,
 ) -> list[Any]:
-    """bronze → silver for each table that has a silver section."""
+    """bronze → silver for each table that has a silver section (`full_refresh`: from all of bronze)."""
     engine = engine_for(target, **engine_options)
+    refresh = {"full_refresh": True} if full_refresh else {}  # only the local engine takes it (promote checks)
     ledger = _ledger(target, ledger)
     results = []
     for spec in project.select(tables):
@@ -109,7 +111,7 @@ def run_refine(
             _maybe_lock(target, spec.table, locked, wait_lock),
             ledger.step(spec.table, f"silver.{spec.table}", "refine") as rec,
         ):
-            r = engine.refine(spec)
+            r = engine.refine(spec, **refresh)
             d = r.as_dict()
             rec.rows_in, rec.rows_out = d.get("rows_in"), d.get("rows_out")
             rec.rows_quarantined, rec.rows_dropped = d.get("quarantined"), d.get("dropped")
@@ -127,6 +129,8 @@ def run_refine(
                     "closed",
                     "quarantine_version",
                     "quarantine_replayed",
+                    "full_refresh",
+                    "spec_hash",
                 )
             }
             results.append(r)
@@ -135,7 +139,8 @@ def run_refine(
         else:
             _say(
                 out,
-                f"refine {spec.table}: {r.rows_in:,} bronze rows → {r.rows_out:,} written to silver "
+                f"refine {spec.table}{' (full refresh)' if full_refresh else ''}: {r.rows_in:,} bronze rows → "
+                f"{r.rows_out:,} written to silver "
                 f"(quarantined {r.quarantined:,}, dropped {r.dropped:,}) → silver v{r.silver_version}",
             )
     return results
@@ -150,9 +155,11 @@ def run_aggregate(
     out: Any = None,
     ledger: Any = None,
     locked: bool = False,
+    full_refresh: bool = False,
     **engine_options: Any,
 ) -> list[Any]:
-    """Recompute each gold relation (in the order given: callers pass gold_order)."""
+    """Recompute each gold relation (in the order given: callers pass gold_order). Gold is always rebuilt
+    from silver; `full_refresh` only says so in the ledger."""
     from lh360.deps import relations as owners
 
     engine = engine_for(target, **engine_options)
@@ -165,6 +172,8 @@ def run_aggregate(
             r = engine.aggregate(project, relation)
             d = r.as_dict()
             rec.rows_out, rec.version_after, rec.source_versions = d.get("rows_out"), d.get("version"), d.get("sources")
+            if full_refresh:
+                rec.detail = {"full_refresh": True}
             results.append(r)
         _say(out, f"aggregate {relation}: {d.get('rows_out', 0):,} rows → v{d.get('version')}")
     return results
@@ -223,20 +232,28 @@ def promote(
     out: Any = None,
     ledger: Any = None,
     locked: bool = False,
+    full_refresh: bool = False,
 ) -> dict[str, list[Any]]:
-    """`promote --to silver|gold`: refine, then (gold) every gold query in dependency order."""
+    """`promote --to silver|gold`: refine, then (gold) every gold query in dependency order.
+    `full_refresh`: silver rebuilt from all of bronze (lh360.engines.local.refine), gold from silver."""
     from lh360.errors import UsageError
 
     if to not in ("silver", "gold"):
         raise UsageError(f"--to must be silver or gold, not {to!r}")
+    if full_refresh and target.engine != "local":
+        raise UsageError(f"--full-refresh runs on the local engine only; target {target.name!r} is {target.engine}")
     ledger = _ledger(target, ledger)
     scope = promote_scope(project, tables, to)
     with ExitStack() as stack:
         if not locked:
             stack.enter_context(table_locks(target, scope.tables, wait=wait_lock))
-        refined = run_refine(project, target, scope.silver, out=out, ledger=ledger, locked=True)
+        refined = run_refine(
+            project, target, scope.silver, out=out, ledger=ledger, locked=True, full_refresh=full_refresh
+        )
         aggregated = (
-            run_aggregate(project, target, scope.gold, out=out, ledger=ledger, locked=True) if to == "gold" else []
+            run_aggregate(project, target, scope.gold, out=out, ledger=ledger, locked=True, full_refresh=full_refresh)
+            if to == "gold"
+            else []
         )
     return {"refine": refined, "aggregate": aggregated}
 

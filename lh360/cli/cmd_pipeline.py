@@ -25,11 +25,18 @@ def promote(
     wait_lock: float = WAIT_LOCK,
     timeout: str = TIMEOUT,
     run_id: str = RUN_ID,
+    full_refresh: bool = typer.Option(
+        False,
+        "--full-refresh",
+        help="Rebuild silver from all of bronze (and gold from silver), each replaced in one commit; "
+        "quarantine is recomputed. After a change to columns, expectations, keys or SCD, or a rebuilt bronze.",
+    ),
 ) -> None:
     """bronze → silver (expectations, dedupe, merge) and silver → gold (recompute, atomic replace).
 
     Silver reads only the bronze rows committed since its last run; replaying a batch changes nothing.
-    Exit 1 when an expectation with action `fail` fails (nothing is written).
+    Exit 1 when an expectation with action `fail` fails (nothing is written). Exit 3 when bronze was
+    rebuilt since silver last read it: rerun with --full-refresh.
 
     Example:  lh360 promote clientes --to gold
     """
@@ -44,7 +51,9 @@ def promote(
     from lh360.cli._databricks_options import engine_context
 
     with engine_context(st, timeout=timeout, run_id=run_id):
-        promoted = run_promote(project, target, tables or None, to, wait_lock=wait_lock, out=st.out)
+        promoted = run_promote(
+            project, target, tables or None, to, wait_lock=wait_lock, out=st.out, full_refresh=full_refresh
+        )
     if st.out.json:
         st.out.emit(
             {

@@ -18,11 +18,11 @@ class LocalEngine:
 
         return ingest(self.target, spec, progress=progress)
 
-    def refine(self, spec: TableSpec):
-        """bronze → silver (lh360.engines.local.refine)."""
+    def refine(self, spec: TableSpec, *, full_refresh: bool = False):
+        """bronze → silver (lh360.engines.local.refine); `full_refresh`: from all of bronze."""
         from lh360.engines.local.refine import refine
 
-        return refine(self.target, spec)
+        return refine(self.target, spec, full_refresh=full_refresh)
 
     def aggregate(self, project: Project, relation: str):
         """silver/gold → `relation` (gold.<name>), replaced atomically (lh360.engines.local.aggregate)."""
