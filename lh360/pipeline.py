@@ -41,7 +41,7 @@ def run_pipeline(
     step = "landing"
     try:
         scope = promote_scope(project, names if tables else None, "gold")
-        with table_locks(target, {*names, *scope.tables}, wait=wait_lock):
+        with table_locks(target, {*names, *scope.tables}, wait=wait_lock, run_id=ledger.run_id):
             step = "landing"
             summary["landing"] = _landing(target, specs, ledger, out)
             breached = [r for r in summary["landing"] if r["status"] == "breach"]

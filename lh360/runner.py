@@ -21,21 +21,25 @@ log = logging.getLogger("lh360.runner")
 
 
 @contextmanager
-def table_locks(target: ResolvedTarget, tables: Iterable[str], *, wait: float = 0) -> Iterator[list[str]]:
+def table_locks(
+    target: ResolvedTarget, tables: Iterable[str], *, wait: float = 0, run_id: str | None = None
+) -> Iterator[list[str]]:
     """Hold the locks of all `tables` (sorted, so two runs never wait on each other in a cycle)."""
     names = sorted(set(tables))
     with ExitStack() as stack:
         for name in names:
-            stack.enter_context(table_lock(target.lake, name, wait=wait))
+            stack.enter_context(table_lock(target.lake, name, wait=wait, aws=target.settings.aws, run_id=run_id))
         yield names
 
 
 @contextmanager
-def _maybe_lock(target: ResolvedTarget, table: str, locked: bool, wait: float) -> Iterator[None]:
+def _maybe_lock(
+    target: ResolvedTarget, table: str, locked: bool, wait: float, run_id: str | None = None
+) -> Iterator[None]:
     if locked:
         yield
     else:
-        with table_lock(target.lake, table, wait=wait):
+        with table_lock(target.lake, table, wait=wait, aws=target.settings.aws, run_id=run_id):
             yield
 
 
@@ -69,7 +73,7 @@ def run_ingest(
     results = []
     for spec in project.select(tables):
         with (
-            _maybe_lock(target, spec.table, locked, wait_lock),
+            _maybe_lock(target, spec.table, locked, wait_lock, getattr(ledger, "run_id", None)),
             ledger.step(spec.table, f"bronze.{spec.table}", "ingest") as rec,
         ):
             progress = _IngestProgress(out) if out is not None else None
@@ -108,7 +112,7 @@ def run_refine(
         if spec.silver is None:
             continue
         with (
-            _maybe_lock(target, spec.table, locked, wait_lock),
+            _maybe_lock(target, spec.table, locked, wait_lock, getattr(ledger, "run_id", None)),
             ledger.step(spec.table, f"silver.{spec.table}", "refine") as rec,
         ):
             r = engine.refine(spec, **refresh)
@@ -168,7 +172,10 @@ def run_aggregate(
     results = []
     for relation in relations:
         table = owner[relation].table
-        with _maybe_lock(target, table, locked, wait_lock), ledger.step(table, relation, "aggregate") as rec:
+        with (
+            _maybe_lock(target, table, locked, wait_lock, getattr(ledger, "run_id", None)),
+            ledger.step(table, relation, "aggregate") as rec,
+        ):
             r = engine.aggregate(project, relation)
             d = r.as_dict()
             rec.rows_out, rec.version_after, rec.source_versions = d.get("rows_out"), d.get("version"), d.get("sources")
@@ -246,7 +253,9 @@ def promote(
     scope = promote_scope(project, tables, to)
     with ExitStack() as stack:
         if not locked:
-            stack.enter_context(table_locks(target, scope.tables, wait=wait_lock))
+            stack.enter_context(
+                table_locks(target, scope.tables, wait=wait_lock, run_id=getattr(ledger, "run_id", None))
+            )
         refined = run_refine(
             project, target, scope.silver, out=out, ledger=ledger, locked=True, full_refresh=full_refresh
         )
