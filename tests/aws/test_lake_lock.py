@@ -101,6 +101,21 @@ def test_wait_lock_waits_for_the_holder_on_another_machine(s3, tmp_path):
     assert json_out(proc)["tables"][0]["files"] == 1
 
 
+# a promote that pauses after reading bronze (holding its lock), so that the second one surely meets it
+SLOW = """
+import sys, time
+from lh360.engines.local import refine as mod
+real = mod._count
+def slow(*args, **kwargs):
+    time.sleep(4)
+    return real(*args, **kwargs)
+mod._count = slow
+sys.argv = ["lh360", *sys.argv[1:]]
+from lh360.cli import main
+main()
+"""
+
+
 def test_two_promotes_on_two_machines_the_second_exits_75_and_silver_is_exact(s3, tmp_path):
     """The review's case on S3: two promotes with different XDG_RUNTIME_DIRs both exited 0 with every row
     twice in silver. Now the second sees the first's lock in the lake."""
@@ -119,9 +134,9 @@ def test_two_promotes_on_two_machines_the_second_exits_75_and_silver_is_exact(s3
     assert cli(tmp_path, "ingest", "eventos").returncode == 0
     env = {**os.environ, "LH360_CONFIG": str(tmp_path / "configs" / "lh360.yaml")}
 
-    def promote(name: str) -> subprocess.Popen:
+    def promote(name: str, code: str = "import sys; sys.argv[0] = 'lh360'; from lh360.cli import main; main()"):
         return subprocess.Popen(
-            [sys.executable, "-m", "lh360", "--json", "promote", "eventos", "--to", "silver"],
+            [sys.executable, "-c", code, "--json", "promote", "eventos", "--to", "silver"],
             cwd=tmp_path,
             env={**env, **machine(tmp_path, name)},
             stdout=subprocess.PIPE,
@@ -129,7 +144,7 @@ def test_two_promotes_on_two_machines_the_second_exits_75_and_silver_is_exact(s3
             text=True,
         )
 
-    first = promote("a")
+    first = promote("a", SLOW)  # holds the lock a few seconds longer than its work takes
     deadline = time.time() + 60
     while lock_doc(s3) is None and first.poll() is None and time.time() < deadline:
         time.sleep(0.05)
