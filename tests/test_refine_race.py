@@ -186,3 +186,34 @@ def test_lock_folder_deleted_under_a_running_promote(project, tmp_path):
     assert winner["refine"][0]["inserted"] == 1800
     silver, quarantine = snapshot(p)
     assert len(silver) == len({i for i, _ in silver}) == 1800 and len(quarantine) == 200
+
+
+def _create_racer(path: str, barrier, results) -> None:
+    import pyarrow as pa
+
+    from lh360.engines.local.refine import _create
+
+    barrier.wait()
+    try:
+        _create(path, None, pa.schema([("id", pa.int64())]), None, "silver")
+        results.put("created")
+    except LockBusy:
+        results.put("busy")
+
+
+def test_two_creates_racing_for_version_0_one_is_refused(tmp_path):
+    """delta-rs rebases a create that loses the race for version 0 onto the winner's (both calls return):
+    the create's nonce must be in version 0, else the run is refused before it writes a row."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")  # not fork: delta-rs runs a thread pool
+    outcomes = []
+    for i in range(5):
+        barrier, results = ctx.Barrier(2), ctx.Queue()
+        racers = [ctx.Process(target=_create_racer, args=(str(tmp_path / f"t{i}"), barrier, results)) for _ in "ab"]
+        for r in racers:
+            r.start()
+        for r in racers:
+            r.join(60)
+        outcomes.append(sorted(results.get(timeout=10) for _ in racers))
+    assert all(o == ["busy", "created"] for o in outcomes), outcomes
