@@ -234,7 +234,8 @@ class _Lease:
             code = _code(exc)
             if code in ("PreconditionFailed", "NoSuchKey", "412", "404"):
                 return  # no longer ours
-            if code in ("NotImplemented", "InvalidArgument", "501"):  # a store without conditional deletes
+            # a store (or an old botocore) without conditional deletes: delete only what is still ours
+            if code in ("NotImplemented", "InvalidArgument", "501") or type(exc).__name__ == "ParamValidationError":
                 seen = self.read()
                 if seen is not None and seen.etag == self.etag:
                     self.client.delete_object(Bucket=self.bucket, Key=self.key)
