@@ -138,7 +138,7 @@ class FakeEngine:
         self._step("ingest", spec.table)
         return IngestResult(table=spec.table, engine=NAME, files=1, rows=10, bytes=100, bronze_version=1)
 
-    def refine(self, spec: Any) -> RefineResult:
+    def refine(self, spec: Any, *, full_refresh: bool = False) -> RefineResult:
         self._step("refine", spec.table)
         return RefineResult(table=spec.table, engine=NAME, rows_in=10, rows_out=9, quarantined=1, silver_version=1)
 
