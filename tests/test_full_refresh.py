@@ -250,13 +250,12 @@ def test_an_interrupted_full_refresh_must_be_finished_by_one(project, monkeypatc
     assert refine_mod.refine(target, p.load().specs["ev"]).noop
 
 
-def test_full_refresh_is_refused_on_the_databricks_engine():
-    from types import SimpleNamespace
-
-    from lh360.runner import promote
-
+def test_full_refresh_is_refused_on_the_databricks_engine(tmp_path):
+    from lh360.engines.databricks import DatabricksEngine
     from lh360.errors import UsageError
+    from tests.databricks_support import load, make_project
 
-    target = SimpleNamespace(engine="databricks", name="prod")
+    make_project(tmp_path)
+    project, target = load(tmp_path)
     with pytest.raises(UsageError, match="local engine only"):
-        promote(SimpleNamespace(), target, None, "silver", full_refresh=True)
+        DatabricksEngine(target).refine(project.specs["clientes"], full_refresh=True)
