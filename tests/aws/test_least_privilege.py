@@ -37,7 +37,9 @@ from tests.iam.simulate import evaluate, problems
 
 SHARED_MOTO = True
 TEMPLATES = Path(__file__).resolve().parents[2] / "lh360" / "templates" / "configs"
-LEDGERS = ("_lh360/runs/", "_lh360/checks/")
+# what lh360 itself writes from the ops box in every run, whichever engine writes the data: the ledgers and
+# the tables' locks (on an S3 lake they are objects in the lake, lh360.lock)
+LEDGERS = ("_lh360/runs/", "_lh360/checks/", "_lh360/locks/")
 OPS_BOX_COMMANDS = [
     ["landing"],
     ["run", "--all"],
@@ -174,6 +176,7 @@ def test_the_recording_saw_what_the_policies_must_allow(verdicts):
     assert has("ops_box", "s3:ListBucketMultipartUploads", landing)  # uploads in progress
     assert has("ops_box", "s3:PutObject", f"{lake}/_lh360/runs/")  # run ledger
     assert has("ops_box", "s3:PutObject", f"{lake}/_lh360/checks/")  # check ledger
+    assert has("ops_box", "s3:PutObject", f"{lake}/_lh360/locks/")  # the tables' locks live in the lake
     assert has("ops_box", "athena:StartQueryExecution", ":workgroup/")
     assert has("ops_box", "s3:GetObject", f"{lake}/silver/clientes/", via=True)  # Athena reads the data
     assert has("ops_box", "glue:GetTable", ":table/", via=True)

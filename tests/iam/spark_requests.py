@@ -1,7 +1,7 @@
 """The S3 requests lh360's Spark job makes on Databricks, derived from the job's own path helpers.
 
 Spark does not run against moto here, so its requests are modelled: the paths come from the payload the ops box
-sends (`lh360.engines.databricks.step_payload`) and the job's helpers (`state_path`, `checkpoint_location`,
+sends (`lh360.engines.databricks.requests.step_payload`) and the job's helpers (`state_path`, `checkpoint_location`,
 `metrics_path`); the operations on each path are those of its role in the job:
 
 * the landing prefix: Auto Loader lists it and reads the files (read-only);

@@ -36,7 +36,7 @@ def _env(platform: Platform) -> Environment:
 
 def _payloads(platform: Platform) -> dict[str, dict]:
     from lh360.config import ResolvedTarget, Target, load_spec
-    from lh360.engines.databricks import step_payload
+    from lh360.engines.databricks.requests import step_payload
 
     settings = Target.model_validate(platform.target())
     target = ResolvedTarget(name=platform.env, settings=settings, landing=settings.landing, lake=settings.lake)
