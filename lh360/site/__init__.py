@@ -60,7 +60,7 @@ def build_site(
     from lh360.site.html import pages, site_json
 
     started = time.monotonic()
-    out = Path(out)
+    out = Path(out).absolute()
     data = collect_site(lh, since_s=since_s, now=now)
     rendered = pages(data)
     rendered["site.json"] = site_json(data)
