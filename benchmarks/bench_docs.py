@@ -15,7 +15,9 @@ Two lakes, built once under benchmarks/.data/ (kept between runs; --fresh rebuil
             ledger that old is compacted in practice; the rows are what the site reads).
 
 Each figure is the whole `lh360 docs build` process (imports, config, Delta logs, ledgers, landing listing,
-rendering, writing), best of --trials, in a fresh process.
+rendering, writing), best of --trials, in a fresh process: its wall time (what the targets are about), and
+its CPU time and the machine's load average (on a shared machine the wall clock also counts waiting for a
+core).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _harness import DATA, measure, report  # noqa: E402
+from _harness import DATA, report  # noqa: E402
 
 DEMO_TARGET_S = 2.0
 BIG_TARGET_S = 30.0
@@ -273,13 +275,48 @@ def big_lake(tables: int, days: int, fresh: bool) -> tuple[Path, dict]:
 # ---- measure -----------------------------------------------------------------------------------------
 
 
-def build_seconds(root: Path, trials: int, since: str) -> tuple[float, float, dict]:
+# wall seconds, CPU seconds (user + system, all threads) and peak RSS of one command in a fresh child process:
+# on a shared machine the CPU time says what the build costs when the wall clock also counts waiting for a core
+_MEASURE = (
+    "import resource, subprocess, sys, time\n"
+    "t = time.perf_counter(); rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode\n"
+    "dt = time.perf_counter() - t; ru = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "print(rc, dt, ru.ru_utime + ru.ru_stime, ru.ru_maxrss)\n"
+)
+
+
+def measure(cmd: list[str], cwd: Path) -> tuple[float, float, float]:
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], cwd=cwd, capture_output=True, text=True)
+    rc, wall, cpu, peak_kib = proc.stdout.split()
+    if int(rc) != 0:
+        raise SystemExit(f"benchmark command failed ({rc}): {' '.join(cmd)}\n{proc.stderr}")
+    return float(wall), float(cpu), int(peak_kib) / 1024
+
+
+def build_seconds(root: Path, trials: int, since: str) -> dict:
     out = root / "site"
-    runs = [measure(lh360("docs", "build", "--out", str(out), "--since", since), cwd=root) for _ in range(trials)]
-    seconds, peak = min(runs)
+    runs = [measure(lh360("docs", "build", "--out", str(out), "--since", since), root) for _ in range(trials)]
+    wall, cpu, peak = min(runs)
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     pages = sum(1 for _ in out.rglob("*.html"))
-    return seconds, peak, {"pages": pages, "site_mib": round(size / 2**20, 1)}
+    return {
+        "seconds": round(wall, 2),
+        "cpu_seconds": round(cpu, 2),
+        "peak_mib": round(peak),
+        "pages": pages,
+        "site_mib": round(size / 2**20, 1),
+    }
+
+
+def verdict(figures: dict, target: float) -> dict:
+    return {
+        **figures,
+        "target_s": target,
+        "ratio": round(figures["seconds"] / target, 2),
+        "verdict": "ok" if figures["seconds"] < target else "TOO SLOW",
+    }
 
 
 def main() -> None:
@@ -291,32 +328,23 @@ def main() -> None:
     ap.add_argument("--fresh", action="store_true", help="rebuild both lakes")
     args = ap.parse_args()
 
+    import os
+
     demo = demo_lake(args.fresh)
-    demo_s, demo_peak, demo_site = build_seconds(demo, args.trials, args.since)
+    demo_figures = build_seconds(demo, args.trials, args.since)
     root, rows = big_lake(args.tables, args.days, args.fresh)
-    big_s, big_peak, big_site = build_seconds(root, args.trials, args.since)
+    big_figures = build_seconds(root, args.trials, args.since)
     report(
         "docs_build",
         {
-            "demo": {
-                "seconds": round(demo_s, 2),
-                "peak_mib": round(demo_peak),
-                **demo_site,
-                "target_s": DEMO_TARGET_S,
-                "ratio": round(demo_s / DEMO_TARGET_S, 2),
-                "verdict": "ok" if demo_s < DEMO_TARGET_S else "TOO SLOW",
-            },
+            "load_average": [round(x, 1) for x in os.getloadavg()],  # > 2 on 2 cores: the wall clock waits
+            "demo": verdict(demo_figures, DEMO_TARGET_S),
             "big": {
                 "tables": args.tables,
                 "days": args.days,
                 "ledger_rows": rows,
                 "since": args.since,
-                "seconds": round(big_s, 2),
-                "peak_mib": round(big_peak),
-                **big_site,
-                "target_s": BIG_TARGET_S,
-                "ratio": round(big_s / BIG_TARGET_S, 2),
-                "verdict": "ok" if big_s < BIG_TARGET_S else "TOO SLOW",
+                **verdict(big_figures, BIG_TARGET_S),
             },
         },
     )

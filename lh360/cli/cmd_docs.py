@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 
 from lh360.cli import AppState, app, render, state
+from lh360.durations import parse_duration
+from lh360.errors import UsageError
 
 docs_app = typer.Typer(
     help="A static site about the lakehouse: lineage, tables, checks and runs.\n\nExample:  lh360 docs build --out site",
@@ -21,9 +23,6 @@ SINCE = typer.Option(
 
 
 def _since_seconds(text: str) -> float:
-    from lh360.durations import parse_duration
-    from lh360.errors import UsageError
-
     try:
         seconds = parse_duration(text).total_seconds()
     except ValueError as exc:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lh360.site.collect import DEFAULT_SINCE_S, SiteData, collect_site
+from lh360.site.html import pages, site_json
 
 if TYPE_CHECKING:
     from lh360.context import Lakehouse
@@ -57,8 +58,6 @@ def build_site(
 ) -> SiteBuild:
     """Collect everything and write the site under `out` (created if needed). Only the site's own files are
     written or replaced (index.html, site.json, assets/, tables/); a table page whose spec is gone is removed."""
-    from lh360.site.html import pages, site_json
-
     started = time.monotonic()
     out = Path(out).absolute()
     data = collect_site(lh, since_s=since_s, now=now)

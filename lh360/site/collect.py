@@ -21,7 +21,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from lh360.checks.compile import compile_relation
+from lh360.delta import open_table
 from lh360.deps import gold_graph
+from lh360.engines import validator_dialect
+from lh360.engines.base import PlannedStep
 from lh360.layout import Lake
 from lh360.site.graph import Lineage, has_quarantine, lineage
 from lh360.site.ledgers import LedgerRows, parse_json, read_checks, read_runs
@@ -306,9 +310,6 @@ def _check_series(compiled: dict[str, Any], checks: LedgerRows, mine: dict[tuple
 
 def _compiled_checks(lh: Lakehouse, spec: TableSpec) -> dict[str, Any]:
     """relation → its compiled checks in the validator's dialect (what `validate` runs)."""
-    from lh360.checks.compile import compile_relation
-    from lh360.engines import validator_dialect
-
     dialect = validator_dialect(lh.target.settings.validator)
     out = {}
     for relation in spec.checks:
@@ -446,8 +447,6 @@ def _table(
 def layer_info(uri: str, aws: Any, relation: str) -> LayerInfo:
     """Rows (from the add actions' statistics), version, last commit and schema of one Delta table: the
     log only, no data file is read."""
-    from lh360.delta import open_table
-
     layer, name = relation.split(".", 1)
     info = LayerInfo(relation=relation, layer=layer, name=name)
     try:
@@ -533,8 +532,6 @@ def _silver(
 
 def _step_sql(lh: Lakehouse, kind: str, table: str, relation: str) -> str | None:
     """The SQL the target's engine runs for a step, explained without reading the lake (as `plan` does)."""
-    from lh360.engines.base import PlannedStep
-
     try:
         return lh.engine.explain(lh.project, PlannedStep(kind, table, relation), inspect=False).sql
     except Exception:  # an engine that cannot be built here (no credentials) still leaves the spec's SQL
@@ -546,8 +543,6 @@ def _quarantine_by_rule(info: LayerInfo, lake: Lake, aws: Any) -> dict[str, int]
     quarantine table with delta-rs."""
     if not info.exists:
         return {}
-    from lh360.delta import open_table
-
     try:
         dt = open_table(lake.table("quarantine", info.name), aws)
         if dt is None:

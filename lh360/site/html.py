@@ -103,7 +103,7 @@ def _layer_state(layer: LayerInfo, now: float) -> dict[str, str]:
         line = "not built yet"
     else:
         fresh = f"{age(now - layer.last_commit)} ago" if layer.last_commit else "?"
-        line = f"{number(layer.rows)} rows · {fresh}"
+        line = f"{number(layer.rows)} {'row' if layer.rows == 1 else 'rows'} · {fresh}"
     title = (
         f"last run {run.step} {run.status} at {when(run.at)}" + (f": {run.error}" if run.error else "")
         if run
@@ -406,7 +406,8 @@ def _runs_section(t: TableInfo, data: SiteData) -> str:
         failed = len(s) - s.status.count("ok")
         last = s.status[-1]
         rows.append(
-            f'<tr><td><code>{_e(s.relation)}</code></td><td>{_e(s.step)}</td><td class="num">{len(s)}</td>'
+            f"<tr><td><code>{_e('every relation' if s.relation == '*' else s.relation)}</code></td>"
+            f'<td>{_e(s.step)}</td><td class="num">{len(s)}</td>'
             f'<td class="num">{failed}</td><td class="num">{secs[len(secs) // 2]:.1f}s</td>'
             f'<td class="num">{secs[-1]:.1f}s</td><td>{_badge(last if last in STATUS_WORDS else "failed", last)}</td>'
             f"<td>{run_lane(s, t0, t1)}</td></tr>"

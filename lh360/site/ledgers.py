@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from lh360.delta import open_table
+
 RUN_COLUMNS = (
     "run_id",
     "table",
@@ -83,8 +85,6 @@ def read_checks(uri: str, aws: Any, since: float) -> LedgerRows:
 
 
 def _read(uri: str, aws: Any, select: str, time_column: str, since: float) -> LedgerRows:
-    from lh360.delta import open_table
-
     try:
         dt = open_table(uri, aws)
         if dt is None:
