@@ -64,7 +64,7 @@ def serve(
     since: str = SINCE,
 ) -> None:
     """Serve the site on 127.0.0.1 and rebuild it whenever a page is loaded (specs and ledgers are read
-    again, so a reload shows the last run). Ctrl-C stops it.
+    again, so a reload shows the last run). Ctrl-C stops it (exit 130).
 
     Example:  lh360 docs serve --port 8080
     """
@@ -85,8 +85,6 @@ def serve(
     server = SiteServer(folder, rebuild, port=port, built=True)
     render.say(st.out, f"serving {folder} on {server.url} (rebuilt on every page load; Ctrl-C stops)")
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        server.serve_forever()  # until Ctrl-C or SIGTERM: exit 130 / 143, as for every command
     finally:
         server.shutdown()
