@@ -75,13 +75,15 @@ def read_runs(uri: str, aws: Any, since: float) -> LedgerRows:
     """Run-ledger rows started at or after `since` (epoch seconds), oldest first; refine rows keep their
     `detail` JSON (its rule_failures count failing rows per expectation)."""
     cols = [*RUN_COLUMNS, "detail"]
-    select = ", ".join(_q(c) if c != "detail" else "CASE WHEN step = 'refine' THEN detail END AS detail" for c in cols)
+    select = ", ".join(
+        _col(c) if c != "detail" else "CASE WHEN step = 'refine' THEN detail END AS detail" for c in cols
+    )
     return _read(uri, aws, select, "started_at", since)
 
 
 def read_checks(uri: str, aws: Any, since: float) -> LedgerRows:
     """Check-ledger rows checked at or after `since` (epoch seconds), oldest first."""
-    return _read(uri, aws, ", ".join(_q(c) for c in CHECK_COLUMNS), "checked_at", since)
+    return _read(uri, aws, ", ".join(_col(c) for c in CHECK_COLUMNS), "checked_at", since)
 
 
 def _read(uri: str, aws: Any, select: str, time_column: str, since: float) -> LedgerRows:
@@ -90,7 +92,6 @@ def _read(uri: str, aws: Any, select: str, time_column: str, since: float) -> Le
         if dt is None:
             return LedgerRows()
         import pyarrow as pa
-        import pyarrow.compute as pc
         from deltalake import QueryBuilder
 
         cutoff = datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%d %H:%M:%S")
@@ -102,17 +103,17 @@ def _read(uri: str, aws: Any, select: str, time_column: str, since: float) -> Le
         return LedgerRows(error=str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__)
     out = LedgerRows(total=int(total or 0))
     for name in table.column_names:
-        column = table.column(name)
-        if name in TIME_COLUMNS:  # epoch seconds: cheap to build, and what the charts plot
-            micros = pc.cast(pc.cast(column, pa.timestamp("us", tz="UTC")), pa.int64())
-            out.columns[name] = [None if v is None else v / 1e6 for v in micros.to_pylist()]
-        else:
-            out.columns[name] = column.to_pylist()
+        out.columns[name] = table.column(name).to_pylist()
     return out
 
 
 def _q(name: str) -> str:
     return '"' + name + '"'
+
+
+def _col(name: str) -> str:
+    """A column for the SELECT list; timestamps as epoch seconds (cheap to build, what the charts plot)."""
+    return f"date_part('epoch', {_q(name)}) AS {_q(name)}" if name in TIME_COLUMNS else _q(name)
 
 
 def parse_json(text: str | None) -> Any:
