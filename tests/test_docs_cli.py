@@ -62,6 +62,9 @@ def test_docs_build_json_and_text(ran, run_cli):
 def test_docs_build_on_a_bad_config_or_since_is_a_usage_error(ran, run_cli):
     code, out, err = run_cli("docs", "build", "--since", "soon", cwd=ran.root)
     assert code == 2 and "--since" in err
+    (ran.root / "afile").write_text("x")
+    code, out, err = run_cli("docs", "build", "--out", "afile", cwd=ran.root)
+    assert code == 2 and "a file is there" in err
     (ran.root / "configs" / "tables" / "bad.yaml").write_text("table: bad\nsource: {}\n")
     code, out, err = run_cli("docs", "build", cwd=ran.root)
     assert code == 2 and "bad.yaml" in err

@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lh360.errors import UsageError
 from lh360.site.collect import DEFAULT_SINCE_S, SiteData, collect_site
 from lh360.site.html import pages, site_json
 
@@ -60,6 +61,8 @@ def build_site(
     written or replaced (index.html, site.json, assets/, tables/); a table page whose spec is gone is removed."""
     started = time.monotonic()
     out = Path(out).absolute()
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: a file is there; give a folder for the site")
     data = collect_site(lh, since_s=since_s, now=now)
     rendered = pages(data)
     rendered["site.json"] = site_json(data)

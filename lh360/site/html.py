@@ -426,7 +426,7 @@ def _extent(times: list[float], data: SiteData, ends: list[float] | None = None)
     if not times:
         return data.since, data.generated_at
     t0, t1 = min(times), max([*times, *(ends or [])])
-    pad = max((t1 - t0) * 0.03, 30.0)
+    pad = max((t1 - t0) * 0.01, 30.0)
     return t0 - pad, t1 + pad
 
 
