@@ -30,6 +30,22 @@ if [ ! -d tests/iam/node_modules/@cloud-copilot/iam-simulate ] || [ tests/iam/pa
   npm ci --prefix tests/iam --no-audit --no-fund --loglevel=error
 fi
 
+# the browser tests (tests/test_docs_browser.py) drive Debian's chromium through Playwright's Python package
+# (a test extra); Playwright's own browser download is never used. They skip, saying why, only when chromium
+# cannot be installed here.
+if ! command -v chromium >/dev/null 2>&1; then
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO="sudo -n"
+  if command -v apt-get >/dev/null 2>&1 && { [ -z "$SUDO" ] || sudo -n true 2>/dev/null; }; then
+    echo "== installing chromium (apt-get) for the browser tests"
+    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
+        --no-install-recommends chromium fonts-dejavu-core >/dev/null; } \
+      || echo "warning: apt-get could not install chromium: the browser tests will be skipped"
+  else
+    echo "warning: chromium is missing and apt-get cannot run here: the browser tests will be skipped"
+  fi
+fi
+
 echo "== ruff"
 "$PY" -m ruff check lh360 tests benchmarks scripts
 "$PY" -m ruff format --check lh360 tests benchmarks scripts

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from lh360.cli import app, render, state
-from lh360.cli.options import DETACH, RUN_ID, TABLES, TIMEOUT, WAIT_LOCK, PlanLayer, engine_options
+from lh360.cli.options import DETACH, RUN_ID, TABLES, TIMEOUT, WAIT_LOCK, PlanFormat, PlanLayer, engine_options
 
 
 @app.command()
@@ -13,19 +15,29 @@ def plan(
     ctx: typer.Context,
     tables: list[str] = TABLES,
     to: PlanLayer = typer.Option(PlanLayer.gold, "--to", help="Plan up to this layer."),
+    fmt: PlanFormat = typer.Option(
+        PlanFormat.text, "--format", help="text, json (as --json) or mermaid (the lineage and steps as a graph)."
+    ),
     run_id: str = RUN_ID,
 ) -> None:
     """Show what a run would do (new landing files, schema changes, the steps, the exact requests and SQL);
-    writes nothing and sends nothing.
+    writes nothing and sends nothing. `--format mermaid` draws the lineage and the planned steps as a Mermaid
+    graph for pull requests and wikis (from the specs: the lake is not read).
 
-    Example:  lh360 plan clientes --to silver   |   lh360 -t prod plan --json
+    Example:  lh360 plan clientes --to silver   |   lh360 -t prod plan --json   |   lh360 plan --format mermaid
     """
     st = state(ctx)
-    p = st.lakehouse(engine_options(run_id=run_id)).plan(tables or None, to.value)
-    if st.out.json:
+    lh = st.lakehouse(engine_options(run_id=run_id))
+    mermaid = fmt is PlanFormat.mermaid and not st.out.json
+    p = lh.plan(tables or None, to.value, inspect=not mermaid)
+    if st.out.json or fmt is PlanFormat.json:
         st.out.emit(p.as_dict())
-        return
-    render.render_plan(st.out, p)
+    elif mermaid:
+        from lh360.site.graph import lineage
+
+        sys.stdout.write(render.plan_mermaid(p, lineage(lh.project)))
+    else:
+        render.render_plan(st.out, p)
 
 
 @app.command()

@@ -41,6 +41,7 @@ class SchemaKind(StrEnum):
 class PlanFormat(StrEnum):
     text = "text"
     json = "json"
+    mermaid = "mermaid"
 
 
 # the validators the registry knows (lh360.engines.VALIDATORS): duckdb, athena, databricks-sql

@@ -137,6 +137,68 @@ def render_plan(out: Output, plan: Any) -> None:
                 say(out, f"     {line}")
 
 
+MERMAID_LAYERS = ("landing", "bronze", "silver", "quarantine", "gold")
+
+
+def plan_mermaid(plan: Any, graph: Any) -> str:
+    """The plan as a Mermaid flowchart: the lineage its steps touch (landing → bronze → silver / quarantine
+    → gold, gold-to-gold reads) with each node's planned steps, numbered in the order they run."""
+    steps: dict[str, list[str]] = {}
+    for i, step in enumerate(plan.steps, 1):
+        steps.setdefault(step.relation, []).append(f"{i}. {step.kind}")
+    wanted = set(steps)
+    wanted |= {f"landing.{s.table}" for s in plan.steps if s.kind == "ingest"}
+    wanted |= {f"quarantine.{s.table}" for s in plan.steps if s.kind == "refine"} & set(graph.nodes)
+    frontier = list(wanted)
+    while frontier:  # what the planned relations read, so each is drawn with its inputs
+        node = frontier.pop()
+        for src, dst in graph.edges:
+            if dst == node and src not in wanted and src.split(".")[0] != "landing":
+                wanted.add(src)
+                frontier.append(src)
+    lines = ["flowchart LR", f"  %% lh360 plan: target {plan.target}, engine {plan.engine}, {len(plan.steps)} step(s)"]
+    for layer in MERMAID_LAYERS:
+        ids = [nid for nid, n in graph.nodes.items() if n.layer == layer and nid in wanted]
+        if not ids:
+            continue
+        lines.append(f"  subgraph {layer}")
+        for nid in ids:
+            label = "<br/>".join([nid, *steps.get(nid, [])])
+            lines.append(f'    {_mermaid_id(nid)}["{_mermaid_text(label)}"]')
+        lines.append("  end")
+    for src, dst in graph.edges:
+        if src in wanted and dst in wanted:
+            lines.append(f"  {_mermaid_id(src)} --> {_mermaid_id(dst)}")
+    planned = [_mermaid_id(nid) for nid in graph.nodes if nid in steps]
+    lines.append("  classDef planned fill:#e6f4e7,stroke:#2e7d32,stroke-width:2px")
+    if planned:
+        lines.append(f"  class {','.join(planned)} planned")
+    return "\n".join(lines) + "\n"
+
+
+def _mermaid_id(node: str) -> str:
+    # layer names hold no underscore, so layer__name is unique
+    return node.replace(".", "__", 1)
+
+
+def _mermaid_text(text: str) -> str:
+    return text.replace('"', "#quot;")
+
+
+def render_site_build(out: Output, result: Any) -> None:
+    """`docs build`: where the site is, its size and time, and what could not be read."""
+    say(
+        out,
+        f"wrote {result.pages} page(s) for {result.tables} table(s) of target {result.data.target} to {result.out} "
+        f"({human_bytes(result.bytes)}, {result.seconds:.2f}s); open {result.out / 'index.html'}",
+    )
+    for name, info in result.data.ledger.items():
+        if info.get("error"):
+            say(out, f"warning: the {name} ledger could not be read: {info['error']}")
+    for note in [n for t in result.data.tables for n in t.notes]:
+        say(out, f"warning: {note}")
+
+
 def _render_ingest_detail(out: Output, d: dict[str, Any]) -> None:
     say(
         out,
