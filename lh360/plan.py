@@ -58,7 +58,7 @@ def ingest_detail(target: ResolvedTarget, spec: TableSpec, sample_files: int = 5
     from pathlib import Path
 
     with tempfile.TemporaryDirectory(prefix="lh360-plan-") as tmp:
-        sample = _prepare(pending[:sample_files], target, Path(tmp)) if pending else []
+        sample = _prepare(pending[:sample_files], target, Path(tmp))[0] if pending else []
         inferred = {**infer_schema(con, [p.local for p in sample]), **hints} if sample else {}
     con.close()
     if not stored:

@@ -18,8 +18,8 @@ from tests.ingest_support import bronze_rows, make_project, write_lines
 
 FORGETFUL = (
     "import lh360.engines.local.ingest as m\n"
-    "real = m.ingested_files\n"
-    "m.ingested_files = lambda target, spec, dt=None: (real(target, spec, dt)[0], set())\n"
+    "real = m.read_ingest_state\n"
+    "m.read_ingest_state = lambda target, spec, dt=None: m.IngestState(real(target, spec, dt).committed)\n"
     "from lh360.cli import main\n"
     "main()\n"
 )

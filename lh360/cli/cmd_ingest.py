@@ -99,6 +99,7 @@ def landing(
                 st.out.print(f"{r.table}: upload in progress {up['file']} (started {ago(up['age_s'])} ago)")
             for late in r.late_files:
                 st.out.print(f"{r.table}: landed below the listing watermark: {late}")
+            _print_left_aside(st.out, r)
             lst = r.listing
             if lst and lst.get("requests"):
                 after = f" after {lst['start_after']}" if lst.get("start_after") else ""
@@ -110,6 +111,26 @@ def landing(
                 )
     if breached:
         raise typer.Exit(1)
+
+
+def _print_left_aside(out, r) -> None:
+    """Landing files the ingest does not take now: settling, quarantined, rewritten, symlinks, future mtimes."""
+
+    def say(text: str) -> None:
+        out.print(f"{r.table}: {text}", markup=False, highlight=False)
+
+    for w in r.settling:
+        say(f"settling {w['file']} (changed {ago(w['age_s'])} ago; taken once unchanged for {ago(w['settle_s'])})")
+    for q in r.quarantined:
+        say(f"quarantined {q['file']}: {q['error']} (skipped until the file changes)")
+    for rw in r.rewritten:
+        say(f"rewritten after ingest {rw['file']} (size {rw['ingested_size']} -> {rw['size']}): not ingested again")
+    for link in r.symlinks:
+        say(f"symlink not followed {link['file']} -> {link['target']}: {link['reason']}")
+    for fut in r.future_mtime:
+        say(
+            f"modification time in the future {fut['file']} ({ago(fut['ahead_s'])} ahead): counted as landed when first seen"
+        )
 
 
 @app.command()

@@ -10,7 +10,13 @@ from lh360.engines.local import lines as lines_mod
 from lh360.engines.local.batch_query import LINES, META_TYPES, q
 
 
-def infer_schema(con, paths: list[Path], sample_lines: int | None = 20480, sample_files: int = 32) -> dict[str, str]:
+def infer_schema(
+    con,
+    paths: list[Path],
+    sample_lines: int | None = 20480,
+    sample_files: int | None = 32,
+    limits: list[int | None] | None = None,
+) -> dict[str, str]:
     """Infer top-level columns from JSON lines, as Auto Loader does on its first batch: from a sample.
 
     With limits, the sample is the first object lines of the first `sample_files` files, read in Python
@@ -21,7 +27,7 @@ def infer_schema(con, paths: list[Path], sample_lines: int | None = 20480, sampl
         return {}
     if sample_lines is None:
         structure = None
-        for chunk in lines_mod.chunks(paths):
+        for chunk in lines_mod.chunks(paths, limits=limits):
             cur = con.cursor()
             cur.register("__lines", chunk)
             part = cur.execute(
