@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ingest_support import bronze_rows, cli, ingest, make_project, rescued, write_lines
+from tests.ingest_support import bronze_rows, cli, ingest, make_project, write_lines
 
 
 def spec(**landing):
@@ -281,8 +281,9 @@ def test_a_future_mtime_file_settles_after_settle_from_first_seen(tmp_path):
 # ---- JSON-array files ---------------------------------------------------------------------------------
 
 
-def test_a_deeply_nested_json_array_file_becomes_rows(tmp_path):
-    make_project(tmp_path, spec(settle=0))
+@pytest.mark.parametrize("mode", ["addNewColumns", "rescue"])
+def test_a_deeply_nested_json_array_file_becomes_rows(tmp_path, mode):
+    make_project(tmp_path, {**spec(settle=0), "bronze": {"schema_evolution": mode}})
     write_lines(land(tmp_path) / "0.json", [json.dumps({"id": 0, "v": "a"})])
     ingest(tmp_path)
     deep = '{"a":' * 1000 + "1" + "}" * 1000
@@ -292,5 +293,12 @@ def test_a_deeply_nested_json_array_file_becomes_rows(tmp_path):
     assert result.files == 2 and result.quarantined == []
     rows = {r["id"]: r for r in bronze_rows(tmp_path)}
     assert set(rows) == {0, 1, 2, 3}
-    assert rescued(rows[1])["n"] is not None  # kept, whatever its depth
-    assert '"p":1.50' in rows[2]["_rescued_data"]  # the element's text as written
+    if mode == "rescue":
+        assert rows[1]["_rescued_data"].startswith('{"n":' + '{"a":' * 1000 + "1")  # kept, whatever its depth
+        assert '"p":1.50' in rows[2]["_rescued_data"]  # the element's text as written
+    else:  # a new column, nested as deep as delta-rs can store, its deepest levels as JSON text
+        depth, value = 0, rows[1]["n"]
+        while isinstance(value, dict):
+            depth, value = depth + 1, value["a"]
+        assert depth == 32 and value.startswith('{"a":{"a":')
+        assert rows[2]["p"] == 1.5

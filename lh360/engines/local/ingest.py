@@ -35,8 +35,8 @@ from lh360.config import ResolvedTarget
 from lh360.delta import arrow_schema, commit_properties, open_table, txn_version
 from lh360.engines.local import bronze_files
 from lh360.engines.local import lines as lines_mod
-from lh360.engines.local.batch_query import META_COLUMNS, META_TYPES, batch_sql, fast_path_fits, lit
-from lh360.engines.local.infer import infer_schema
+from lh360.engines.local.batch_query import META_TYPES, RESERVED, batch_sql, fast_path_fits, is_reserved, lit
+from lh360.engines.local.infer import evolve, infer_schema
 from lh360.errors import EngineError, LockBusy, SchemaChangeError
 from lh360.layout import Lake
 from lh360.spec import TableSpec
@@ -652,15 +652,6 @@ def _array_elements(text: str) -> list[str] | None:
         i = _WS.match(text, i + 1).end()
 
 
-class _NewColumns(Exception):
-    """The batch's rows carry fields the schema lacks (addNewColumns: evolve and restart; failOnNewColumns: stop)."""
-
-
-def _new_columns(con, paths: list[Path], schema: dict[str, str]) -> dict[str, str]:
-    """The fields rows carry beyond `schema`, typed by a full scan of the batch (rare: only on change)."""
-    return {k: v for k, v in infer_schema(con, paths, sample_lines=None, sample_files=None).items() if k not in schema}
-
-
 # ---- the step --------------------------------------------------------------------------------------
 
 
@@ -786,25 +777,25 @@ def _ingest_batch(
             new_cols = [k for k in hints if k not in schema]
             schema.update({k: hints[k] for k in new_cols})
         # at most two restarts: Auto Loader stops once on new columns and restarts with them
+        watch = mode in ("addNewColumns", "failOnNewColumns")
         for _restart in range(3):
             try:
-                counters = _write_batch(con, target, spec, dt, batch_id, schema, prepared, done, tmp)
+                counters = _write_batch(con, target, spec, dt, batch_id, schema, prepared, done, tmp, watch=watch)
                 break
             except _NewColumns:
-                extra = _new_columns(con, prepared, schema)
-                if not extra:
-                    raise EngineError(
-                        f"{spec.table}: rows carry fields that could not be typed; set schema_hints"
-                    ) from None
+                extra, paths = _new_columns(con, prepared, schema)
+                if not extra:  # nothing that can be a column (a name differing only in case…): stays rescued
+                    watch = False
+                    continue
                 if mode == "failOnNewColumns":
                     files = ", ".join(p.info.rel for p in prepared[:5])
                     raise SchemaChangeError(
-                        f"{spec.table}: new columns {', '.join(sorted(extra))} in batch {batch_id} (files {files}…); "
+                        f"{spec.table}: new columns {', '.join(sorted(paths))} in batch {batch_id} (files {files}…); "
                         "schema_evolution is failOnNewColumns: add them to schema_hints or change the mode, then rerun"
                     ) from None
                 # addNewColumns: restart the batch in-process with the new columns (nothing was committed)
                 schema = {**schema, **extra}
-                new_cols = [*new_cols, *extra]
+                new_cols = [*new_cols, *paths]
         else:
             raise EngineError(f"{spec.table}: schema kept changing within batch {batch_id}")
     batch.new_columns = list(new_cols) if existed else []
@@ -844,12 +835,13 @@ class _NewColumns(Exception):
     """The batch's rows carry fields the schema lacks (addNewColumns: evolve and restart; failOnNewColumns: stop)."""
 
 
-def _new_columns(con, prepared: list[_Prepared], schema: dict[str, str]) -> dict[str, str]:
-    """The fields rows carry beyond `schema`, typed by a full scan of the batch (rare: only on change)."""
+def _new_columns(con, prepared: list[_Prepared], schema: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """(columns to add or widen, their paths: `email`, `endereco.complemento`) for the fields rows carry
+    beyond `schema`, typed by a full scan of the batch (rare: only on change)."""
     inferred = infer_schema(
         con, [p.local for p in prepared], sample_lines=None, sample_files=None, limits=_limits(prepared)
     )
-    return {k: v for k, v in inferred.items() if k not in schema}
+    return evolve(schema, inferred)
 
 
 def _limits(prepared: list[_Prepared]) -> list[int | None]:
@@ -866,8 +858,11 @@ def _write_batch(
     prepared: list[_Prepared],
     done: _Done,
     tmp: Path,
+    *,
+    watch: bool = False,
 ) -> dict[str, int]:
-    """DuckDB writes the batch's Parquet files; delta-rs commits them in ONE commit with (app id, batch id)."""
+    """DuckDB writes the batch's Parquet files; delta-rs commits them in ONE commit with (app id, batch id).
+    `watch`: stop (_NewColumns) when rows carry fields the schema could take."""
     from deltalake.exceptions import CommitFailedError
 
     bronze_uri = Lake(target.lake).table("bronze", spec.table)
@@ -878,7 +873,6 @@ def _write_batch(
     folder = bronze_files.staging_folder(bronze_uri, tmp)
     try:
         staged = _copy_lines(con, sql, paths, folder, limits)
-        watch = spec.bronze.schema_evolution in ("addNewColumns", "failOnNewColumns")
         counters = {**_count(con, staged, schema, watch=watch), "fast_path": fast_path}
         storage_options = delta_storage_options(bronze_uri, target.settings.aws)
         if dt is None:
@@ -961,20 +955,27 @@ def _copy_lines(con, sql: str, paths: list[Path], folder: Path, limits: list[int
 def _count(con, staged: list, schema: dict[str, str], *, watch: bool) -> dict[str, int]:
     """Rows, rescued rows and malformed lines of the staged files. DuckDB counted the rows and the null
     `_rescued_data`; only when some row was rescued are those rows read back (one column, few rows) to
-    count malformed lines and, when the mode watches for them, fields the schema lacks."""
+    count malformed lines and, when the mode watches for them, fields the schema lacks: new top-level
+    fields that can be columns, and fields rescued inside a struct column."""
     rows = sum(f.rows for f in staged)
     rescued = sum(f.rows - (f.null_count("_rescued_data") or 0) for f in staged)
     counters = {"rows": rows, "rescued": rescued, "malformed": 0}
     if not rescued:
         return counters
     files = "[" + ", ".join(lit(str(f.path)) for f in staged) + "]"
-    ours = "[" + ", ".join(lit(n) for n in [*schema, *META_COLUMNS, "_file_path", "_line", "_corrupt_record"]) + "]"
-    malformed, unknown = con.execute(
+    ours = "[" + ", ".join(lit(n) for n in [*schema, *RESERVED]) + "]::VARCHAR[]"
+    structs = [n for n in schema if schema[n].upper().startswith("STRUCT")]
+    struct_list = "[" + ", ".join(lit(n) for n in structs) + "]::VARCHAR[]"
+    malformed, unknown, nested = con.execute(
         f"""SELECT count_if(json_exists(_rescued_data, '$._corrupt_record')),
-             count_if(len(list_filter(json_keys(_rescued_data), lambda k: NOT list_contains({ours}::VARCHAR[], k))) > 0)
+             list_distinct(flatten(list(list_filter(json_keys(_rescued_data), lambda k: NOT list_contains({ours}, k))))),
+             list_distinct(flatten(list(list_filter(json_keys(_rescued_data), lambda k: list_contains({struct_list}, k)
+               AND json_type(_rescued_data, '/' || k) = 'OBJECT'))))
            FROM read_parquet({files}) WHERE _rescued_data IS NOT NULL"""
     ).fetchall()[0]
-    if watch and unknown:
+    taken = {n.lower() for n in schema}
+    new = [k for k in unknown or [] if k and not is_reserved(k) and k.lower() not in taken]
+    if watch and (new or nested):
         raise _NewColumns()
     counters["malformed"] = int(malformed)
     return counters
