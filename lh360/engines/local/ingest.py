@@ -6,6 +6,13 @@ version = batch id) and, in its commit metadata, the files it holds. Before comm
 committed transaction version C and trust only state file C: a crash before the commit leaves a state file
 N > C that is ignored and overwritten; a crash after it leaves nothing to redo. If state file C is lost, it
 is rebuilt from the commit metadata in the Delta history, so the Delta log stays the source of truth.
+Both also hold each ingested file's size and mtime (`lh360.file_meta`; older states lack them), which is how
+a file rewritten under an ingested name is reported rather than ignored: it is never ingested again.
+
+What a batch takes: files not yet ingested, settled (a local file unchanged for `landing.settle`, re-checked
+right before it is read), not quarantined as they are, and readable whole. A file that is not (a bad or
+truncated gzip, a last line that never ended) is quarantined as a file (see "quarantined landing files")
+and the batch goes on without it.
 
 Reading and writing: pyarrow splits the landing files into numbered lines (lines.py); one DuckDB query
 parses each line into the stored schema and writes the batch's Parquet files itself (bronze_files.py),
