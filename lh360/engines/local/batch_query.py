@@ -7,6 +7,7 @@ order: the data columns of the schema, then the metadata columns.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -147,30 +148,59 @@ def _struct_nodes(type_: str) -> list[tuple[list[str], list[str]]]:
     return out
 
 
-def _nested_parts(name: str, type_: str) -> tuple[str, str, list[list[tuple[str, str]]], str]:
-    """For a STRUCT column: SQL for its keys per struct node, for "a key repeats inside it", and for the JSON
-    of the fields the schema lacks, by path ({"zip": …, "geo": {"lat": …}}, or NULL), as one column per
-    struct node, computed deepest first, one query layer per depth (a node refers to its children by
-    column name: written as one expression, DuckDB's binder grows exponentially with the depth). Returns
-    (keys, dup, layers deepest first of [(column, expression)], the root column). Slow lines only: a fast
-    line matched the struct exactly."""
+@dataclass
+class _Nested:
+    """SQL for a STRUCT column's fields on a slow line (a fast line matched the struct exactly)."""
+
+    keys: list[tuple[str, str]]  # (column, expression): the keys of each struct node, NULL if not an object
+    dup: str  # a key repeats inside the struct
+    unknown: str  # some node has a key the schema lacks (cheap: no lambda)
+    layers: list[list[tuple[str, str]]]  # the rescued JSON per node, deepest first (see _nested_parts)
+    root: str  # the column holding the column's rescued JSON, or NULL
+
+
+def _repeats(keys: str, known: str, n_known: int) -> str:
+    """SQL: whether the list of keys `keys` holds a key twice. Hashing the list costs more than the parse
+    that made it; for a schema of usual width, counting the known keys present is cheaper: every key is
+    known and present once, or unknown (those few are hashed)."""
+    if n_known > 64:
+        return f"list_unique({keys}) <> len({keys})"
+    present = f"len(list_filter({known}, lambda c: list_contains({keys}, c)))"
+    unknown = f"len(list_distinct(list_filter({keys}, lambda k: NOT list_contains({known}, k))))"
+    return f"len({keys}) <> {present} + {unknown}"
+
+
+def _nested_parts(name: str, type_: str) -> _Nested:
+    """For a STRUCT column: its keys per struct node, "a key repeats", "a key is unknown", and the JSON of the
+    fields the schema lacks, by path ({"zip": …, "geo": {"lat": …}}, or NULL). That JSON is one column per
+    struct node, computed deepest first, one query layer per depth: a node refers to its children by column
+    name (written as one expression, DuckDB's binder grows exponentially with the depth)."""
     nodes = _struct_nodes(type_)
     raw = f"r.{q(name)}"
-    keys = "[" + ", ".join(f"json_keys({raw}, {lit(_pointer_text(path))})" for path, _ in nodes) + "]"
-    nk = q("nk#" + name)
-    dup = f"list_bool_or(list_transform({nk}, lambda l: len(coalesce(l, [])) <> len(list_distinct(coalesce(l, [])))))"
     index = {tuple(path): i for i, (path, _) in enumerate(nodes)}
+
+    def nk(i: int) -> str:
+        return q(f"nk#{name}#{i}")
 
     def column(i: int) -> str:
         return q(f"nt#{name}#{i}")
 
+    def known(i: int) -> str:
+        return "[" + ", ".join(lit(f) for f in nodes[i][1]) + "]::VARCHAR[]"
+
+    keys = [
+        (nk(i), f"CASE WHEN keys IS NOT NULL THEN json_keys({raw}, {lit(_pointer_text(path))}) END")
+        for i, (path, _) in enumerate(nodes)
+    ]
+    dup = " OR ".join(f"coalesce({_repeats(nk(i), known(i), len(nodes[i][1]))}, false)" for i in range(len(nodes)))
+    unknown = " OR ".join(f"NOT coalesce(list_has_all({known(i)}, {nk(i)}), true)" for i in range(len(nodes)))
+    flag = q(f"nu#{name}")
+
     def own(i: int) -> str:  # "k":value,… of the node's own fields the schema lacks, or NULL
-        path, fields = nodes[i]
-        known = "[" + ", ".join(lit(f) for f in fields) + "]::VARCHAR[]"
         return (
-            f"nullif(array_to_string(list_transform(list_filter(coalesce({nk}[{i + 1}], []), "
-            f"lambda k: NOT list_contains({known}, k)), lambda k: to_json(k) || ':' || "
-            f"json_extract({raw}, {lit(_pointer_text(path))} || {_pointer('k')})::VARCHAR), ','), '')"
+            f"nullif(array_to_string(list_transform(list_filter(coalesce({nk(i)}, []), "
+            f"lambda k: NOT list_contains({known(i)}, k)), lambda k: to_json(k) || ':' || "
+            f"json_extract({raw}, {lit(_pointer_text(nodes[i][0]))} || {_pointer('k')})::VARCHAR), ','), '')"
         )
 
     layers: dict[int, list[tuple[str, str]]] = {}
@@ -179,9 +209,11 @@ def _nested_parts(name: str, type_: str) -> tuple[str, str, list[list[tuple[str,
             f"to_json({lit(f)}::VARCHAR) || ':' || {column(index[(*path, f)])}" for f in fields if (*path, f) in index
         ]
         parts = f"concat_ws(',', {', '.join([own(i), *children])})"
-        expr = f"CASE WHEN {nk} IS NOT NULL THEN '{{' || nullif({parts}, '') || '}}' END"
+        expr = f"CASE WHEN {flag} THEN '{{' || nullif({parts}, '') || '}}' END"
         layers.setdefault(len(path), []).append((column(i), expr))
-    return keys, dup, [layers[d] for d in sorted(layers, reverse=True)], column(0)
+    return _Nested(
+        keys, dup, f"coalesce({unknown}, false)", [layers[d] for d in sorted(layers, reverse=True)], column(0)
+    )
 
 
 def _fast_parts(schema: dict[str, str]) -> tuple[str, str, str]:
@@ -261,25 +293,22 @@ def batch_sql(
         return "VARCHAR" if kinds[n] == "text" else "JSON"
 
     nested = {n: _nested_parts(n, schema[n]) for n in structs}
-    nested_sel = "".join(
-        f", CASE WHEN keys IS NOT NULL AND json_type(r.{q(n)}) = 'OBJECT' THEN {nested[n][0]} END AS {q('nk#' + n)}"
-        for n in structs
-    )
-    nested_dup = " OR ".join(f"coalesce({nested[n][1]}, false)" for n in structs) or "false"
-    depth = max((len(nested[n][2]) for n in structs), default=0)
-    nested_layers = ""
-    for level in range(depth):  # deepest first, aligned at the root: layer -1 of every column is its root
+    nested_sel = "".join(f", {expr} AS {col}" for n in structs for col, expr in nested[n].keys)
+    nested_flags = "".join(f", {nested[n].unknown} AS {q('nu#' + n)}" for n in structs)
+    nested_dup = " OR ".join(f"({nested[n].dup})" for n in structs) or "false"
+    depth = max((len(nested[n].layers) for n in structs), default=0)
+    nested_layers = f"pu AS (SELECT *{nested_flags} FROM pn),\n"
+    for level in range(depth):  # deepest first, aligned at the root: the last layer of every column is its root
         cols_sql = "".join(
             f", {expr} AS {col}"
             for n in structs
-            for col, expr in (
-                nested[n][2][level - depth + len(nested[n][2])] if level >= depth - len(nested[n][2]) else []
-            )
+            if level >= depth - len(nested[n].layers)
+            for col, expr in nested[n].layers[level - depth + len(nested[n].layers)]
         )
-        nested_layers += f"pn{level} AS (SELECT *{cols_sql} FROM {'pn' if level == 0 else f'pn{level - 1}'}),\n"
-    nested_from = f"pn{depth - 1}" if depth else "pn"
+        nested_layers += f"pn{level} AS (SELECT *{cols_sql} FROM {'pu' if level == 0 else f'pn{level - 1}'}),\n"
+    nested_from = f"pn{depth - 1}" if depth else "pu"
     nested_entries = [
-        f"CASE WHEN {nested[n][3]} IS NOT NULL THEN [{{'k': {lit(n)}, 'v': {nested[n][3]}}}] ELSE [] END"
+        f"CASE WHEN {nested[n].root} IS NOT NULL THEN [{{'k': {lit(n)}, 'v': {nested[n].root}}}] ELSE [] END"
         for n in structs
     ]
     if names:
@@ -289,18 +318,12 @@ def batch_sql(
             fast, fast_sel, took_fast = "NULL::STRUCT(x INTEGER)", "", "false"
         raw_struct = json.dumps({n: raw_type(n) for n in names})
         raw = f"CASE WHEN keys IS NOT NULL THEN json_transform(line, {lit(raw_struct)}) END"
-        exact = (
-            f"CASE WHEN keys IS NOT NULL THEN json_transform(line, {lit(json.dumps({n: schema[n] for n in decimals}))}) END"
-            if decimals
-            else "NULL"
-        )
         types_sel = "".join(f", json_type(r.{q(n)}) AS {q('t#' + n)}" for n in checked)
         values = {n: f"r.{q(n)}" for n in names if kinds[n] == "text"}
         values.update({n: _strict_value(kinds[n], "r." + q(n), schema[n]) for n in strict if n not in decimals})
-        # decimals: the producer's digits, parsed exactly (the raw JSON text says whether it is a number)
-        values.update(
-            {n: f"CASE WHEN regexp_matches(r.{q(n)}::VARCHAR, '^-?[0-9]') THEN x.{q(n)} END" for n in decimals}
-        )
+        # decimals: exact from DuckDB's text where that is exact (_strict_value), else the producer's digits
+        # parsed again, for that line only (a JSON-to-DECIMAL transform reads them exactly)
+        values.update({n: _slow_decimal(n, schema[n]) for n in decimals})
         values.update({n: _checked(kinds[n], "r." + q(n), q("t#" + n), schema[n]) for n in checked})
         values_sel = "".join(f", {values[n]} AS {q('v#' + n)}" for n in names)
         mismatch = [f"(r.{q(n)} IS NOT NULL AND {q('v#' + n)} IS NULL)" for n in strict]
@@ -311,53 +334,51 @@ def batch_sql(
 
         def rescued_value(n: str) -> str:
             text = f"r.{q(n)}::VARCHAR"
-            return _as_written(text, lit(_regex_escape(n))) if kinds[n] in _NUMBER_KINDS else text
+            return _as_written(text, f"regexp_escape({lit(n)})") if kinds[n] in _NUMBER_KINDS else text
 
         entries = [f"CASE WHEN {bad[n]} THEN [{{'k': {lit(n)}, 'v': {rescued_value(n)}}}] ELSE [] END" for n in bad]
         any_mismatch = f"(NOT fast AND ({' OR '.join(mismatch)}))" if mismatch else "false"
         if fast_path:
             cols = "".join(
-                f"CASE WHEN fast THEN {q('f#' + n) if n in strict else 's.' + q(n)} WHEN ok THEN {q('v#' + n)} END AS {q(n)}, "
+                f"CASE WHEN fast THEN {q('f#' + n) if n in strict else 's.' + q(n)} ELSE {q('v#' + n)} END AS {q(n)}, "
                 for n in names
             )
         else:
-            cols = "".join(f"CASE WHEN ok THEN {q('v#' + n)} END AS {q(n)}, " for n in names)
+            cols = "".join(f"{q('v#' + n)} AS {q(n)}, " for n in names)
     else:  # no columns yet (nothing could be inferred): json_keys is the parse that decides
         fast, raw, fast_sel, took_fast = "NULL::STRUCT(x INTEGER)", "NULL::STRUCT(x INTEGER)", "", "false"
-        exact = "NULL"
         types_sel = values_sel = cols = ""
         entries, any_mismatch = [], "false"
     parts = ", ".join([unknown_entries, source_fields, *entries, *nested_entries, where])
     rescued = f"'{{' || array_to_string(list_transform(list_concat({parts}), lambda e: to_json(e.k)::VARCHAR || ':' || e.v), ',') || '}}'"
-    any_nested = " OR ".join(f"{nested[n][3]} IS NOT NULL" for n in structs) or "false"
+    any_nested = " OR ".join(f"{nested[n].root} IS NOT NULL" for n in structs) or "false"
     # `keys` is computed for slow lines only (NULL on a fast line, or a line that is not an object); a key
     # repeated at the top makes the line a corrupt record (which value would be the field's?)
-    unk = (
-        f"CASE WHEN keys IS NOT NULL THEN list_filter(keys, lambda k: NOT list_contains({known}, k) "
-        f"AND NOT list_contains({reserved}, lower(k))) ELSE [] END"
-    )
-    res = (
-        f"CASE WHEN keys IS NOT NULL THEN list_filter(keys, lambda k: NOT list_contains({known}, k) "
-        f"AND list_contains({reserved}, lower(k))) ELSE [] END"
-    )
+    # fields the schema lacks: usually none, so the split below filters an empty list; a line repeating a
+    # key is a corrupt record (its keys, hence its values, become NULL)
+    top_dup = f"coalesce({_repeats('keys', known, len(names))}, false)"
+    other = f"CASE WHEN keys IS NOT NULL THEN list_filter(keys, lambda k: NOT list_contains({known}, k)) ELSE [] END"
+    unk = f"list_filter(other, lambda k: NOT list_contains({reserved}, lower(k)))"
+    res = f"list_filter(other, lambda k: list_contains({reserved}, lower(k)))"
     return f"""
 WITH {LINES.strip()},
 ps AS (SELECT *, {fast} AS s FROM c),
 po AS (SELECT *{fast_sel} FROM ps),
 pf AS (SELECT *, {took_fast} AS fast FROM po),
 pj AS (
-  SELECT * REPLACE (CASE WHEN len(keys) = len(list_distinct(keys)) THEN keys END AS keys)
-  FROM (
-    SELECT *, CASE WHEN fast THEN NULL WHEN starts_with(ltrim(line, ' ' || chr(9) || chr(13)), '{{') THEN TRY(json_keys(line)) END AS keys
-    FROM pf
-  )
+  SELECT *, CASE WHEN fast THEN NULL WHEN starts_with(ltrim(line, ' ' || chr(9) || chr(13)), '{{') THEN TRY(json_keys(line)) END AS keys
+  FROM pf
 ),
+po2 AS (SELECT * REPLACE (CASE WHEN NOT ({top_dup}) THEN keys END AS keys) FROM (SELECT *, {other} AS other FROM pj)),
 pk AS (
-  SELECT *, {unk} AS unk, {res} AS res, {raw} AS r, {exact} AS x, {uris}[fi + 1] AS uri, {mtimes}[fi + 1] AS mtime
-  FROM pj
+  SELECT *, {unk} AS unk, {res} AS res, {raw} AS r, {uris}[fi + 1] AS uri, {mtimes}[fi + 1] AS mtime
+  FROM po2
 ),
 pn AS (SELECT *{nested_sel} FROM pk),
-{nested_layers}pl AS (SELECT *, fast OR (keys IS NOT NULL AND NOT ({nested_dup})) AS ok FROM {nested_from}),
+{nested_layers}pl AS (
+  SELECT * REPLACE (CASE WHEN NOT ({nested_dup}) THEN r END AS r), fast OR (keys IS NOT NULL AND NOT ({nested_dup})) AS ok
+  FROM {nested_from}
+),
 pt AS (SELECT *{types_sel} FROM pl),
 pv AS (SELECT *{values_sel} FROM pt)
 SELECT {cols}uri AS _source_file, mtime AS _source_modified_at,
@@ -370,8 +391,10 @@ FROM pv
 """
 
 
-def _regex_escape(name: str) -> str:
-    """A column name as a literal inside an RE2 pattern (as DuckDB's regexp_escape does)."""
-    import re
-
-    return re.escape(name)
+def _slow_decimal(name: str, type_: str) -> str:
+    """SQL: a decimal column's value on a slow line: NULL unless the raw JSON value is a number."""
+    text = f"r.{q(name)}::VARCHAR"
+    quick = _strict_value("decimal", f"r.{q(name)}", type_)
+    exact = f"struct_extract(json_transform(line, {lit(json.dumps({name: type_}))}), {lit(name)})"
+    number = f"left({text}, 1) IN ('-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9')"
+    return f"CASE WHEN {number} THEN coalesce({quick}, {exact}) END"
