@@ -263,6 +263,9 @@ def list_table(
         new.last_full_at = prev.last_full_at
         new.ordered = prev.ordered
     new.future_seen, listing.future = future_mtimes(files, loaded, now)
+    if mode == "incremental" and loaded is not None:  # files below the watermark were not listed: keep theirs
+        listed = {f.rel for f in files}
+        new.future_seen = {**{k: v for k, v in loaded.future_seen.items() if k not in listed}, **new.future_seen}
     listing.state = new  # effective_mtime reads future_seen from here
     mtime = listing.effective_mtime
     # the newest file and the recent ones (for the SLA): carried over what an incremental listing skips
