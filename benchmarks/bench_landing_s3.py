@@ -89,12 +89,12 @@ def seed_ingested(target, spec, rels: list[str], batch: int) -> None:
     from deltalake import write_deltalake
 
     from lh360.delta import commit_properties
-    from lh360.engines.local.ingest import _write_state, app_id
+    from lh360.engines.local.ingest_state import app_id, write_state
     from lh360.layout import Lake
     from lh360.storage import delta_storage_options
 
     uri = Lake(target.lake).table("bronze", spec.table)
-    _write_state(target, spec, batch, set(rels), "seed")
+    write_state(target, spec, batch, set(rels), "seed")
     write_deltalake(
         uri,
         pa.table({"id": pa.array([], pa.int64())}),
@@ -107,7 +107,7 @@ def seed_ingested(target, spec, rels: list[str], batch: int) -> None:
 
 
 def listing(target, spec, **kw) -> dict:
-    from lh360.engines.local.ingest import ingested_files
+    from lh360.engines.local.ingest_state import ingested_files
     from lh360.listing import list_table
 
     committed, done = ingested_files(target, spec)

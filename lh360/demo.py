@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,14 @@ DEMO_TABLE = "clientes"
 
 
 def write_demo_landing(
-    target: ResolvedTarget, spec_path: str, *, rows: int, files: int, seed: int, now: datetime | None = None
+    target: ResolvedTarget,
+    spec_path: str,
+    *,
+    rows: int,
+    files: int,
+    seed: int,
+    now: datetime | None = None,
+    settle: timedelta = timedelta(0),
 ) -> tuple[list[Path], bool]:
     """Write the sample files unless the folder already holds some; returns (paths, written)."""
     from lh360.demo_data import DEFAULT_SPAN, write_landing
@@ -28,8 +35,10 @@ def write_demo_landing(
     if existing:
         return existing, False
     now = now or datetime.now(UTC)
-    # the newest record lands just before now, so freshness checks pass on the day the demo runs
-    start = now.replace(minute=0, second=0, microsecond=0) - DEFAULT_SPAN
+    # the newest record lands just before now, so freshness checks pass on the day the demo runs; and at
+    # least `settle` before now: the files are dated as an export that finished earlier, so the ingest takes
+    # them at once (landing.settle waits only for files still being written)
+    start = (now - settle).replace(minute=0, second=0, microsecond=0) - DEFAULT_SPAN
     return write_landing(folder, rows=rows, files=files, seed=seed, start=start), True
 
 
@@ -48,7 +57,9 @@ def run_demo(lh: Lakehouse, *, rows: int, files: int, seed: int, fresh: bool) ->
         lake = Lake(target.lake)
         for path in (join(target.landing, spec.source.path), lake.uri):
             shutil.rmtree(path, ignore_errors=True)
-    paths, written = write_demo_landing(target, spec.source.path, rows=rows, files=files, seed=seed)
+    paths, written = write_demo_landing(
+        target, spec.source.path, rows=rows, files=files, seed=seed, settle=spec.landing.settle
+    )
     lh.console.say(
         f"landing: {'wrote' if written else 'kept'} {len(paths)} file(s) in {join(target.landing, spec.source.path)}"
         + ("" if written else " (use --fresh to start over)")

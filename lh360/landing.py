@@ -10,6 +10,7 @@ from typing import Any
 from lh360.config import ResolvedTarget
 from lh360.engines.base import IngestState
 from lh360.layout import landing_prefix
+from lh360.listing import Candidates, landing_candidates
 from lh360.spec import TableSpec
 from lh360.storage import FileInfo, store_for
 
@@ -31,6 +32,11 @@ class LandingReport:
     uploading: list[dict[str, Any]] = field(default_factory=list)  # multipart uploads in progress
     late_files: list[str] = field(default_factory=list)  # found below the listing watermark
     unreadable: list[dict[str, Any]] = field(default_factory=list)
+    settling: list[dict[str, Any]] = field(default_factory=list)  # pending, written less than landing.settle ago
+    quarantined: list[dict[str, Any]] = field(default_factory=list)  # skipped by ingest until they change
+    rewritten: list[dict[str, Any]] = field(default_factory=list)  # ingested, then rewritten under the same name
+    symlinks: list[dict[str, Any]] = field(default_factory=list)  # not followed
+    future_mtime: list[dict[str, Any]] = field(default_factory=list)  # mtime ahead of the clock: counted as first seen
     problems: list[str] = field(default_factory=list)  # SLA breaches: exit 1
     warnings: list[str] = field(default_factory=list)
     listing: dict[str, Any] = field(default_factory=dict)
@@ -54,22 +60,22 @@ def check_landing(
     sample: bool = True,
     full_listing: bool | None = None,
 ) -> LandingReport:
-    """Pending files and bytes against `ingested` (what the target's engine says bronze holds: Engine.ingested),
-    the newest file's age against
+    """Pending files and bytes against what the target's engine says bronze holds (`ingested`:
+    Engine.ingested), the newest file's age against
     `landing.max_age`, files landed within it against `landing.min_files`, zero-byte objects, uploads still in
     progress, and a parse of the first MiB of the newest pending file. Lists incrementally where safe
     (`lh360.listing`)."""
-    from lh360.listing import list_table
-
     now = time.time() if now is None else now
-    committed, done = ingested.committed, ingested.files
-    listing = list_table(target, spec, done, committed, full=full_listing, now=now)
+    found = landing_candidates(target, spec, ingested, now=now, full_listing=full_listing)
+    listing, done = found.listing, found.state.files
     files = listing.files
     report = LandingReport(
         table=spec.table, prefix=landing_prefix(target.landing, spec.source.path), min_files=spec.landing.min_files
     )
     report.warnings.extend(ingested.warnings)
-    pending = [f for f in files if f.rel not in done]
+    quarantined = {q["file"] for q in found.quarantined}
+    pending = [f for f in files if f.rel not in done and f.rel not in quarantined]
+    _report_files(report, found)
     if listing.mode == "full":
         report.files = len(files)
         report.bytes = sum(f.size for f in files)
@@ -119,6 +125,7 @@ def check_landing(
             f"{len(listing.late)} file(s) landed with keys below the listing watermark, e.g. {listing.late[0]}: "
             "found by this full listing; incremental listing is off until keys arrive in order again"
         )
+    _warn_files(report)
     report.listing = listing.as_dict()
     report.listing["upload_list_requests"] = store.stats.requests  # list_multipart_uploads pages
     non_empty = [f for f in pending if f.size > 0]
@@ -128,6 +135,43 @@ def check_landing(
         if bad:
             report.unreadable.append(bad)
     return report
+
+
+def _report_files(report: LandingReport, found: Candidates) -> None:
+    report.settling = found.settling
+    report.quarantined = found.quarantined
+    report.rewritten = found.rewritten
+    report.symlinks = [link.as_dict() for link in found.listing.links]
+    report.future_mtime = found.listing.future
+
+
+def _warn_files(report: LandingReport) -> None:
+    """Files the ingest leaves aside, as warnings (never an SLA breach: the feed itself may be fine)."""
+    if report.settling:
+        report.warnings.append(
+            f"{len(report.settling)} file(s) written less than landing.settle ago, e.g. {report.settling[0]['file']}: "
+            "ingested once they stop changing"
+        )
+    if report.quarantined:
+        q = report.quarantined[0]
+        report.warnings.append(
+            f"{len(report.quarantined)} quarantined file(s) skipped until they change, e.g. {q['file']}: {q['error']}"
+        )
+    if report.rewritten:
+        report.warnings.append(
+            f"{len(report.rewritten)} ingested file(s) rewritten since (size or mtime changed), e.g. "
+            f"{report.rewritten[0]['file']}: the new content is not ingested; land it under a new name"
+        )
+    if report.symlinks:
+        link = report.symlinks[0]
+        report.warnings.append(
+            f"{len(report.symlinks)} symlink(s) not followed, e.g. {link['file']} ({link['reason']})"
+        )
+    if report.future_mtime:
+        report.warnings.append(
+            f"{len(report.future_mtime)} file(s) with a modification time in the future (clock skew?), e.g. "
+            f"{report.future_mtime[0]['file']}: counted as landed when first seen"
+        )
 
 
 def sample_parse(target: ResolvedTarget, info: FileInfo, max_bytes: int = 1 << 20) -> dict[str, Any] | None:

@@ -45,9 +45,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lh360.config import ResolvedTarget
+from lh360.engines.base import IngestState
 from lh360.layout import Lake
 from lh360.spec import TableSpec
-from lh360.storage import JSON_SUFFIXES, FileInfo, ListStats, is_s3, join, store_for
+from lh360.storage import JSON_SUFFIXES, FileInfo, ListStats, SkippedLink, is_s3, join, store_for
 
 log = logging.getLogger("lh360.listing")
 
@@ -58,6 +59,7 @@ INTERVAL_ENV = "LH360_FULL_LISTING_INTERVAL"
 ORDER_SKEW_S = 300.0  # uploads finishing out of key order within this long of each other are normal
 ORDER_WINDOW_S = 7 * 86400  # arrival order is judged on the files of the last week
 RECENT_CAP = 20_000
+FUTURE_TOLERANCE_S = 2.0  # an mtime this far ahead of our clock is clock noise, not a future date
 
 
 @dataclass
@@ -68,6 +70,8 @@ class ListingState:
     ordered: bool | None = None  # keys in arrival order, as the last full listing judged
     newest: dict[str, Any] | None = None  # {rel, mtime, size}: the newest file seen
     recent: dict[str, float] = field(default_factory=dict)  # rel -> mtime, files within the SLA window
+    # rel -> [mtime, first seen]: files whose mtime was in the future when first listed (see effective_mtime)
+    future_seen: dict[str, list[float]] = field(default_factory=dict)
     version: int = STATE_VERSION
 
     @classmethod
@@ -81,6 +85,7 @@ class ListingState:
             ordered=doc.get("ordered"),
             newest=doc.get("newest"),
             recent={str(k): float(v) for k, v in (doc.get("recent") or {}).items()},
+            future_seen={str(k): [float(v[0]), float(v[1])] for k, v in (doc.get("future_seen") or {}).items()},
         )
 
 
@@ -94,6 +99,13 @@ class Listing:
     state: ListingState  # the state after this listing
     late: list[str] = field(default_factory=list)  # pending files below the previous watermark
     seconds: float = 0.0
+    links: list[SkippedLink] = field(default_factory=list)  # symlinks not followed (local landing zones)
+    future: list[dict[str, Any]] = field(default_factory=list)  # files with an mtime in the future
+
+    def effective_mtime(self, f: FileInfo) -> float:
+        """The file's mtime, or for an mtime in the future, when lh360 first saw the file (see `future_mtimes`)."""
+        seen = self.state.future_seen.get(f.rel)
+        return seen[1] if seen is not None and seen[0] == f.mtime else f.mtime
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -204,16 +216,20 @@ def list_table(
     if full is None:
         full = os.environ.get(FULL_ENV, "").lower() in ("1", "true", "yes")
     s3 = is_s3(target.landing)
-    prev = load_state(target, spec) if (s3 and done is not None) else None
+    # a local folder keeps a state too, for the first-seen times of files dated in the future only
+    loaded = load_state(target, spec) if done is not None else None
+    prev = loaded if s3 else None
     mode, reason, start_after = decide(
         prev, done, committed, s3=s3, full=full, now=now, interval_s=full_interval_s() if s3 else 0.0
     )
-    store = store_for(target.landing, target.settings.aws)
+    links_inside = target.landing if spec.landing.symlinks == "inside" else None
+    store = store_for(target.landing, target.settings.aws, links_inside=links_inside)
     prefix = join(target.landing, spec.source.path)
     files = [f for f in store.list(prefix, start_after=start_after) if _is_landing_file(f)]
     listing = Listing(
         files=files, mode=mode, reason=reason, start_after=start_after, stats=store.stats, state=prev or ListingState()
     )
+    listing.links = list(getattr(store, "skipped_links", []))
     if done is None:
         listing.seconds = time.monotonic() - started
         return listing
@@ -247,9 +263,15 @@ def list_table(
         assert prev is not None
         new.last_full_at = prev.last_full_at
         new.ordered = prev.ordered
+    new.future_seen, listing.future = future_mtimes(files, loaded, now)
+    if mode == "incremental" and loaded is not None:  # files below the watermark were not listed: keep theirs
+        listed = {f.rel for f in files}
+        new.future_seen = {**{k: v for k, v in loaded.future_seen.items() if k not in listed}, **new.future_seen}
+    listing.state = new  # effective_mtime reads future_seen from here
+    mtime = listing.effective_mtime
     # the newest file and the recent ones (for the SLA): carried over what an incremental listing skips
-    newest = max(files, key=lambda f: (f.mtime, f.rel), default=None)
-    new.newest = {"rel": newest.rel, "mtime": newest.mtime, "size": newest.size} if newest else None
+    newest = max(files, key=lambda f: (mtime(f), f.rel), default=None)
+    new.newest = {"rel": newest.rel, "mtime": mtime(newest), "size": newest.size} if newest else None
     if (
         mode == "incremental"
         and prev
@@ -261,16 +283,61 @@ def list_table(
         new.newest = prev.newest
     keep = keep_s if keep_s is not None else (spec.landing.max_age.total_seconds() if spec.landing.max_age else 0)
     recent = dict(prev.recent) if (mode == "incremental" and prev) else {}
-    recent.update({f.rel: f.mtime for f in files})
+    recent.update({f.rel: mtime(f) for f in files})
     recent = {rel: m for rel, m in recent.items() if now - m <= keep}
     if len(recent) > RECENT_CAP:
         recent = dict(sorted(recent.items(), key=lambda kv: kv[1])[-RECENT_CAP:])
     new.recent = recent
-    listing.state = new
-    if save and s3:
+    if save and (s3 or new.future_seen or (loaded is not None and loaded.future_seen)):
         save_state(target, spec, new)
     listing.seconds = time.monotonic() - started
     return listing
+
+
+def future_mtimes(
+    files: list[FileInfo], prev: ListingState | None, now: float
+) -> tuple[dict[str, list[float]], list[dict[str, Any]]]:
+    """(state entries, report entries) for files whose mtime lies in the future.
+
+    A future mtime (a producer's skewed clock, `touch -d 2035`) would make a file look as if it just landed
+    until that date, hiding a dead feed from the SLA and keeping the file from settling. Such a file counts
+    as landed when lh360 first saw it with that mtime: "clamped to now" once, remembered in the listing state,
+    so it ages from then on like any other file. A file whose mtime changes is judged afresh."""
+    old = prev.future_seen if prev is not None else {}
+    seen: dict[str, list[float]] = {}
+    report = []
+    for f in files:
+        if f.mtime <= now + FUTURE_TOLERANCE_S:
+            continue
+        first = old.get(f.rel)
+        first_seen = first[1] if first is not None and first[0] == f.mtime else now
+        seen[f.rel] = [f.mtime, first_seen]
+        report.append({"file": f.rel, "mtime": f.mtime, "ahead_s": round(f.mtime - now, 1), "counted_as": first_seen})
+    return seen, sorted(report, key=lambda d: d["file"])
+
+
+def split_settled(
+    listing: Listing, files: list[FileInfo], settle_s: float, now: float
+) -> tuple[list[FileInfo], list[dict[str, Any]]]:
+    """(settled files, files still settling) of a local or mounted landing zone.
+
+    A producer may still be writing a file that lh360 lists (a cron box reading a shared folder cannot count
+    on the upload-then-rename convention). A file is taken once unchanged for `settle_s`: every write moves
+    its mtime to the writer's clock, so an mtime at least `settle_s` old (by effective_mtime: a future mtime
+    counts from when it was first seen) means no write for that long. The ingest re-checks size and mtime
+    right before reading and then reads exactly that many bytes, and a file must also end completely (a
+    final newline, or a whole JSON value) before it is taken: see the ingest module. S3 objects appear
+    whole, so an S3 landing zone is never made to wait."""
+    if settle_s <= 0 or is_s3(files[0].uri if files else ""):
+        return list(files), []
+    ready, waiting = [], []
+    for f in files:
+        age = now - listing.effective_mtime(f)
+        if age >= settle_s:
+            ready.append(f)
+        else:
+            waiting.append({"file": f.rel, "age_s": round(max(age, 0.0), 1), "settle_s": settle_s})
+    return ready, waiting
 
 
 def arrival_ordered(
@@ -301,3 +368,76 @@ def _dur(seconds: float) -> str:
     from lh360.durations import format_duration
 
     return format_duration(seconds)
+
+
+# ---- what the next ingest takes --------------------------------------------------------------------
+
+
+@dataclass
+class Candidates:
+    """The landing files of a table as the next ingest sees them."""
+
+    state: IngestState
+    listing: Listing
+    ready: list[FileInfo]  # pending, settled, not quarantined: what an ingest takes, oldest first
+    settling: list[dict[str, Any]]  # pending but written too recently (local landing zones)
+    quarantined: list[dict[str, Any]]  # quarantined and unchanged since: skipped
+    retried: list[str]  # quarantined before, changed since: tried again
+    rewritten: list[dict[str, Any]]  # ingested before, size or mtime changed since: reported, not re-ingested
+    quarantine: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def landing_candidates(
+    target: ResolvedTarget,
+    spec: TableSpec,
+    state: IngestState,
+    *,
+    now: float | None = None,
+    full_listing: bool | None = None,
+) -> Candidates:
+    """List the table's landing zone against what its engine has ingested (`state`, Engine.ingested): what
+    is ready, settling, quarantined or rewritten."""
+    now = time.time() if now is None else now
+    listing = list_table(target, spec, state.files, state.committed, now=now, full=full_listing)
+    quarantine = state.quarantined
+    pending, quarantined, retried = [], [], []
+    for f in listing.files:
+        if f.rel in state.files:
+            continue
+        entry = quarantine.get(f.rel)
+        if still_quarantined(entry, f):
+            quarantined.append({"file": f.rel, "error": entry.get("error"), "since": entry.get("at")})
+            continue
+        if entry is not None:
+            retried.append(f.rel)
+        pending.append(f)
+    ready, settling = split_settled(listing, pending, spec.landing.settle.total_seconds(), now)
+    ready.sort(key=lambda f: (f.mtime, f.rel))
+    return Candidates(
+        state, listing, ready, settling, quarantined, retried, rewritten_files(listing.files, state), quarantine
+    )
+
+
+def rewritten_files(listed: list[FileInfo], state: IngestState) -> list[dict[str, Any]]:
+    """Ingested files whose size or mtime changed since: files are identified by their path, and a rewrite
+    under an ingested name is not ingested again (as Auto Loader with cloudFiles.allowOverwrites=false),
+    but it is reported, never silently ignored."""
+    out = []
+    for f in listed:
+        before = state.meta.get(f.rel)
+        if before is not None and (before[0] != f.size or before[1] != f.mtime):
+            out.append(
+                {
+                    "file": f.rel,
+                    "ingested_size": before[0],
+                    "size": f.size,
+                    "ingested_mtime": before[1],
+                    "mtime": f.mtime,
+                }
+            )
+    return out
+
+
+def still_quarantined(entry: dict[str, Any] | None, f: FileInfo) -> bool:
+    """Whether the file is as it was when quarantined (a changed file is tried again)."""
+    return entry is not None and entry.get("size") == f.size and entry.get("mtime") == f.mtime

@@ -76,6 +76,17 @@ class Source(Strict):
 class LandingSLA(Strict):
     max_age: Duration | None = None
     min_files: int = Field(1, ge=0)
+    # a local or mounted landing file is taken once unchanged this long (S3 objects are atomic: not applied)
+    settle: Duration = timedelta(seconds=60)
+    # skip: symlinks are never followed (reported); inside: file symlinks resolving inside the landing zone are
+    symlinks: Literal["skip", "inside"] = "skip"
+
+    @field_validator("settle")
+    @classmethod
+    def _not_negative(cls, v: timedelta) -> timedelta:
+        if v.total_seconds() < 0:
+            raise ValueError("settle must not be negative")
+        return v
 
 
 class Bronze(Strict):

@@ -1,7 +1,7 @@
 """Files by URI: a local folder or `s3://bucket/prefix`, for landing zones, state files and Delta options.
 
-Landing files are immutable and identified by their path (Auto Loader's contract). Names starting with
-`.` or `_` are ignored, as Spark ignores them: writers upload to a hidden name and rename.
+Landing files are identified by their path (Auto Loader's contract). Names starting with `.` or `_` are
+ignored, as Spark ignores them: writers upload to a hidden name and rename. Local symlinks are not followed.
 """
 
 from __future__ import annotations
@@ -76,13 +76,36 @@ class Store(Protocol):
     def upload(self, path: Path, uri: str) -> None: ...
 
 
+@dataclass(frozen=True)
+class SkippedLink:
+    """A symlink the listing did not follow: whoever can write the landing zone must not be able to make
+    lh360 copy any file it can read (`~/.aws/credentials`, `/etc/passwd`) into the lake."""
+
+    rel: str
+    target: str  # where it resolves to
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"file": self.rel, "target": self.target, "reason": self.reason}
+
+
+def is_within(path: str, root: str) -> bool:
+    """Whether `path` (already resolved) lies inside the folder `root`."""
+    base = os.path.realpath(root)
+    return path == base or path.startswith(base.rstrip(os.sep) + os.sep)
+
+
 class LocalStore:
-    def __init__(self) -> None:
+    def __init__(self, links_inside: str | None = None) -> None:
+        """`links_inside`: follow file symlinks that resolve inside this folder; every other symlink is
+        skipped and recorded in `skipped_links`."""
         self.stats = ListStats()
+        self.links_inside = links_inside
+        self.skipped_links: list[SkippedLink] = []
 
     def list(self, prefix: str, start_after: str | None = None) -> Iterator[FileInfo]:
-        """Every visible file under `prefix`. `start_after` is ignored: a folder walk has no key order to
-        resume from, and costs nothing per request."""
+        """Every visible regular file under `prefix`. `start_after` is ignored: a folder walk has no key order to
+        resume from, and costs nothing per request. Symlinks are not followed (see `links_inside`)."""
         root = Path(prefix)
         if not root.is_dir():
             return
@@ -98,12 +121,32 @@ class LocalStore:
                 if entry.name.startswith((".", "_")):
                     continue
                 rel = rel_folder + entry.name
-                if entry.is_dir(follow_symlinks=False):
+                if entry.is_symlink():
+                    info = self._link(entry, rel)
+                    if info is not None:
+                        self.stats.objects += 1
+                        yield info
+                elif entry.is_dir(follow_symlinks=False):
                     stack.append((entry.path, rel + "/"))
-                elif entry.is_file():
+                elif entry.is_file(follow_symlinks=False):
                     self.stats.objects += 1
-                    st = entry.stat()
+                    st = entry.stat(follow_symlinks=False)
                     yield FileInfo(uri=entry.path, rel=rel, size=st.st_size, mtime=st.st_mtime)
+
+    def _link(self, entry: os.DirEntry, rel: str) -> FileInfo | None:
+        """A symlink: its target's FileInfo when allowed (a file inside `links_inside`), else None, recorded."""
+        target = os.path.realpath(entry.path)
+        if self.links_inside is None:
+            reason = "symlinks are not followed (landing.symlinks: skip)"
+        elif not is_within(target, self.links_inside):
+            reason = "resolves outside the landing zone"
+        elif not os.path.isfile(target):
+            reason = "not a file (directory symlinks are never followed)"
+        else:
+            st = os.stat(target)
+            return FileInfo(uri=entry.path, rel=rel, size=st.st_size, mtime=st.st_mtime)
+        self.skipped_links.append(SkippedLink(rel, target, reason))
+        return None
 
     def uploads_in_progress(self, prefix: str) -> list[Upload]:
         """Hidden temporary files (`.name.tmp`): writers upload to a hidden name, then rename."""
@@ -286,8 +329,9 @@ def aws_client(service: str, aws: AwsSettings, *, max_attempts: int = 5, **confi
         return client
 
 
-def store_for(uri: str, aws: AwsSettings | None = None) -> Store:
-    return S3Store(aws or AwsSettings()) if is_s3(uri) else LocalStore()
+def store_for(uri: str, aws: AwsSettings | None = None, *, links_inside: str | None = None) -> Store:
+    """`links_inside`: for a local folder, follow file symlinks resolving inside this folder (LocalStore)."""
+    return S3Store(aws or AwsSettings()) if is_s3(uri) else LocalStore(links_inside)
 
 
 def delta_storage_options(uri: str, aws: AwsSettings | None = None) -> dict[str, str] | None:

@@ -40,6 +40,8 @@ class TmpProject:
         return self.root / "lake"
 
     def add_spec(self, spec: dict[str, Any]) -> Path:
+        """Writes the spec; landing.settle defaults to 0 here (tests write files and ingest at once)."""
+        spec = with_settle_zero(spec)
         path = self.root / "configs" / "tables" / f"{spec['table']}.yaml"
         path.write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True))
         return path
@@ -63,6 +65,13 @@ class TmpProject:
 
     def target(self):
         return self.load().target()
+
+
+def with_settle_zero(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec with `landing.settle: 0` unless it sets one: a test writes a file and ingests it at once."""
+    landing = dict(spec.get("landing") or {})
+    landing.setdefault("settle", 0)
+    return {**spec, "landing": landing}
 
 
 def _make(root: Path, specs: list[dict[str, Any]], config: dict[str, Any] | None) -> TmpProject:

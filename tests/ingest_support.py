@@ -27,6 +27,7 @@ def make_project(root: Path, spec: dict[str, Any] | None = None, **bronze: Any) 
         "source": {"path": "eventos/"},
         "bronze": {"schema_evolution": "addNewColumns", **bronze},
     }
+    spec = {**spec, "landing": {"settle": 0, **(spec.get("landing") or {})}}  # files are ingested as written
     cfg = root / "configs" / "lh360.yaml"
     cfg.write_text(yaml.safe_dump(CONFIG, sort_keys=False))
     (root / "configs" / "tables" / f"{spec['table']}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))

@@ -46,8 +46,9 @@ def corpus(land, first_only: bool = False):
     for i, (name, lines) in enumerate(files.items()):
         if first_only != (i == 0):
             continue
-        newline = name != "06_truncated.json"
-        write_lines(land / name, lines, newline_at_end=newline, mtime=1_700_000_000 + i)
+        # 06's cut line ends with a newline: a file whose last line never ends is quarantined as a file instead
+        # (test_landing_edges), and taken, cut line as a corrupt record, once a newline is appended
+        write_lines(land / name, lines, mtime=1_700_000_000 + i)
     return files
 
 
@@ -58,10 +59,9 @@ def test_every_line_is_a_row_and_every_bad_piece_is_findable(tmp_path):
     first = ingest(tmp_path)
     files = corpus(tmp_path / "landing" / "eventos")
     result = ingest(tmp_path)
-    result.batches[:0] = first.batches
     expected_lines = sum(len(v) for v in files.values())
     rows = bronze_rows(tmp_path)
-    assert len(rows) == expected_lines == result.rows
+    assert len(rows) == expected_lines == first.rows + result.rows
     by_line = {}
     for r in rows:
         data = rescued(r)

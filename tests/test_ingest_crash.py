@@ -17,9 +17,9 @@ import time
 from tests.ingest_support import bronze_rows, make_project, write_lines
 
 FORGETFUL = (
-    "import lh360.engines.local.ingest as m\n"
-    "real = m.ingested_files\n"
-    "m.ingested_files = lambda target, spec, dt=None: (real(target, spec, dt)[0], set())\n"
+    "import lh360.engines.local.ingest_state as m\n"
+    "real = m.read_ingest_state\n"
+    "m.read_ingest_state = lambda target, spec, dt=None: m.IngestState(real(target, spec, dt).committed, set())\n"
     "from lh360.cli import main\n"
     "main()\n"
 )

@@ -271,6 +271,7 @@ def render_landing(out: Output, target: str, reports: list[Any]) -> None:
             say(out, f"{r.table}: upload in progress {up['file']} (started {ago(up['age_s'])} ago)")
         for late in r.late_files:
             say(out, f"{r.table}: landed below the listing watermark: {late}")
+        _render_left_aside(out, r)
         lst = r.listing
         if lst and lst.get("requests"):
             after = f" after {lst['start_after']}" if lst.get("start_after") else ""
@@ -279,6 +280,31 @@ def render_landing(out: Output, target: str, reports: list[Any]) -> None:
                 f"{r.table}: {lst['mode']} listing{after} ({lst['reason']}): "
                 f"{lst['requests']} request(s), {lst['objects']} object(s)",
             )
+
+
+def _render_left_aside(out: Output, r: Any) -> None:
+    """Landing files the ingest does not take now: settling, quarantined, rewritten, symlinks, future mtimes."""
+    for w in r.settling:
+        say(
+            out,
+            f"{r.table}: settling {w['file']} (changed {ago(w['age_s'])} ago; taken once unchanged for {ago(w['settle_s'])})",
+        )
+    for q in r.quarantined:
+        say(out, f"{r.table}: quarantined {q['file']}: {q['error']} (skipped until the file changes)")
+    for rw in r.rewritten:
+        say(
+            out,
+            f"{r.table}: rewritten after ingest {rw['file']} (size {rw['ingested_size']} -> {rw['size']}): "
+            "not ingested again",
+        )
+    for link in r.symlinks:
+        say(out, f"{r.table}: symlink not followed {link['file']} -> {link['target']}: {link['reason']}")
+    for fut in r.future_mtime:
+        say(
+            out,
+            f"{r.table}: modification time in the future {fut['file']} ({ago(fut['ahead_s'])} ahead): "
+            "counted as landed when first seen",
+        )
 
 
 # ---- promote / validate / history / sql -------------------------------------------------------------

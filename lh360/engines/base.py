@@ -86,6 +86,14 @@ class IngestResult:
     pending_files: int = 0
     batches: list[IngestBatch] = field(default_factory=list)
     schema: dict[str, str] = field(default_factory=dict)
+    # landing files the ingest left aside, each {"file": rel, ...why}: an engine reports what it can see
+    settling: list[dict[str, Any]] = field(default_factory=list)  # written too recently: the next run takes them
+    quarantined: list[dict[str, Any]] = field(default_factory=list)  # unreadable as a whole: quarantined by this run
+    still_quarantined: list[dict[str, Any]] = field(default_factory=list)  # quarantined before, unchanged: skipped
+    rewritten: list[dict[str, Any]] = field(default_factory=list)  # ingested, then rewritten: not ingested again
+    symlinks: list[dict[str, Any]] = field(default_factory=list)  # not followed
+    future_mtime: list[dict[str, Any]] = field(default_factory=list)  # modification time ahead of the clock
+    vanished: list[str] = field(default_factory=list)  # deleted between listing and reading
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     run: RemoteRun | None = None
@@ -95,6 +103,16 @@ class IngestResult:
     @property
     def relation(self) -> str:
         return f"bronze.{self.table}"
+
+    def add(self, batch: IngestBatch) -> None:
+        """Count a committed batch in the totals."""
+        self.batches.append(batch)
+        self.files += batch.files
+        self.bytes += batch.bytes
+        self.rows += batch.rows
+        self.rescued += batch.rescued
+        self.malformed += batch.malformed
+        self.new_columns += batch.new_columns
 
     def as_dict(self) -> dict[str, Any]:
         return _as_dict(self, exclude=("schema",))
@@ -173,8 +191,12 @@ def _as_dict(result: Any, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
 class IngestState:
     """What the engine has already taken from a table's landing zone into bronze."""
 
-    committed: int  # the last committed ingest batch id, -1 before the first
+    committed: int  # the last committed ingest batch id (a monotonic marker: -1 before the first)
     files: set[str]  # landing paths relative to the table's prefix
+    # (size, mtime) of ingested files when they were ingested, where the engine recorded it: a file rewritten
+    # under an ingested name is reported, never silently ignored
+    meta: dict[str, tuple[int, float]] = field(default_factory=dict)
+    quarantined: dict[str, dict[str, Any]] = field(default_factory=dict)  # rel → {size, mtime, error, at}
     warnings: list[str] = field(default_factory=list)  # e.g. the record of early files is incomplete
 
 

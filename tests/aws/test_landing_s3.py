@@ -82,12 +82,12 @@ def seed_ingested(target, spec, rels: list[str]) -> None:
     from deltalake import write_deltalake
 
     from lh360.delta import commit_properties
-    from lh360.engines.local.ingest import _write_state, app_id
+    from lh360.engines.local.ingest_state import app_id, write_state
     from lh360.layout import Lake
     from lh360.storage import delta_storage_options
 
     uri = Lake(target.lake).table("bronze", spec.table)
-    _write_state(target, spec, 0, set(rels), "seed")
+    write_state(target, spec, 0, set(rels), "seed")
     write_deltalake(
         uri,
         pa.table({"id": pa.array([], pa.int64()), "_source_file": pa.array([], pa.string())}),

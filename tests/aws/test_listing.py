@@ -8,7 +8,8 @@ import time
 
 from awstest import eventos_spec, load, make_project, ndjson, put
 
-from lh360.engines.local.ingest import ingest, ingested_files, pending_files
+from lh360.engines.local.ingest import ingest, pending_files
+from lh360.engines.local.ingest_state import ingested_files
 from lh360.listing import arrival_ordered, list_table, load_state
 from lh360.storage import FileInfo
 

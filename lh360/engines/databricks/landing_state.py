@@ -82,7 +82,7 @@ def ingested(target: ResolvedTarget, spec: TableSpec) -> IngestState:
             store.write_bytes(cache_uri, gzip.compress(json.dumps(doc).encode()))
         except Exception as exc:  # noqa: BLE001 - a cache; the log is the truth
             log.warning("could not save %s: %s", cache_uri, exc)
-    return IngestState(latest, files, warnings)
+    return IngestState(latest, files, warnings=warnings)
 
 
 def _load_cache(store, uri: str, table_id: str) -> tuple[int, set[str]]:

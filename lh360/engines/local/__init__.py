@@ -11,7 +11,6 @@ from lh360.engines.base import (
     AggregateResult,
     EngineOptions,
     Explanation,
-    IngestBatch,
     IngestResult,
     IngestState,
     PlannedStep,
@@ -40,21 +39,7 @@ class LocalEngine:
     def ingest(self, spec: TableSpec, *, progress: Progress | None = None) -> IngestResult:
         from lh360.engines.local.ingest import ingest
 
-        r = ingest(self.target, spec, progress=progress)
-        return IngestResult(
-            table=r.table,
-            engine=self.name,
-            files=r.files,
-            bytes=r.bytes,
-            rows=r.rows,
-            rescued=r.rescued,
-            malformed=r.malformed,
-            new_columns=[c for b in r.batches for c in b.new_columns],
-            bronze_version=r.version,
-            pending_files=r.pending_files,
-            batches=[_copy(IngestBatch, b.__dict__) for b in r.batches],
-            schema=dict(r.schema),
-        )
+        return ingest(self.target, spec, progress=progress)
 
     def refine(self, spec: TableSpec, *, full_refresh: bool = False) -> RefineResult:
         """bronze → silver (lh360.engines.local.refine); `full_refresh`: from all of bronze."""
@@ -70,10 +55,10 @@ class LocalEngine:
         return _copy(AggregateResult, {**aggregate(project, self.target, relation).__dict__, "engine": self.name})
 
     def ingested(self, spec: TableSpec) -> IngestState:
-        from lh360.engines.local.ingest import ingested_files
+        """The ingested files (with their size and mtime then) and the quarantined ones."""
+        from lh360.engines.local.ingest_state import ingest_state
 
-        committed, files = ingested_files(self.target, spec)
-        return IngestState(committed, files)
+        return ingest_state(self.target, spec)
 
     def explain(self, project: Project, step: PlannedStep, *, inspect: bool = True) -> Explanation:
         from lh360.engines.local.explain import explain

@@ -12,6 +12,9 @@ from lh360.delta import arrow_schema, open_table
 from lh360.deps import gold_graph
 from lh360.engines.base import Explanation, PlannedStep
 from lh360.engines.local.aggregate import gold_sql
+from lh360.engines.local.infer import infer_schema
+from lh360.engines.local.ingest import data_schema, pending_files
+from lh360.engines.local.landing_files import prepare
 from lh360.engines.local.refine import describe, refine_sql, watermark
 from lh360.layout import Lake
 from lh360.spec import TableSpec
@@ -41,8 +44,6 @@ def ingest_detail(target: ResolvedTarget, spec: TableSpec, sample_files: int = 5
     """Pending files and how their inferred schema compares with what bronze stores."""
     import duckdb
 
-    from lh360.engines.local.ingest import _data_schema, _prepare, infer_schema, pending_files
-
     dt = open_table(Lake(target.lake).table("bronze", spec.table), target.settings.aws)
     pending = pending_files(target, spec, dt)
     detail: dict[str, Any] = {
@@ -54,10 +55,10 @@ def ingest_detail(target: ResolvedTarget, spec: TableSpec, sample_files: int = 5
     }
     con = duckdb.connect()
     try:
-        stored = _data_schema(con, dt) if dt is not None else {}
+        stored = data_schema(con, dt) if dt is not None else {}
         hints = {k: parse_type(v) for k, v in spec.bronze.schema_hints.items()}
         with tempfile.TemporaryDirectory(prefix="lh360-plan-") as tmp:
-            sample = _prepare(pending[:sample_files], target, Path(tmp)) if pending else []
+            sample = prepare(pending[:sample_files], target, Path(tmp))[0] if pending else []
             inferred = {**infer_schema(con, [p.local for p in sample]), **hints} if sample else {}
     finally:
         con.close()

@@ -6,6 +6,13 @@ version = batch id) and, in its commit metadata, the files it holds. Before comm
 committed transaction version C and trust only state file C: a crash before the commit leaves a state file
 N > C that is ignored and overwritten; a crash after it leaves nothing to redo. If state file C is lost, it
 is rebuilt from the commit metadata in the Delta history, so the Delta log stays the source of truth.
+Both also hold each ingested file's size and mtime (`lh360.file_meta`; older states lack them), which is how
+a file rewritten under an ingested name is reported rather than ignored: it is never ingested again.
+
+What a batch takes: files not yet ingested, settled (a local file unchanged for `landing.settle`, re-checked
+right before it is read), not quarantined as they are, and readable whole. A file that is not (a bad or
+truncated gzip, a last line that never ended) is quarantined as a file (see "quarantined landing files")
+and the batch goes on without it.
 
 Reading and writing: pyarrow splits the landing files into numbered lines (lines.py); one DuckDB query
 parses each line into the stored schema and writes the batch's Parquet files itself (bronze_files.py),
@@ -16,244 +23,48 @@ kept verbatim in `_rescued_data._corrupt_record`.
 
 from __future__ import annotations
 
-import gzip
 import json
-import shutil
+import logging
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from lh360.config import ResolvedTarget
-from lh360.delta import arrow_schema, commit_properties, open_table, txn_version
+from lh360.delta import arrow_schema, commit_properties, open_table
+from lh360.engines.base import IngestBatch, IngestResult
 from lh360.engines.local import bronze_files
 from lh360.engines.local import lines as lines_mod
-from lh360.engines.local.batch_query import META_COLUMNS, META_TYPES, batch_sql, fast_path_fits, lit
-from lh360.engines.local.infer import infer_schema
+from lh360.engines.local.batch_query import META_TYPES, RESERVED, batch_sql, fast_path_fits, is_reserved, lit
+from lh360.engines.local.infer import evolve, infer_schema
+from lh360.engines.local.ingest_state import (
+    app_id,
+    file_meta,
+    ingest_state,
+    save_quarantine,
+    write_state,
+)
+from lh360.engines.local.landing_files import Prepared, Problem, prepare
 from lh360.errors import EngineError, LockBusy, SchemaChangeError
 from lh360.layout import Lake
+from lh360.listing import Candidates, landing_candidates
 from lh360.spec import TableSpec
-from lh360.storage import FileInfo, delta_storage_options, join, store_for, to_delta_uri
+from lh360.storage import FileInfo, delta_storage_options, to_delta_uri
 from lh360.types import parse_type
 
-STATE_KEEP = 3
+log = logging.getLogger("lh360.ingest")
 
 Progress = Callable[..., None]
 
 
-@dataclass
-class BatchResult:
-    batch_id: int
-    files: int
-    bytes: int
-    rows: int = 0
-    rescued: int = 0
-    malformed: int = 0
-    new_columns: list[str] = field(default_factory=list)
-    version: int | None = None
-    seconds: float = 0.0
-    fast_path: bool = True  # False: the batch's sample had lines the one-parse path would reject (batch_sql)
-
-
-@dataclass
-class IngestResult:
-    table: str
-    pending_files: int = 0
-    batches: list[BatchResult] = field(default_factory=list)
-    schema: dict[str, str] = field(default_factory=dict)
-    version: int | None = None
-
-    @property
-    def files(self) -> int:
-        return sum(b.files for b in self.batches)
-
-    @property
-    def rows(self) -> int:
-        return sum(b.rows for b in self.batches)
-
-    @property
-    def rescued(self) -> int:
-        return sum(b.rescued for b in self.batches)
-
-    @property
-    def malformed(self) -> int:
-        return sum(b.malformed for b in self.batches)
-
-    @property
-    def bytes(self) -> int:
-        return sum(b.bytes for b in self.batches)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "table": self.table,
-            "files": self.files,
-            "bytes": self.bytes,
-            "rows": self.rows,
-            "rescued": self.rescued,
-            "malformed": self.malformed,
-            "batches": [b.__dict__ for b in self.batches],
-            "bronze_version": self.version,
-            "new_columns": [c for b in self.batches for c in b.new_columns],
-        }
-
-
-def app_id(spec: TableSpec) -> str:
-    return f"lh360-ingest-{spec.table}"
-
-
-# ---- what has been ingested ------------------------------------------------------------------------
-
-
-def _state_uri(lake: Lake, spec: TableSpec, batch_id: int) -> str:
-    return lake.state(spec.table, "ingest", f"{batch_id:012d}.json.gz")
-
-
-def ingested_files(target: ResolvedTarget, spec: TableSpec, dt=None) -> tuple[int, set[str]]:
-    """(last committed batch id or -1, relative paths of every landing file already in bronze)."""
-    lake = Lake(target.lake)
-    if dt is None:
-        dt = open_table(lake.table("bronze", spec.table), target.settings.aws)
-    committed = txn_version(dt, app_id(spec))
-    if committed < 0:
-        return committed, set()
-    store = store_for(target.lake, target.settings.aws)
-    try:
-        doc = json.loads(gzip.decompress(store.read_bytes(_state_uri(lake, spec, committed))))
-        # the nonce ties the file to THE commit of this batch: a racing writer that lost the commit may have
-        # overwritten the state file of the same batch id with its own file list
-        if doc.get("batch_id") == committed and doc.get("nonce") == _commit_nonce(target, spec, dt, committed):
-            return committed, set(doc["files"])
-    except (FileNotFoundError, OSError, ValueError, KeyError):
-        pass
-    except Exception as exc:  # S3 NoSuchKey and friends: fall back to the log
-        if "NoSuchKey" not in type(exc).__name__ and "404" not in str(exc) and "NoSuchKey" not in str(exc):
-            raise
-    return committed, _files_from_history(dt)
-
-
-def _commit_nonce(target: ResolvedTarget, spec: TableSpec, dt, batch_id: int) -> str | None:
-    """The nonce in the commit of `batch_id`, read from the table's last commit file (bronze is append-only:
-    the last commit is the last batch). Read with our store, not `dt.history()`, which is slower and holds
-    the GIL while it waits on S3. None when the last commit is not that batch's."""
-    store = store_for(target.lake, target.settings.aws)
-    log = join(Lake(target.lake).table("bronze", spec.table), "_delta_log", f"{dt.version():020d}.json")
-    try:
-        text = store.read_bytes(log).decode("utf-8")
-    except Exception:
-        return None
-    for line in text.splitlines():
-        info = json.loads(line).get("commitInfo") if line.strip() else None
-        if info is not None and str(info.get("lh360.batch_id")) == str(batch_id):
-            return info.get("lh360.nonce")
-    return None
-
-
-def _files_from_history(dt) -> set[str]:
-    files: set[str] = set()
-    for commit in dt.history():
-        listed = commit.get("lh360.files")
-        if listed:
-            files.update(json.loads(listed))
-    return files
-
-
-def _write_state(target: ResolvedTarget, spec: TableSpec, batch_id: int, files: set[str], nonce: str) -> None:
-    lake = Lake(target.lake)
-    store = store_for(target.lake, target.settings.aws)
-    doc = {"batch_id": batch_id, "nonce": nonce, "files": sorted(files)}
-    store.write_bytes(_state_uri(lake, spec, batch_id), gzip.compress(json.dumps(doc).encode(), compresslevel=1))
-    old = batch_id - STATE_KEEP
-    if old >= 0:
-        try:
-            store.delete(_state_uri(lake, spec, old))
-        except Exception:
-            pass  # pruning is housekeeping, never a reason to fail a batch
-
-
-def landing_prefix(target: ResolvedTarget, spec: TableSpec) -> str:
-    return join(target.landing, spec.source.path)
-
-
-def list_landing(
-    target: ResolvedTarget, spec: TableSpec, done: set[str] | None = None, committed: int = -1
-) -> list[FileInfo]:
-    """The table's landing files. Given the ingest state (`done`, `committed`), an S3 listing may start
-    after the listing watermark (lh360.listing): every file not in `done` is still returned, except a late
-    upload that sorts below the watermark, which the next full listing (at most LH360_FULL_LISTING_INTERVAL
-    later) returns. Without the state: every file, as before."""
-    from lh360.listing import list_table
-
-    return list_table(target, spec, done, committed).files
-
-
 def pending_files(target: ResolvedTarget, spec: TableSpec, dt=None) -> list[FileInfo]:
-    """Landing files not yet in bronze, oldest first (modification time, then path)."""
-    committed, done = ingested_files(target, spec, dt)
-    listed = list_landing(target, spec, done, committed)
-    return sorted((f for f in listed if f.rel not in done), key=lambda f: (f.mtime, f.rel))
-
-
-# ---- landing files as local NDJSON ---------------------------------------------------------------
-
-
-@dataclass
-class _Prepared:
-    info: FileInfo
-    local: Path
-
-
-def _prepare(files: list[FileInfo], target: ResolvedTarget, tmp: Path) -> list[_Prepared]:
-    """Local NDJSON files for DuckDB: downloads from S3, gunzips, and turns JSON-array files into NDJSON."""
-    store = store_for(target.landing, target.settings.aws)
-
-    def one(i_info: tuple[int, FileInfo]) -> _Prepared:
-        i, info = i_info
-        path = store.local_copy(info.uri, tmp)
-        if info.rel.lower().endswith(".gz"):
-            out = tmp / f"{i}.ndjson"
-            with gzip.open(path, "rb") as src, open(out, "wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
-            path = out
-        with open(path, "rb") as fh:
-            head = fh.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
-        if head.startswith(b"["):
-            path = _array_to_ndjson(path, tmp / f"{i}.array.ndjson")
-        return _Prepared(info, path)
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        return list(pool.map(one, enumerate(files)))
-
-
-def _array_to_ndjson(src: Path, dst: Path) -> Path:
-    """A JSON-array file → one element per line (line N = element N). If it does not parse as a whole,
-    it is read as NDJSON so its bad lines are kept as corrupt records."""
-    try:
-        items = json.loads(src.read_bytes().decode("utf-8-sig"))
-    except ValueError:
-        return src
-    if not isinstance(items, list):
-        return src
-    with open(dst, "w", encoding="utf-8") as out:
-        for item in items:
-            out.write(json.dumps(item, ensure_ascii=False, separators=(",", ":")) + "\n")
-    return dst
-
-
-class _NewColumns(Exception):
-    """The batch's rows carry fields the schema lacks (addNewColumns: evolve and restart; failOnNewColumns: stop)."""
-
-
-def _new_columns(con, paths: list[Path], schema: dict[str, str]) -> dict[str, str]:
-    """The fields rows carry beyond `schema`, typed by a full scan of the batch (rare: only on change)."""
-    return {k: v for k, v in infer_schema(con, paths, sample_lines=None, sample_files=None).items() if k not in schema}
-
-
-# ---- the step --------------------------------------------------------------------------------------
+    """Landing files the next ingest takes, oldest first (modification time, then path): not yet in
+    bronze, settled, and not quarantined as they are."""
+    return landing_candidates(target, spec, ingest_state(target, spec, dt)).ready
 
 
 def ingest(
@@ -268,82 +79,185 @@ def ingest(
 
     bronze_uri = Lake(target.lake).table("bronze", spec.table)
     dt = open_table(bronze_uri, target.settings.aws)
-    committed, done = ingested_files(target, spec, dt)
-    pending = sorted(
-        (f for f in list_landing(target, spec, done, committed) if f.rel not in done), key=lambda f: (f.mtime, f.rel)
-    )
-    result = IngestResult(table=spec.table, pending_files=len(pending))
+    found = landing_candidates(target, spec, ingest_state(target, spec, dt))
+    committed, done, meta = found.state.committed, found.state.files, found.state.meta
+    pending = found.ready
+    result = IngestResult(table=spec.table, engine="local", pending_files=len(pending))
+    _report_landing(result, found)
     size = spec.bronze.max_files_per_batch
     chunks = [pending[i : i + size] for i in range(0, len(pending), size)][:max_batches]
     if progress:
         progress("start", table=spec.table, files=len(pending), bytes=sum(f.size for f in pending), batches=len(chunks))
+    quarantine = found.quarantine
+    links_inside = target.landing if spec.landing.symlinks == "inside" else None
     con = duckdb.connect(config={"preserve_insertion_order": "false"})
     con.execute("SET enable_progress_bar = false")
     try:
         for chunk in chunks:
-            batch = _ingest_batch(con, target, spec, dt, committed + 1, chunk, done)
+            batch, taken = _ingest_batch(
+                con, target, spec, dt, committed + 1, chunk, _Done(done, meta, quarantine), result, links_inside
+            )
+            if batch is None:  # every file of the chunk was skipped: nothing to commit
+                continue
             dt = open_table(bronze_uri, target.settings.aws)
             committed = batch.batch_id
-            done |= {f.rel for f in chunk}
+            done |= {f.rel for f in taken}
+            meta.update({f.rel: (f.size, f.mtime) for f in taken})
             batch.version = dt.version()
-            result.batches.append(batch)
+            result.add(batch)
             if progress:
                 progress("batch", table=spec.table, batch=batch)
         if dt is not None:
-            result.version = dt.version()
-            result.schema = _data_schema(con, dt)
+            result.bronze_version = dt.version()
+            result.schema = data_schema(con, dt)
     finally:
         con.close()
+    for text in result.warnings:
+        log.warning("%s: %s", spec.table, text)
     return result
 
 
+@dataclass
+class _Done:
+    """The ingest state a batch builds on: ingested files, their (size, mtime), the quarantine record."""
+
+    files: set[str]
+    meta: dict[str, tuple[int, float]]
+    quarantine: dict[str, dict[str, Any]]
+
+
+def _report_landing(result: IngestResult, found: Candidates) -> None:
+    """What the ingest leaves aside, into the result (and, as warnings, on stderr)."""
+    result.settling = found.settling
+    result.still_quarantined = found.quarantined
+    result.rewritten = found.rewritten
+    result.symlinks = [link.as_dict() for link in found.listing.links]
+    result.future_mtime = found.listing.future
+    if found.rewritten:
+        result.warnings.append(
+            f"{len(found.rewritten)} ingested landing file(s) were rewritten since (size or mtime changed), e.g. "
+            f"{found.rewritten[0]['file']}: files are identified by their path, so the new content is NOT "
+            "ingested; land it under a new name"
+        )
+    if found.quarantined:
+        q = found.quarantined[0]
+        result.warnings.append(
+            f"{len(found.quarantined)} quarantined landing file(s) skipped until they change, e.g. {q['file']}: {q['error']}"
+        )
+    if result.symlinks:
+        result.warnings.append(
+            f"{len(result.symlinks)} symlink(s) in the landing zone not followed, e.g. {result.symlinks[0]['file']}"
+        )
+    if found.listing.future:
+        result.warnings.append(
+            f"{len(found.listing.future)} landing file(s) dated in the future (clock skew?), e.g. "
+            f"{found.listing.future[0]['file']}: counted as landed when first seen"
+        )
+
+
 def _ingest_batch(
-    con, target: ResolvedTarget, spec: TableSpec, dt, batch_id: int, chunk: list[FileInfo], done: set[str]
-) -> BatchResult:
-    """Read one batch of files and append it to bronze in ONE commit carrying (app id, batch id)."""
+    con,
+    target: ResolvedTarget,
+    spec: TableSpec,
+    dt,
+    batch_id: int,
+    chunk: list[FileInfo],
+    done: _Done,
+    result: IngestResult,
+    links_inside: str | None = None,
+) -> tuple[IngestBatch | None, list[FileInfo]]:
+    """Read one batch of files and append it to bronze in ONE commit carrying (app id, batch id). Files that
+    cannot be read whole are left out of it (quarantined, or left to settle); (None, []) when none is left."""
     started = time.monotonic()
-    batch = BatchResult(batch_id=batch_id, files=len(chunk), bytes=sum(f.size for f in chunk))
     hints = {k: parse_type(v) for k, v in spec.bronze.schema_hints.items()}
     mode = spec.bronze.schema_evolution
     existed = dt is not None
     with tempfile.TemporaryDirectory(prefix="lh360-ingest-") as tmp_dir:
         tmp = Path(tmp_dir)
-        prepared = _prepare(chunk, target, tmp)
+        prepared, problems = prepare(chunk, target, tmp, links_inside=links_inside)
+        _record_problems(target, spec, problems, done, result)
+        if not prepared:
+            return None, []
+        taken = [p.info for p in prepared]
+        batch = IngestBatch(batch_id=batch_id, files=len(taken), bytes=sum(f.size for f in taken))
         if dt is None:
             schema = {**infer_schema(con, [p.local for p in prepared]), **hints}
             new_cols: list[str] = []
         else:
             # a column added to schema_hints joins the schema (how failOnNewColumns is unblocked)
-            schema = _data_schema(con, dt)
+            schema = data_schema(con, dt)
             new_cols = [k for k in hints if k not in schema]
             schema.update({k: hints[k] for k in new_cols})
         # at most two restarts: Auto Loader stops once on new columns and restarts with them
+        watch = mode in ("addNewColumns", "failOnNewColumns")
         for _restart in range(3):
             try:
-                counters = _write_batch(con, target, spec, dt, batch_id, schema, prepared, done, tmp)
+                counters = _write_batch(con, target, spec, dt, batch_id, schema, prepared, done, tmp, watch=watch)
                 break
             except _NewColumns:
-                extra = _new_columns(con, [p.local for p in prepared], schema)
-                if not extra:
-                    raise EngineError(
-                        f"{spec.table}: rows carry fields that could not be typed; set schema_hints"
-                    ) from None
+                extra, paths = _new_columns(con, prepared, schema)
+                if not extra:  # nothing that can be a column (a name differing only in case…): stays rescued
+                    watch = False
+                    continue
                 if mode == "failOnNewColumns":
                     files = ", ".join(p.info.rel for p in prepared[:5])
                     raise SchemaChangeError(
-                        f"{spec.table}: new columns {', '.join(sorted(extra))} in batch {batch_id} (files {files}…); "
+                        f"{spec.table}: new columns {', '.join(sorted(paths))} in batch {batch_id} (files {files}…); "
                         "schema_evolution is failOnNewColumns: add them to schema_hints or change the mode, then rerun"
                     ) from None
                 # addNewColumns: restart the batch in-process with the new columns (nothing was committed)
                 schema = {**schema, **extra}
-                new_cols = [*new_cols, *extra]
+                new_cols = [*new_cols, *paths]
         else:
             raise EngineError(f"{spec.table}: schema kept changing within batch {batch_id}")
     batch.new_columns = list(new_cols) if existed else []
     batch.rows, batch.rescued, batch.malformed = counters["rows"], counters["rescued"], counters["malformed"]
     batch.fast_path = bool(counters["fast_path"])
     batch.seconds = round(time.monotonic() - started, 3)
-    return batch
+    return batch, taken
+
+
+def _record_problems(
+    target: ResolvedTarget, spec: TableSpec, problems: list[Problem], done: _Done, result: IngestResult
+) -> None:
+    """Files left out of a batch: quarantined ones are recorded (before the batch commits, so a crash
+    cannot lose the record), the others reported and tried again by the next run."""
+    if not problems:
+        return
+    now = round(time.time(), 3)
+    quarantined = [p for p in problems if p.kind == "quarantine"]
+    for p in quarantined:
+        done.quarantine[p.info.rel] = {"size": p.info.size, "mtime": p.info.mtime, "error": p.error, "at": now}
+        result.quarantined.append({"file": p.info.rel, "error": p.error})
+    if quarantined:
+        # a file ingested since it was quarantined (it changed) leaves the record
+        save_quarantine(target, spec, {k: v for k, v in done.quarantine.items() if k not in done.files})
+        result.warnings.append(
+            f"quarantined {len(quarantined)} landing file(s) that cannot be read whole, e.g. "
+            f"{quarantined[0].info.rel}: {quarantined[0].error}; they are skipped until they change"
+        )
+    for p in problems:
+        if p.kind == "settling":
+            result.settling.append({"file": p.info.rel, "reason": p.error})
+        elif p.kind == "vanished":
+            result.vanished.append(p.info.rel)
+
+
+class _NewColumns(Exception):
+    """The batch's rows carry fields the schema lacks (addNewColumns: evolve and restart; failOnNewColumns: stop)."""
+
+
+def _new_columns(con, prepared: list[Prepared], schema: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """(columns to add or widen, their paths: `email`, `endereco.complemento`) for the fields rows carry
+    beyond `schema`, typed by a full scan of the batch (rare: only on change)."""
+    inferred = infer_schema(
+        con, [p.local for p in prepared], sample_lines=None, sample_files=None, limits=_limits(prepared)
+    )
+    return evolve(schema, inferred)
+
+
+def _limits(prepared: list[Prepared]) -> list[int | None]:
+    return [p.limit for p in prepared]
 
 
 def _write_batch(
@@ -353,40 +267,52 @@ def _write_batch(
     dt,
     batch_id: int,
     schema: dict[str, str],
-    prepared: list[_Prepared],
-    done: set[str],
+    prepared: list[Prepared],
+    done: _Done,
     tmp: Path,
+    *,
+    watch: bool = False,
 ) -> dict[str, int]:
-    """DuckDB writes the batch's Parquet files; delta-rs commits them in ONE commit with (app id, batch id)."""
+    """DuckDB writes the batch's Parquet files; delta-rs commits them in ONE commit with (app id, batch id).
+    `watch`: stop (_NewColumns) when rows carry fields the schema could take."""
     from deltalake.exceptions import CommitFailedError
 
     bronze_uri = Lake(target.lake).table("bronze", spec.table)
-    fast_path = fast_path_fits(con, schema, [p.local for p in prepared])
+    paths, limits = [p.local for p in prepared], _limits(prepared)
+    fast_path = fast_path_fits(con, schema, paths)
     sql = batch_sql(schema, [p.info for p in prepared], batch_id, datetime.now(UTC), fast_path=fast_path)
     out_schema = _empty_schema(con, sql)
     folder = bronze_files.staging_folder(bronze_uri, tmp)
     try:
-        staged = _copy_lines(con, sql, [p.local for p in prepared], folder)
-        watch = spec.bronze.schema_evolution in ("addNewColumns", "failOnNewColumns")
+        staged = _copy_lines(con, sql, paths, folder, limits)
         counters = {**_count(con, staged, schema, watch=watch), "fast_path": fast_path}
         storage_options = delta_storage_options(bronze_uri, target.settings.aws)
         if dt is None:
             dt = _create_bronze(bronze_uri, out_schema, storage_options, spec)
         # the state file first: if we die before the commit below, it names a batch that never committed
         nonce = uuid.uuid4().hex
-        _write_state(target, spec, batch_id, done | {p.info.rel for p in prepared}, nonce)
+        batch_meta = file_meta([p.info for p in prepared])
+        write_state(
+            target,
+            spec,
+            batch_id,
+            done.files | {p.info.rel for p in prepared},
+            nonce,
+            {**done.meta, **{k: (v[0], v[1]) for k, v in batch_meta.items()}},
+        )
         metadata = {
             "lh360.step": "ingest",
             "lh360.table": spec.table,
             "lh360.batch_id": str(batch_id),
             "lh360.files": json.dumps(sorted(p.info.rel for p in prepared)),
+            "lh360.file_meta": json.dumps(batch_meta, sort_keys=True),
             "lh360.nonce": nonce,
         }
         props = commit_properties(app_id(spec), batch_id, metadata)
         try:
             # on the snapshot `committed` was read from: a racing writer's commit of this batch id then
             # conflicts with ours (its app transaction) instead of being silently followed by a duplicate
-            if set(out_schema.names) - set(arrow_schema(dt).names):
+            if _schema_grows(out_schema, arrow_schema(dt)):
                 _append_with_new_columns(con, dt, staged, out_schema, storage_options, props)
             else:
                 bronze_files.publish(staged, bronze_uri, target.settings.aws)
@@ -403,9 +329,32 @@ def _write_batch(
     return counters
 
 
-def _copy_lines(con, sql: str, paths: list[Path], folder: Path) -> list:
-    """The batch SQL over every line of `paths`, streamed in chunks, written by DuckDB under `folder`."""
-    lines, close = lines_mod.reader(paths)
+def _schema_grows(batch_schema, table_schema) -> bool:
+    """Whether the batch's columns go beyond the table's: a new column, or a struct with new fields."""
+    table = {f.name: f.type for f in table_schema}
+    return any(f.name not in table or _fields_grow(f.type, table[f.name]) for f in batch_schema)
+
+
+def _fields_grow(batch_type, table_type) -> bool:
+    """Whether a struct (at any depth, lists of structs included) has a field the table's lacks."""
+    import pyarrow as pa
+
+    if pa.types.is_struct(batch_type) and pa.types.is_struct(table_type):
+        known = {table_type.field(i).name: table_type.field(i).type for i in range(table_type.num_fields)}
+        return any(
+            f.name not in known or _fields_grow(f.type, known[f.name])
+            for f in (batch_type.field(i) for i in range(batch_type.num_fields))
+        )
+    if pa.types.is_list(batch_type) or pa.types.is_large_list(batch_type):
+        if pa.types.is_list(table_type) or pa.types.is_large_list(table_type):
+            return _fields_grow(batch_type.value_type, table_type.value_type)
+    return False
+
+
+def _copy_lines(con, sql: str, paths: list[Path], folder: Path, limits: list[int | None] | None = None) -> list:
+    """The batch SQL over every line of `paths` (the first `limits[i]` bytes of each), streamed in chunks,
+    written by DuckDB under `folder`."""
+    lines, close = lines_mod.reader(paths, limits)
     cur = con.cursor()  # its own cursor: a failed COPY must not leave `con` busy
     try:
         cur.register("__lines", lines)
@@ -418,20 +367,27 @@ def _copy_lines(con, sql: str, paths: list[Path], folder: Path) -> list:
 def _count(con, staged: list, schema: dict[str, str], *, watch: bool) -> dict[str, int]:
     """Rows, rescued rows and malformed lines of the staged files. DuckDB counted the rows and the null
     `_rescued_data`; only when some row was rescued are those rows read back (one column, few rows) to
-    count malformed lines and, when the mode watches for them, fields the schema lacks."""
+    count malformed lines and, when the mode watches for them, fields the schema lacks: new top-level
+    fields that can be columns, and fields rescued inside a struct column."""
     rows = sum(f.rows for f in staged)
     rescued = sum(f.rows - (f.null_count("_rescued_data") or 0) for f in staged)
     counters = {"rows": rows, "rescued": rescued, "malformed": 0}
     if not rescued:
         return counters
     files = "[" + ", ".join(lit(str(f.path)) for f in staged) + "]"
-    ours = "[" + ", ".join(lit(n) for n in [*schema, *META_COLUMNS, "_file_path", "_line", "_corrupt_record"]) + "]"
-    malformed, unknown = con.execute(
+    ours = "[" + ", ".join(lit(n) for n in [*schema, *RESERVED]) + "]::VARCHAR[]"
+    structs = [n for n in schema if schema[n].upper().startswith("STRUCT")]
+    struct_list = "[" + ", ".join(lit(n) for n in structs) + "]::VARCHAR[]"
+    malformed, unknown, nested = con.execute(
         f"""SELECT count_if(json_exists(_rescued_data, '$._corrupt_record')),
-             count_if(len(list_filter(json_keys(_rescued_data), lambda k: NOT list_contains({ours}::VARCHAR[], k))) > 0)
+             list_distinct(flatten(list(list_filter(json_keys(_rescued_data), lambda k: NOT list_contains({ours}, k))))),
+             list_distinct(flatten(list(list_filter(json_keys(_rescued_data), lambda k: list_contains({struct_list}, k)
+               AND json_type(_rescued_data, '/' || k) = 'OBJECT'))))
            FROM read_parquet({files}) WHERE _rescued_data IS NOT NULL"""
     ).fetchall()[0]
-    if watch and unknown:
+    taken = {n.lower() for n in schema}
+    new = [k for k in unknown or [] if k and not is_reserved(k) and k.lower() not in taken]
+    if watch and (new or nested):
         raise _NewColumns()
     counters["malformed"] = int(malformed)
     return counters
@@ -497,7 +453,7 @@ def _empty_schema(con, sql: str):
     return schema
 
 
-def _data_schema(con, dt) -> dict[str, str]:
+def data_schema(con, dt) -> dict[str, str]:
     """The bronze table's source columns (not the metadata ones) as DuckDB types."""
     import pyarrow as pa
 

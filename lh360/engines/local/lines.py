@@ -14,13 +14,18 @@ BOM = b"\xef\xbb\xbf"
 CHUNK_BYTES = 32 << 20
 
 
-def _file_lines(path: Path):
-    """(lines as large_string array, count) for one file; lines that are not UTF-8 become their
+def _file_lines(path: Path, limit: int | None = None):
+    """(lines as large_string array, count) for one file (its first `limit` bytes: the size the ingest
+    checked, so bytes appended since are not read half-way); lines that are not UTF-8 become their
     backslash-escaped text (still kept, as corrupt records)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    data = path.read_bytes()
+    if limit is None:
+        data = path.read_bytes()
+    else:
+        with open(path, "rb") as fh:
+            data = fh.read(limit)
     if data.startswith(BOM):
         data = data[len(BOM) :]
     if not data:
@@ -33,7 +38,7 @@ def _file_lines(path: Path):
         return pa.array(texts, pa.large_string())
 
 
-def chunks(paths: list[Path], chunk_bytes: int = CHUNK_BYTES) -> Iterator:
+def chunks(paths: list[Path], chunk_bytes: int = CHUNK_BYTES, limits: list[int | None] | None = None) -> Iterator:
     """Arrow tables (fi int32: index into `paths`, _line int64: 1-based, line0: the line's text).
 
     `line0` carries Arrow's JSON extension type over the same buffer (zero-copy): DuckDB then sees a JSON
@@ -47,7 +52,7 @@ def chunks(paths: list[Path], chunk_bytes: int = CHUNK_BYTES) -> Iterator:
     parts: list = []
     size = 0
     for fi, path in enumerate(paths):
-        lines = _file_lines(path)
+        lines = _file_lines(path, limits[fi] if limits else None)
         n = len(lines)
         if n:
             if len(numbers) < n:
@@ -94,12 +99,12 @@ def empty():
     return pa.table({"fi": pa.array([], pa.int32()), "_line": pa.array([], pa.int64()), "line0": text})
 
 
-def reader(paths: list[Path]):
+def reader(paths: list[Path], limits: list[int | None] | None = None):
     """(RecordBatchReader over every line of `paths`, close): one stream DuckDB scans with all its threads,
     while a background thread splits the next chunk. Call `close` when the query ends, however it ends."""
     import pyarrow as pa
 
-    chunked = prefetch(chunks(paths), depth=1)
+    chunked = prefetch(chunks(paths, limits=limits), depth=1)
 
     def batches() -> Iterator:
         for chunk in chunked:

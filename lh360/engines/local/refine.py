@@ -367,7 +367,7 @@ def refine(target: ResolvedTarget, spec: TableSpec, *, con=None, full_refresh: b
     """Refine the bronze rows committed since silver's watermark into silver (one commit); with
     `full_refresh`, rebuild silver and quarantine from all of bronze (one overwrite commit each)."""
     from lh360.engines.local.duck import LakeCatalog, connect, duckdb_types, scan_sql
-    from lh360.engines.local.ingest import app_id as ingest_app_id
+    from lh360.engines.local.ingest_state import app_id as ingest_app_id
 
     if spec.silver is None:
         raise ConfigError("has no silver section", file=_file(spec), field="silver")

@@ -1,0 +1,182 @@
+"""What the local engine has taken into bronze: the exactly-once ingest state, and the landing files it
+quarantined.
+
+Each ingest batch is ONE Delta commit carrying an app transaction (`lh360-ingest-<table>`, version = batch
+id) and, in its commit metadata, the files it holds with their size and mtime (`lh360.files`,
+`lh360.file_meta`). Before committing batch N the ingest writes `state/<table>/ingest/N.json.gz`, the
+cumulative set of ingested files; `read_ingest_state` trusts only the state file of the committed batch, and
+only with the nonce of that batch's commit, else rebuilds the set from the Delta history: the Delta log stays
+the source of truth.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+from typing import Any
+
+from lh360.config import ResolvedTarget
+from lh360.delta import open_table, txn_version
+from lh360.engines.base import IngestState
+from lh360.layout import Lake
+from lh360.spec import TableSpec
+from lh360.storage import FileInfo, join, store_for
+
+STATE_KEEP = 3  # state files kept besides the committed batch's (a crash may leave one for the next batch)
+
+log = logging.getLogger("lh360.ingest")
+
+
+def app_id(spec: TableSpec) -> str:
+    return f"lh360-ingest-{spec.table}"
+
+
+# ---- what has been ingested ------------------------------------------------------------------------
+
+
+def _state_uri(lake: Lake, spec: TableSpec, batch_id: int) -> str:
+    return lake.state(spec.table, "ingest", f"{batch_id:012d}.json.gz")
+
+
+def ingested_files(target: ResolvedTarget, spec: TableSpec, dt=None) -> tuple[int, set[str]]:
+    """(last committed batch id or -1, relative paths of every landing file already in bronze)."""
+    state = read_ingest_state(target, spec, dt)
+    return state.committed, state.files
+
+
+def read_ingest_state(target: ResolvedTarget, spec: TableSpec, dt=None) -> IngestState:
+    """The ingest state of the committed batch: its state file when it belongs to that commit, else rebuilt
+    from the Delta log. State files written before sizes and mtimes were recorded read as files only."""
+    lake = Lake(target.lake)
+    if dt is None:
+        dt = open_table(lake.table("bronze", spec.table), target.settings.aws)
+    committed = txn_version(dt, app_id(spec))
+    if committed < 0:
+        return IngestState(committed, set())
+    store = store_for(target.lake, target.settings.aws)
+    try:
+        doc = json.loads(gzip.decompress(store.read_bytes(_state_uri(lake, spec, committed))))
+        # the nonce ties the file to THE commit of this batch: a racing writer that lost the commit may have
+        # overwritten the state file of the same batch id with its own file list
+        if doc.get("batch_id") == committed and doc.get("nonce") == _commit_nonce(target, spec, dt, committed):
+            return IngestState(committed, set(doc["files"]), _meta_from(doc.get("meta")))
+    except (FileNotFoundError, OSError, ValueError, KeyError):
+        pass
+    except Exception as exc:  # S3 NoSuchKey and friends: fall back to the log
+        if "NoSuchKey" not in type(exc).__name__ and "404" not in str(exc) and "NoSuchKey" not in str(exc):
+            raise
+    files, meta = _files_from_history(dt)
+    return IngestState(committed, files, meta)
+
+
+def _meta_from(doc: Any) -> dict[str, tuple[int, float]]:
+    """{rel: [size, mtime]} as stored → {rel: (size, mtime)}; anything else (an older state) → {}."""
+    if not isinstance(doc, dict):
+        return {}
+    return {str(k): (int(v[0]), float(v[1])) for k, v in doc.items()}
+
+
+def file_meta(files: list[FileInfo]) -> dict[str, list]:
+    return {f.rel: [f.size, f.mtime] for f in files}
+
+
+def _commit_nonce(target: ResolvedTarget, spec: TableSpec, dt, batch_id: int) -> str | None:
+    """The nonce in the commit of `batch_id`, read from the table's last commit file (bronze is append-only:
+    the last commit is the last batch). Read with our store, not `dt.history()`, which is slower and holds
+    the GIL while it waits on S3. None when the last commit is not that batch's."""
+    store = store_for(target.lake, target.settings.aws)
+    log = join(Lake(target.lake).table("bronze", spec.table), "_delta_log", f"{dt.version():020d}.json")
+    try:
+        text = store.read_bytes(log).decode("utf-8")
+    except Exception:
+        return None
+    for line in text.splitlines():
+        info = json.loads(line).get("commitInfo") if line.strip() else None
+        if info is not None and str(info.get("lh360.batch_id")) == str(batch_id):
+            return info.get("lh360.nonce")
+    return None
+
+
+def _files_from_history(dt) -> tuple[set[str], dict[str, tuple[int, float]]]:
+    files: set[str] = set()
+    meta: dict[str, tuple[int, float]] = {}
+    for commit in reversed(dt.history()):  # oldest first: a later commit's size/mtime wins
+        listed = commit.get("lh360.files")
+        if listed:
+            files.update(json.loads(listed))
+        if commit.get("lh360.file_meta"):
+            meta.update(_meta_from(json.loads(commit["lh360.file_meta"])))
+    return files, meta
+
+
+def write_state(
+    target: ResolvedTarget,
+    spec: TableSpec,
+    batch_id: int,
+    files: set[str],
+    nonce: str,
+    meta: dict[str, tuple[int, float]] | None = None,
+) -> None:
+    lake = Lake(target.lake)
+    store = store_for(target.lake, target.settings.aws)
+    doc = {
+        "batch_id": batch_id,
+        "nonce": nonce,
+        "files": sorted(files),
+        "meta": {rel: list(m) for rel, m in (meta or {}).items()},
+    }
+    store.write_bytes(_state_uri(lake, spec, batch_id), gzip.compress(json.dumps(doc).encode(), compresslevel=1))
+    old = batch_id - STATE_KEEP
+    if old >= 0:
+        try:
+            store.delete(_state_uri(lake, spec, old))
+        except Exception:
+            pass  # pruning is housekeeping, never a reason to fail a batch
+
+
+# ---- quarantined landing files -----------------------------------------------------------------------
+# A file that cannot be read as a whole (not gzip, a truncated gzip, a last line that never ended, no read
+# permission) is quarantined as a FILE: recorded in <lake>/_lh360/state/<table>/quarantine.json with its
+# size, mtime and error, reported by `ingest` and `landing`, and skipped while it stays as it is, so the
+# batch's good files land and the bad one is neither retried on every run nor forgotten. It is tried again
+# as soon as its size or mtime changes: fix or replace the file (or `touch` it) and the next ingest reads
+# it. The record is advisory bookkeeping beside the exactly-once state: if it is lost, the file is simply
+# tried (and quarantined) again; it never holds a file that is in bronze.
+
+QUARANTINE_VERSION = 1
+
+
+def _quarantine_uri(target: ResolvedTarget, spec: TableSpec) -> str:
+    return Lake(target.lake).state(spec.table, "quarantine.json")
+
+
+def load_quarantine(target: ResolvedTarget, spec: TableSpec) -> dict[str, dict[str, Any]]:
+    """{rel: {size, mtime, error, at}} of the quarantined landing files ({} when there is none)."""
+    store = store_for(target.lake, target.settings.aws)
+    try:
+        doc = json.loads(store.read_bytes(_quarantine_uri(target, spec)))
+    except FileNotFoundError:
+        return {}
+    except Exception as exc:
+        if "NoSuchKey" in f"{type(exc).__name__} {exc}" or "404" in str(exc):
+            return {}
+        # advisory: an unreadable record only means its files are tried (and quarantined) again
+        log.warning("%s: quarantine record unreadable (%s); its files are tried again", spec.table, exc)
+        return {}
+    files = doc.get("files") if isinstance(doc, dict) else None
+    return dict(files) if isinstance(files, dict) else {}
+
+
+def save_quarantine(target: ResolvedTarget, spec: TableSpec, files: dict[str, dict[str, Any]]) -> None:
+    store = store_for(target.lake, target.settings.aws)
+    doc = {"version": QUARANTINE_VERSION, "files": dict(sorted(files.items()))}
+    store.write_bytes(_quarantine_uri(target, spec), json.dumps(doc, indent=1).encode())
+
+
+def ingest_state(target: ResolvedTarget, spec: TableSpec, dt=None) -> IngestState:
+    """What the local engine holds of a table's landing zone: the ingested files (and their size and mtime
+    then) and the quarantined ones (Engine.ingested)."""
+    state = read_ingest_state(target, spec, dt)
+    state.quarantined = load_quarantine(target, spec)
+    return state
