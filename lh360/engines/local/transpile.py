@@ -34,7 +34,8 @@ def _initcap(arg):
     return template
 
 
-def _fix(node):
+def spark_semantics(node):
+    """One node of a Spark SQL tree, rewritten so DuckDB gives it Spark's meaning (casts, to_timestamp, …)."""
     from sqlglot import exp
 
     if isinstance(node, exp.Cast) and not isinstance(node, exp.TryCast) and node.to.this == exp.DataType.Type.TIMESTAMP:
@@ -51,7 +52,7 @@ def _fix(node):
 
 def to_duckdb(tree, *, identify: bool = False) -> str:
     """A parsed Spark SQL tree (expression or query) as DuckDB SQL with Spark's meaning."""
-    fixed = tree.copy().transform(_fix)
+    fixed = tree.copy().transform(spark_semantics)
     return fixed.sql(dialect="duckdb", identify=identify)
 
 
