@@ -101,7 +101,7 @@ def demo(
 
     Example:  lh360 demo --rows 20000 --files 20 --fresh
     """
-    from lh360.demo import run_demo
+    from lh360.demo.run import run_demo
 
     st = state(ctx)
     summary, shown = run_demo(st.lakehouse(), rows=rows, files=files, seed=seed, fresh=fresh)

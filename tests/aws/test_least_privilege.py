@@ -87,7 +87,7 @@ def _run(root: Path, env: dict, phase: str, *args: str) -> list:
 @pytest.fixture(scope="module")
 def recorded(moto_url, tmp_path_factory):
     """(platform, [(principal, HttpRequest, through_athena)]) of the whole pipeline."""
-    from lh360.demo_data import write_landing
+    from lh360.demo.generator import write_landing
 
     platform = render("prod")
     root = tmp_path_factory.mktemp("least-privilege")

@@ -22,7 +22,7 @@ def _rows(root, sql: str, target: str) -> list[list]:
 
 
 def test_pipeline_on_s3_gives_the_same_tables_as_on_local_folders(s3, tmp_path):
-    from lh360.demo_data import write_landing
+    from lh360.demo.generator import write_landing
 
     make_project(tmp_path, clientes=True)
     write_landing(
