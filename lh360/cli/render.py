@@ -341,8 +341,8 @@ def render_promote(out: Output, promotion: Any) -> None:
             [a.relation, f"{a.rows_out:,}", _v(a.version), ", ".join(f"{k} v{v}" for k, v in a.sources.items())]
             for a in promotion.aggregate
         ]
-        cols = [("relation", LEFT), ("rows", RIGHT), ("version", RIGHT), ("computed from", LEFT)]
-        table(out, "promote → gold", cols, rows)
+        gold_cols = [("relation", LEFT), ("rows", RIGHT), ("version", RIGHT), ("computed from", LEFT)]
+        table(out, "promote → gold", gold_cols, rows)
 
 
 def render_validation(out: Output, report: Any) -> None:

@@ -36,6 +36,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from statistics import NormalDist
+from typing import Any
 
 __all__ = [
     "BAD_KINDS",
@@ -219,12 +220,12 @@ class _Static:
                 parsed.append((name.strip(), int(pop), int(ddd), lo, hi))
             uf_total = sum(p[1] for p in parsed)
             local: list[tuple[_City, float]] = []
-            for name, pop, ddd, lo, hi in parsed:
-                city = _City(_check_json_safe(name), uf, ddd, uf_region[uf])
+            for city_name, city_pop, city_ddd, lo, hi in parsed:
+                city = _City(_check_json_safe(city_name), uf, city_ddd, uf_region[uf])
                 self.cities.append(city)
                 city.cep_range = (lo, hi)
-                city_weights.append((city, uf_pop[uf] * pop / uf_total))
-                local.append((city, pop))
+                city_weights.append((city, uf_pop[uf] * city_pop / uf_total))
+                local.append((city, city_pop))
                 self._build_streets(city, lo, hi)
             self.by_uf[uf] = _weighted(local, 256)
         assert sorted(self.by_uf) == sorted(UFS)
@@ -503,7 +504,7 @@ def _make_renderer(rows: int, seed: int, start: datetime | None, span: timedelta
     lag = rows // span_s + 2  # rows per second of timeline, plus margin
 
     day_cache: dict[int, str] = {}
-    last = [-1, ""]  # the most recent updated_at offset and its text
+    last: list[Any] = [-1, ""]  # the most recent updated_at offset and its text
     blk = [-1, 0]  # the most recent block and its update slot
 
     def day_str(ordinal: int) -> str:

@@ -20,7 +20,7 @@ class Range(FailingRows):
         from sqlglot import exp
 
         column = sqlast.col(check.column)
-        parts = []
+        parts: list[Any] = []
         if check.min is not None:
             parts.append(exp.LT(this=column.copy(), expression=sqlast.literal(check.min)))
         if check.max is not None:

@@ -26,6 +26,7 @@ def explain(engine: DatabricksEngine, project: Project, step: PlannedStep) -> Ex
     payload = step_payload(engine.target, spec, step.kind, entry.logical_id, gold)
     detail: dict[str, Any] = {"engine": "databricks", "logical_id": entry.logical_id}
     if step.kind == "aggregate" and s.aggregate_on == "warehouse":
+        assert gold is not None  # an aggregate step names its gold table
         statement = job.gold_sql(payload, gold)
         detail.update(on="warehouse", warehouse_id=s.warehouse_id, statements=[statement])
         return Explanation(detail, statement)
