@@ -3,7 +3,7 @@
 Usage (a ``spark_python_task``; upload ``job.py`` and ``transforms.py`` to the same folder)::
 
     python job.py --step refine --payload '{"step": "refine", "table": "clientes", ...}'
-    python job.py --step refine --payload-file /Workspace/Shared/lh360/runs/<run_id>.json
+    python job.py --step refine --payload-file s3://lake/_lh360/payloads/<token>.json
     python job.py --step refine --payload-file p.json --explain   # options + SQL, no Spark
 
 pyspark + stdlib only (no lh360 import). Nothing here imports pyspark at module level, so the ops
@@ -144,16 +144,31 @@ def parse_payload(payload: str | bytes | dict, step: str | None = None) -> dict:
     return p
 
 
-def load_payload(args: argparse.Namespace) -> dict:
+def load_payload(args: argparse.Namespace, spark_factory=None) -> dict:
     if args.payload_file:
-        try:
-            with open(args.payload_file, encoding="utf-8") as fh:
-                text = fh.read()
-        except OSError as e:
-            raise PayloadError(f"--payload-file: cannot read {args.payload_file}: {e}") from e
+        text = read_payload_file(args.payload_file, spark_factory)
     else:
         text = args.payload
     return parse_payload(text, args.step)
+
+
+def read_payload_file(path: str, spark_factory=None) -> str:
+    """A payload file: a local or /Workspace path with open(); a cloud URI (the lake's private
+    `_lh360/payloads/`, where the ops box puts payloads too large for a parameter) through Spark, which
+    holds the lake's credentials."""
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", path) and not path.startswith("file:"):
+        if spark_factory is None:
+            raise PayloadError(f"--payload-file: {path} is a URI: reading it needs Spark")
+        try:
+            rows = spark_factory().read.text(path, wholetext=True).collect()
+        except Exception as e:
+            raise PayloadError(f"--payload-file: cannot read {path}: {_short_error(e, 500)}") from e
+        return rows[0][0] if rows else ""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError as e:
+        raise PayloadError(f"--payload-file: cannot read {path}: {e}") from e
 
 
 # --------------------------------------------------------------------------- names and SQL text
@@ -796,7 +811,7 @@ def main(argv: list[str] | None = None, spark=None) -> int:
     summary["started_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")  # noqa: UP017 - DBR runs Python 3.10
     code = EXIT_OK
     try:
-        payload = load_payload(args)
+        payload = load_payload(args, lambda: spark or get_spark({}))
         summary.update(table=payload["table"], run_id=payload["run_id"])
         if args.explain:
             print(json.dumps(plan(payload), indent=2, default=str), flush=True)

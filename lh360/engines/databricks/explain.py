@@ -1,5 +1,5 @@
-"""`lh360 plan -t <databricks target>`: the exact `jobs.submit` bodies and SQL a run would send. Offline:
-it reads the specs and the local idempotency journal, and never calls the workspace."""
+"""`lh360 plan -t <databricks target>`: the exact `jobs.submit` bodies (and their bytes on the wire) and SQL a
+run would send. Offline: it reads the specs and the local idempotency journal, and never calls the workspace."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from lh360.config import Project
 from lh360.engines.base import Explanation, PlannedStep
-from lh360.engines.databricks.requests import gold_owner, step_payload, submit_body
+from lh360.engines.databricks.requests import SUBMIT_PATH, gold_owner, step_payload, submit_body, wire
 
 if TYPE_CHECKING:
     from lh360.engines.databricks.engine import DatabricksEngine
@@ -31,11 +31,16 @@ def explain(engine: DatabricksEngine, project: Project, step: PlannedStep) -> Ex
         return Explanation(detail, statement)
     body = submit_body(engine.target, spec, step.kind, entry, timeout=engine.timeout, gold_name=gold)
     job_plan = job.plan(job.parse_payload(payload, step.kind))
+    on_the_wire = wire(body)
     detail.update(
         run_name=body["run_name"],
         idempotency_token=entry.token,
         resumes_earlier_submission=resumes,
         jobs_submit=body,
+        # the exact bytes lh360 posts (it sends them itself: no SDK round trip between here and the service)
+        wire=f"POST {SUBMIT_PATH}",
+        wire_body=on_the_wire.decode("ascii"),
+        wire_bytes=len(on_the_wire),
         payload=payload,
         job=job_plan,
     )
