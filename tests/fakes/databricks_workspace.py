@@ -220,6 +220,7 @@ class FakeWorkspace:
         self.sql_chunk_rows: int | None = None  # rows per result chunk (None: one chunk), like large results
         self.well_known = "ok"  # ok | 404 | drop: how /.well-known/databricks-config answers
         self.well_known_delay = 0.0  # seconds before it answers (a slow host)
+        self.well_known_arrivals = 0  # probes received so far (counted before the delay)
         self._scripts: deque[ScriptedRun] = deque()
         self._injections: dict[str, _Injection] = {}
         self._tokens: dict[str, int] = {}
@@ -1021,6 +1022,7 @@ class _Handler(BaseHTTPRequestHandler):
                 body = raw
         ws = self.workspace
         if parts.path == "/.well-known/databricks-config":
+            ws.well_known_arrivals += 1  # counted on arrival, before any delay
             if ws.well_known_delay:  # outside the workspace's lock: other requests go on meanwhile
                 time.sleep(ws.well_known_delay)
             if ws.well_known == "drop":  # the connection closes with no answer (as a dead proxy or LB does)

@@ -120,12 +120,12 @@ def _resolve_config(kwargs: dict[str, Any]):
 
 
 def check_reachable(host: str) -> None:
-    """One HTTP request to the host (any answer will do, 404 included), through the same proxies the SDK
-    uses; no answer is an EngineError naming the host."""
+    """One HTTP request to the host's root (any answer will do: a redirect to the login page, 401, 404),
+    through the same proxies the SDK uses; no answer is an EngineError naming the host."""
     import requests
 
     try:
-        requests.get(f"{host.rstrip('/')}/.well-known/databricks-config", timeout=(5, 5), allow_redirects=False)
+        requests.get(f"{host.rstrip('/')}/", timeout=(5, 5), allow_redirects=False)
     except requests.RequestException as exc:
         raise EngineError(
             f"cannot reach the Databricks workspace at {host}: {_reason(exc)} "
@@ -137,7 +137,8 @@ def _reason(exc: BaseException) -> str:
     """The innermost cause of a requests/urllib3 error, short: 'Connection refused', 'timed out'."""
     text = str(exc)
     for marker in ("Connection refused", "Name or service not known", "timed out", "No route to host",
-                   "Temporary failure in name resolution", "Network is unreachable"):  # fmt: skip
+                   "Temporary failure in name resolution", "Network is unreachable",
+                   "closed connection without response"):  # fmt: skip
         if marker in text:
             return marker
     return _first_line(exc)[:200]
