@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.databricks_support import cli, cli_env, deploy_to, load, make_project, summary_line
+from tests.databricks_support import cli, cli_env, deploy_to, load, make_project, passing_checks, summary_line
 
 pytest_plugins = ["tests.databricks_fixtures"]  # fake_ws, project_root
 
@@ -185,22 +185,6 @@ def test_plan_never_builds_a_client(monkeypatch, tmp_path):
 def test_databricks_options_on_a_local_target_are_a_usage_error(fake_ws, deployed):
     proc = cli(deployed, "ingest", "clientes", "--timeout", "1h")
     assert proc.returncode == 2 and "only for runs on a remote engine" in proc.stderr
-
-
-def passing_checks(statement: str, params: list):
-    """The fake warehouse's answers to lh360's fused check queries: every check passes."""
-    import datetime as dt
-    import re
-
-    if statement.startswith("DESCRIBE HISTORY"):
-        return ["version"], [[3]]
-    if "AS `left`" in statement:
-        return ["left", "right"], [[10, 10]]
-    cols, row = [], []
-    for expr, alias in re.findall(r"(\w+)\([^`]*`?[^`]*`?\)? AS `(c\d+)`", statement):
-        cols.append(alias)
-        row.append(dt.datetime.now(dt.UTC) if expr.upper() == "MAX" else (100 if alias == "c0" else 0))
-    return cols, [row]
 
 
 def test_run_all_runs_every_step_on_databricks_and_validates_on_the_warehouse(fake_ws, deployed):

@@ -8,15 +8,21 @@
 
 What it serves (JSON shapes as the real API, enough for databricks-sdk 0.162 to parse them):
 
-* ``GET /.well-known/databricks-config`` (host metadata the SDK fetches at ``Config()``); everything else
-  needs ``Authorization: Bearer <ws.token>`` (else 401).
+* ``GET /.well-known/databricks-config`` (host metadata the SDK fetches at ``Config()``): ``ws.well_known``
+  ``ok`` | ``404`` | ``drop`` (the connection closes unanswered), ``ws.well_known_delay`` seconds first.
+  Everything else needs ``Authorization: Bearer <ws.token>`` (else 401).
 * Jobs (``/api/2.0|2.1|2.2/jobs/runs/...``): ``submit`` (``idempotency_token``: one run per token, like
-  the service), ``get`` (every poll advances the run's scripted life cycle), ``get-output`` (of a TASK
-  run: on the parent of a multi-task run it answers 400 like the service), ``cancel``, ``list``.
+  the service; refused with 400 like the service: a key or enum value the SDK's dataclasses do not have, an
+  environment without ``environment_version``, a task naming an unknown ``environment_key``, serverless mixed
+  with cluster fields), ``get`` (every poll advances the run's scripted life cycle: QUEUED, BLOCKED,
+  WAITING_FOR_RETRY, states the service may add later, ``status`` with or without the deprecated ``state``),
+  ``get-output`` (of a TASK run: on the parent of a multi-task run it answers 400 like the service),
+  ``cancel``, ``list``. ``ws.requests[i].raw`` holds each body's bytes as sent.
 * Workspace (``/api/2.0/workspace/...``): ``import`` (JSON+base64 or multipart, as ``w.workspace.upload``
   sends), ``get-status``, ``mkdirs``, ``export`` (JSON or ``direct_download``), ``list``, ``delete``.
   Like the service, an import needs its parent folder (``mkdirs`` first) and ``overwrite`` to replace.
-* SQL statements (``/api/2.0/sql/statements``): execute, get, cancel, result chunk 0; results come from
+* SQL statements (``/api/2.0/sql/statements``): execute, get, cancel, result chunks (``ws.sql_chunk_rows``
+  rows each, ``next_chunk_index`` on all but the last); results come from
   ``ws.sql_handler(statement, parameters) -> (columns, rows)``; ``GET /api/2.0/sql/warehouses/{id}``.
 * Unity Catalog ``schemas`` and ``tables``: create / get / list / delete / ``tables/{name}/exists``.
 * ``GET /api/2.0/preview/scim/v2/Me`` (``w.current_user.me()``).
