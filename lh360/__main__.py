@@ -1,4 +1,4 @@
-from lh360.cli import main
+from lh360._entry import main
 
 if __name__ == "__main__":
     main()

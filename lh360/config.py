@@ -12,8 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from lh360 import engines
 from lh360.durations import parse_duration
 from lh360.errors import ConfigError
-from lh360.spec import TableSpec
-from lh360.yamlio import dotted, expand_env, line_of, load_yaml, remember_root
+from lh360.spec import CHECK_KINDS, TableSpec
+from lh360.yamlio import SourceMap, dotted, expand_env, line_of, load_source, path_matcher
 
 DEFAULT_CONFIG = Path("configs") / "lh360.yaml"
 
@@ -24,8 +24,15 @@ class Strict(BaseModel):
 
 class AwsSettings(Strict):
     region: str | None = None
-    profile: str | None = None
-    endpoint_url: str | None = None  # S3-compatible stores (MinIO, a moto server in tests)
+    profile: str | None = None  # a named profile; unset or "" means the default credential chain
+    endpoint_url: str | None = None  # S3's alone: an S3-compatible store (MinIO, a moto server in tests)
+    endpoints: dict[Literal["athena", "glue", "sts"], str] = Field(default_factory=dict)  # the other services'
+
+    @field_validator("region", "profile", "endpoint_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, v: Any) -> Any:
+        """`${LH360_AWS_PROFILE:-}` expands to "" when the variable is unset or empty: that means none."""
+        return None if isinstance(v, str) and not v.strip() else v
 
 
 class ExistingCluster(Strict):
@@ -154,6 +161,32 @@ class ProjectConfig(Strict):
         return self
 
 
+# The lh360.yaml fields where ${VAR} and ${VAR:-default} are expanded from the environment: where a
+# deployment differs (folders, buckets, profiles, workspace ids). Nowhere else, and never in table specs:
+# spec SQL runs with the ops box's environment, and a spec author must not be able to copy it into a table.
+ENV_FIELDS: tuple[tuple[str, ...], ...] = (
+    ("targets", "*", "landing"),
+    ("targets", "*", "lake"),
+    ("targets", "*", "aws", "*"),
+    ("targets", "*", "databricks", "profile"),
+    ("targets", "*", "databricks", "host"),
+    ("targets", "*", "databricks", "catalog"),
+    ("targets", "*", "databricks", "warehouse_id"),
+    ("targets", "*", "databricks", "workspace_dir"),
+    ("targets", "*", "databricks", "timeout"),
+    ("targets", "*", "databricks", "compute", "existing_cluster_id"),
+    ("targets", "*", "databricks", "compute", "new_cluster", "**"),
+    ("targets", "*", "athena", "workgroup"),
+    ("targets", "*", "athena", "output"),
+    ("targets", "*", "athena", "timeout"),
+    ("targets", "*", "athena", "databases", "*"),
+)
+ENV_FIELDS_TEXT = (
+    "a target's landing, lake, aws.*, databricks.{profile, host, catalog, warehouse_id, workspace_dir, timeout, "
+    "compute}, athena.{workgroup, output, timeout, databases}"
+)
+
+
 @dataclass
 class Project:
     """A loaded project: where it lives, its config, and its table specs by name."""
@@ -162,6 +195,16 @@ class Project:
     config: ProjectConfig
     specs: dict[str, TableSpec] = field(default_factory=dict)
     spec_files: dict[str, Path] = field(default_factory=dict)
+    config_source: SourceMap | None = None  # lines of lh360.yaml, for errors found after loading
+
+    def source_of(self, file: str | None) -> SourceMap | None:
+        """The source map of a file this project loaded (config or spec), to find an error's line."""
+        if self.config_source is not None and file == self.config_source.file:
+            return self.config_source
+        for spec in self.specs.values():
+            if spec.source_map is not None and spec.source_map.file == file:
+                return spec.source_map
+        return None
 
     @property
     def root(self) -> Path:
@@ -186,7 +229,7 @@ class Project:
             settings=t,
             landing=resolve_uri(t.landing, self.root),
             lake=resolve_uri(t.lake, self.root),
-            config_file=str(self.config_path),
+            config_source=self.config_source,
         )
 
     def select(self, tables: list[str] | tuple[str, ...] | None) -> list[TableSpec]:
@@ -210,7 +253,9 @@ class ResolvedTarget:
     settings: Target
     landing: str  # absolute folder path or s3:// URI
     lake: str
-    config_file: str | None = None  # the lh360.yaml it came from (errors name its lines)
+    config_source: SourceMap | None = field(
+        default=None, compare=False, repr=False
+    )  # lh360.yaml: errors name its lines
 
     @property
     def engine(self) -> str:
@@ -256,41 +301,34 @@ def validation_errors(exc: ValidationError, data: Any, file: Path, prefix: tuple
     return out
 
 
-CHECK_UNION_TAGS: set[str] = set()
+# pydantic's tagged-union step in an error's loc ("row_count"), which the YAML does not have
+CHECK_UNION_TAGS: frozenset[str] = frozenset(CHECK_KINDS)
 
 
-def _init_tags() -> None:
-    from lh360.spec import CHECK_KINDS
-
-    CHECK_UNION_TAGS.update(CHECK_KINDS)
-
-
-_init_tags()
-
-
-def _load_config_file(path: Path) -> ProjectConfig:
-    data = load_yaml(path)
+def _load_config_file(path: Path) -> tuple[ProjectConfig, SourceMap]:
+    source = load_source(path)
+    data = source.root
     if not isinstance(data, dict):
         raise ConfigError("expected a mapping at the top level", file=str(path), line=1)
-    remember_root(str(path), data)
-    expand_env(data, file=str(path))
+    expand_env(source, allowed=path_matcher(ENV_FIELDS), where=ENV_FIELDS_TEXT)
     try:
-        return ProjectConfig.model_validate(data)
+        return ProjectConfig.model_validate(data), source
     except ValidationError as exc:
         raise validation_errors(exc, data, path)[0] from None
 
 
 def load_spec(path: Path) -> TableSpec:
-    data = load_yaml(path)
+    """One table spec. Nothing in it is expanded from the environment (${…} in its SQL is an error)."""
+    source = load_source(path)
+    data = source.root
     if not isinstance(data, dict):
         raise ConfigError("expected a mapping at the top level", file=str(path), line=1)
-    remember_root(str(path), data)
-    expand_env(data, file=str(path))
     try:
         spec = TableSpec.model_validate(data)
     except ValidationError as exc:
         raise validation_errors(exc, data, path)[0] from None
     spec._file = path
+    spec._source_map = source
     if path.stem != spec.table:
         raise ConfigError(
             f"table {spec.table!r} does not match the file name {path.name!r}",
@@ -304,8 +342,8 @@ def load_spec(path: Path) -> TableSpec:
 def load_project(config: str | Path | None = None, *, collect: list[ConfigError] | None = None) -> Project:
     """Load config and every spec. With `collect`, spec errors are appended to it instead of raised."""
     path = find_config(config)
-    cfg = _load_config_file(path)
-    project = Project(config_path=path.resolve(), config=cfg)
+    cfg, cfg_source = _load_config_file(path)
+    project = Project(config_path=path.resolve(), config=cfg, config_source=cfg_source)
     tables_dir = project.tables_dir
     if not tables_dir.is_dir():
         err = ConfigError(f"tables_dir {cfg.tables_dir!r} is not a folder", file=str(path), field="tables_dir")
@@ -313,6 +351,7 @@ def load_project(config: str | Path | None = None, *, collect: list[ConfigError]
             raise err
         collect.append(err)
         return project
+    gold_owners: dict[str, TableSpec] = {}
     for spec_path in sorted([*tables_dir.glob("*.yaml"), *tables_dir.glob("*.yml")]):
         try:
             spec = load_spec(spec_path)
@@ -331,6 +370,34 @@ def load_project(config: str | Path | None = None, *, collect: list[ConfigError]
                 raise err
             collect.append(err)
             continue
+        clash = _gold_clash(spec, gold_owners)
+        if clash is not None:
+            if collect is None:
+                raise clash
+            collect.append(clash)
+            continue
         project.specs[spec.table] = spec
         project.spec_files[spec.table] = spec_path
+        gold_owners.update(dict.fromkeys(spec.gold, spec))
     return project
+
+
+def _gold_clash(spec: TableSpec, owners: dict[str, TableSpec]) -> ConfigError | None:
+    """Two specs defining one gold table: one query would silently never run, so it is a spec error."""
+    for name in spec.gold:
+        other = owners.get(name)
+        if other is None:
+            continue
+        where = _where(other, ["gold", name])
+        return ConfigError(
+            f"gold table {name!r} is also defined in {where}: each gold table has one spec",
+            file=str(spec.file),
+            line=spec.source_map.line(["gold", name]) if spec.source_map else None,
+            field=f"gold.{name}",
+        )
+    return None
+
+
+def _where(spec: TableSpec, path: list) -> str:
+    line = spec.source_map.line(path) if spec.source_map else None
+    return f"{spec.file}:{line}" if line else str(spec.file)

@@ -131,7 +131,7 @@ class Lakehouse:
         names = sorted(set(tables))
         with ExitStack() as stack:
             for name in names:
-                stack.enter_context(table_lock(self.target.lake, name, wait=self.wait_lock))
+                stack.enter_context(self._table_lock(name))
             yield names
 
     # ---- verbs ----------------------------------------------------------------------------------------
@@ -180,8 +180,11 @@ class Lakehouse:
             if ticker is not None:
                 ticker.close()
 
-    def promote(self, tables: list[str] | None, to: str, *, locked: bool = False) -> Promotion:
-        """`promote --to silver|gold`: refine, then (gold) every gold query in dependency order."""
+    def promote(
+        self, tables: list[str] | None, to: str, *, locked: bool = False, full_refresh: bool = False
+    ) -> Promotion:
+        """`promote --to silver|gold`: refine, then (gold) every gold query in dependency order.
+        `full_refresh`: silver rebuilt from all of bronze (the engine's refine), gold from silver."""
         if to not in LAYERS_TO:
             raise UsageError(f"--to must be silver or gold, not {to!r}")
         scope = promote_scope(self.project, tables, to)
@@ -190,27 +193,29 @@ class Lakehouse:
             if not locked:
                 stack.enter_context(self.locks(scope.tables))
             for table in scope.silver:
-                promotion.refine.append(self._refine_one(table))
+                promotion.refine.append(self._refine_one(table, full_refresh))
             if to == "gold":
                 for relation in scope.gold:
-                    promotion.aggregate.append(self._aggregate_one(relation))
+                    promotion.aggregate.append(self._aggregate_one(relation, full_refresh))
         return promotion
 
-    def _refine_one(self, table: str) -> RefineResult:
+    def _refine_one(self, table: str, full_refresh: bool = False) -> RefineResult:
         signals.check()  # a signal some library swallowed stops the run between steps
         spec = self.project.specs[table]
         with self.ledger.step(table, f"silver.{table}", "refine") as rec:
-            result = self.engine.refine(spec)
+            result = self.engine.refine(spec, full_refresh=full_refresh)
             rec.take(result)
         self.console.step_finished(result)
         return result
 
-    def _aggregate_one(self, relation: str) -> AggregateResult:
+    def _aggregate_one(self, relation: str, full_refresh: bool = False) -> AggregateResult:
         signals.check()  # a signal some library swallowed stops the run between steps
         table = owner_of(self.project.specs, relation).table
         with self.ledger.step(table, relation, "aggregate") as rec:
             result = self.engine.aggregate(self.project, relation)
             rec.take(result)
+            if full_refresh:  # gold is always recomputed from silver; the ledger says why this time
+                rec.detail["full_refresh"] = True
         self.console.step_finished(result)
         return result
 
@@ -261,7 +266,8 @@ class Lakehouse:
                     summary.ok, summary.exit_code, summary.failed_step = False, report.exit_code, "validate"
                     summary.error = _validation_error(report)
         except (LH360Error, Interrupted) as exc:  # a signal too: `run --json` still prints what was done
-            summary.fail(step, exc)
+            received = signals.received()  # a signal that surfaced as an engine error is still a signal
+            summary.fail(step, Interrupted(received) if received is not None else exc)
         summary.steps = [_step_row(r) for r in self.ledger.written]
         return summary
 
@@ -293,8 +299,14 @@ class Lakehouse:
         if locked:
             yield
         else:
-            with table_lock(self.target.lake, table, wait=self.wait_lock):
+            with self._table_lock(table):
                 yield
+
+    def _table_lock(self, table: str) -> Any:
+        """The table's lock (lh360.lock): on an S3 lake an object in the lake, owned by this run."""
+        return table_lock(
+            self.target.lake, table, wait=self.wait_lock, aws=self.target.settings.aws, run_id=self.ledger.run_id
+        )
 
 
 def _validation_error(report: ValidationReport) -> str:

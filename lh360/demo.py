@@ -61,7 +61,7 @@ def demo_summary(project: Project, target: ResolvedTarget, spec: Any, summary: R
     """What the demo shows at the end: rows per layer, quarantined rows by rule, check verdicts, gold rows."""
     from lh360.engines.local.duck import LakeCatalog, connect, q
 
-    con = connect()
+    con = connect(lake=target.lake)
     try:
         catalog = LakeCatalog(con, target)
         layers: dict[str, Any] = {}

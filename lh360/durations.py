@@ -9,15 +9,25 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+# Longer than this cannot be subtracted from a date (ages are compared with now - max_age) and means nothing
+MAX_DAYS = 36500
+
+
 def parse_duration(text: str | int | float) -> timedelta:
     if isinstance(text, bool):
         raise ValueError("expected a duration like 26h, 30m, 2d")
     if isinstance(text, (int, float)):
-        return timedelta(seconds=float(text))
+        return _bounded(float(text), text)
     s = str(text).strip().lower().replace(" ", "")
     if not s or _PART.sub("", s):
         raise ValueError(f"{text!r} is not a duration (write e.g. 26h, 30m, 2d, 90s)")
-    return timedelta(seconds=sum(float(n) * _UNITS[u] for n, u in _PART.findall(s)))
+    return _bounded(sum(float(n) * _UNITS[u] for n, u in _PART.findall(s)), text)
+
+
+def _bounded(seconds: float, text: str | int | float) -> timedelta:
+    if not 0 <= seconds <= MAX_DAYS * 86400:  # also NaN and inf
+        raise ValueError(f"{text!r} is not a duration lh360 can use (at most {MAX_DAYS}d)")
+    return timedelta(seconds=seconds)
 
 
 def format_duration(td: timedelta | float) -> str:

@@ -143,6 +143,8 @@ class StepRecord:
                 "closed": result.closed,
                 "quarantine_version": result.quarantine_version,
                 "quarantine_replayed": result.quarantine_replayed,
+                "full_refresh": result.full_refresh,
+                "spec_hash": result.spec_hash,
             }
         elif isinstance(result, AggregateResult):
             self.rows_out, self.version_after, self.source_versions = result.rows_out, result.version, result.sources

@@ -8,7 +8,8 @@ from lh360.config import Project, load_project
 from lh360.errors import ConfigError
 from lh360.spec import Expression, Reconcile, TableSpec
 from lh360.sql import SQLError, parse_expression, parse_query, to_sql
-from lh360.yamlio import _ROOTS, line_of
+from lh360.types import parse_type, type_problems
+from lh360.yamlio import SourceMap
 
 COMPILE_DIALECTS = ("duckdb", "athena", "databricks")
 
@@ -21,37 +22,94 @@ def lint(config: str | None = None) -> tuple[Project | None, list[ConfigError]]:
         return None, [exc]
     # checks that would mean different things on DuckDB and Athena: only where Athena may run them
     athena = any(t.athena is not None for t in project.config.targets.values())
-    for spec in project.specs.values():
-        errors += lint_spec_sql(spec, athena=athena)
+    probe = TypeProbe()
+    try:
+        for spec in project.specs.values():
+            errors += lint_spec_sql(spec, athena=athena, probe=probe)
+    finally:
+        probe.close()
     from lh360.deps import gold_order
 
     try:
         gold_order(project.specs)
     except ConfigError as exc:
-        exc = _with_line(exc)
+        exc = _with_line(exc, project.source_of(exc.file))
         if not any(e.file == exc.file and e.field == exc.field for e in errors):  # a parse error already said it
             errors.append(exc)
     return project, errors
 
 
-def _with_line(exc: ConfigError) -> ConfigError:
-    if exc.line is None and exc.file and exc.field:
+def _with_line(exc: ConfigError, source: SourceMap | None) -> ConfigError:
+    if exc.line is None and source is not None and exc.field:
         path = [int(p) if p.isdigit() else p for p in exc.field.replace("[", ".").replace("]", "").split(".") if p]
-        line = line_of(_ROOTS.get(exc.file), path)
-        return ConfigError(exc.reason, file=exc.file, line=line, field=exc.field)
+        return ConfigError(exc.reason, file=exc.file, line=source.line(path), field=exc.field)
     return exc
 
 
-def lint_spec_sql(spec: TableSpec, *, athena: bool = False) -> list[ConfigError]:
+class TypeProbe:
+    """Asks DuckDB (the local engine) whether it can hold a type: `binary(10)`, `int(5)` or a struct with a
+    field twice parse as Spark SQL but fail every ingest or promote. One locked, empty in-memory connection,
+    opened on first use."""
+
+    def __init__(self) -> None:
+        self._con = None
+        self._answers: dict[str, str | None] = {}
+
+    def problem(self, duckdb_type: str) -> str | None:
+        if duckdb_type not in self._answers:
+            self._answers[duckdb_type] = self._ask(duckdb_type)
+        return self._answers[duckdb_type]
+
+    def _ask(self, duckdb_type: str) -> str | None:
+        if self._con is None:
+            from lh360.engines.local.duck import connect, lock_down
+
+            self._con = connect()
+            lock_down(self._con, [])
+        try:
+            self._con.execute(f"SELECT CAST(NULL AS {duckdb_type})").fetchall()
+        except Exception as exc:
+            text = str(exc).strip().splitlines()
+            return text[0][:160] if text else type(exc).__name__
+        return None
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+
+
+def lint_spec_sql(spec: TableSpec, *, athena: bool = False, probe: TypeProbe | None = None) -> list[ConfigError]:
+    from sqlglot import exp  # heavy: off the `--help` path
+
     file = str(spec.file) if spec.file else None
-    root = _ROOTS.get(file) if file else None
+    source: SourceMap | None = spec.source_map
     errors: list[ConfigError] = []
     types = None
+
+    def line_of(path: list) -> int | None:
+        return source.line(path) if source is not None else None
+
+    def error(reason: str, path: list) -> None:
+        errors.append(ConfigError(reason, file=file, line=line_of(path), field=_dotted(path)))
+
+    for column, hint in spec.bronze.schema_hints.items():
+        problem = probe.problem(parse_type(hint)) if probe is not None else None
+        if problem:
+            error(f"{hint!r} is not a type the local engine can hold ({problem})", ["bronze", "schema_hints", column])
 
     def check(text: str, path: list, parser) -> None:
         nonlocal types
         try:
             tree = parser(text)
+            reasons = type_problems(tree)  # casts to types no engine can hold (decimal(3,5))
+            if not reasons and probe is not None:
+                reasons = [
+                    f"cast to {cast.to.sql('spark')} cannot run ({problem})"
+                    for cast in tree.find_all(exp.Cast)
+                    if (problem := probe.problem(cast.to.sql("duckdb")))
+                ]
+            for reason in reasons:
+                error(reason, path)
             for dialect in COMPILE_DIALECTS:
                 to_sql(tree, dialect)
             if athena and path[0] == "checks":  # check rules and reconcile sides (lh360.portability)
@@ -63,17 +121,15 @@ def lint_spec_sql(spec: TableSpec, *, athena: bool = False) -> list[ConfigError]
                         ConfigError(
                             f"means different things on DuckDB and Athena: {reason}",
                             file=file,
-                            line=line_of(root, path),
+                            line=line_of(path),
                             field=_dotted(path),
                         )
                     )
         except SQLError as exc:
-            errors.append(ConfigError(str(exc), file=file, line=line_of(root, path), field=_dotted(path)))
+            errors.append(ConfigError(str(exc), file=file, line=line_of(path), field=_dotted(path)))
         except Exception as exc:  # sqlglot cannot generate it for some dialect
             msg = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-            errors.append(
-                ConfigError(f"does not compile: {msg}", file=file, line=line_of(root, path), field=_dotted(path))
-            )
+            errors.append(ConfigError(f"does not compile: {msg}", file=file, line=line_of(path), field=_dotted(path)))
 
     if spec.silver:
         for col, expr in spec.silver.columns.items():
@@ -94,7 +150,7 @@ def lint_spec_sql(spec: TableSpec, *, athena: bool = False) -> list[ConfigError]
                 ConfigError(
                     f"{rel} is not a table this spec defines ({', '.join(spec.relations())})",
                     file=file,
-                    line=line_of(root, ["checks", rel]),
+                    line=line_of(["checks", rel]),
                     field=f"checks.{rel}",
                 )
             )
@@ -125,7 +181,7 @@ def lint_warnings(project: Project) -> list[ConfigError]:
         if spec.silver is None:
             continue
         file = str(spec.file) if spec.file else None
-        root = _ROOTS.get(file) if file else None
+        source = spec.source_map
         hints = {k.lower(): _type_key(v) for k, v in spec.bronze.schema_hints.items()}
         texts = [(["silver", "columns", c], e) for c, e in spec.silver.columns.items()]
         texts += [(["silver", "expectations", i, "rule"], e.rule) for i, e in enumerate(spec.silver.expectations)]
@@ -135,7 +191,8 @@ def lint_warnings(project: Project) -> list[ConfigError]:
             except SQLError:
                 continue  # lint reports it as an error
             for reason in ansi_failures(tree, hints):
-                out.append(ConfigError(reason, file=file, line=line_of(root, path), field=_dotted(path)))
+                line = source.line(path) if source is not None else None
+                out.append(ConfigError(reason, file=file, line=line, field=_dotted(path)))
     return out
 
 

@@ -7,13 +7,51 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from lh360.durations import parse_duration
 
 IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
 Identifier = Annotated[str, Field(pattern=IDENT)]
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+def _no_variables(text: str) -> str:
+    """Spec SQL is never expanded from the environment, and Spark itself would substitute `${env:NAME}`
+    (and `${spark.conf}`) from the job's environment: a `${` in spec SQL is refused, not kept."""
+    if "${" in text:
+        raise ValueError(
+            "${…} is not allowed in spec SQL: specs are not expanded from the environment, and Spark would "
+            "substitute ${env:…} from the job's; write the value itself"
+        )
+    return text
+
+
+def _guarded_expression(text: str) -> str:
+    """Silver columns and expectation rules reach the Databricks job as text: refuse, when the spec loads,
+    anything that reads outside the lake (lh360.sql.guard; sqlglot is imported only for text that may)."""
+    from lh360.sql import SQLError, guard_text
+
+    _no_variables(text)
+    try:
+        guard_text(text)
+    except SQLError as exc:
+        raise ValueError(str(exc)) from None
+    return text
+
+
+# Spark SQL as specs hold it: text for a row (silver columns, expectation rules) or any spec SQL
+SparkExpression = Annotated[str, AfterValidator(_guarded_expression)]
+SparkSQL = Annotated[str, AfterValidator(_no_variables)]
 EVOLUTION_MODES = ("addNewColumns", "rescue", "failOnNewColumns", "none")
 
 
@@ -60,13 +98,13 @@ class Bronze(Strict):
 
 class Expectation(Strict):
     name: Identifier
-    rule: str
+    rule: SparkExpression
     action: Literal["warn", "drop", "quarantine", "fail"] = "warn"
 
 
 class Silver(Strict):
     # columns first: the validators of keys, sequence_by and partition_by check names against it
-    columns: dict[Identifier, str] = {}
+    columns: dict[Identifier, SparkExpression] = {}
     keys: list[Identifier] = Field(min_length=1)
     sequence_by: Identifier
     scd: Literal[1, 2] = 1
@@ -95,7 +133,7 @@ class Silver(Strict):
 
 
 class Gold(Strict):
-    sql: str
+    sql: SparkSQL
     description: str | None = None
     partition_by: list[Identifier] = []
 
@@ -142,15 +180,15 @@ class Freshness(_Check):
 class Expression(_Check):
     kind: Literal["expression"] = "expression"
     name: Identifier
-    rule: str
+    rule: SparkSQL
     max_failures: int = Field(0, ge=0)
 
 
 class Reconcile(_Check):
     kind: Literal["reconcile"] = "reconcile"
     name: Identifier
-    left: str
-    right: str
+    left: SparkSQL
+    right: SparkSQL
     tolerance: float = Field(0, ge=0)
 
 
@@ -238,12 +276,18 @@ class TableSpec(Strict):
             raise ValueError("gold tables need a silver section")
         return self
 
-    # where the spec was read from, for error messages (not part of the YAML)
+    # where the spec was read from and the lines of its fields, for error messages (not part of the YAML)
     _file: Path | None = None
+    _source_map: Any = None  # lh360.yamlio.SourceMap
 
     @property
     def file(self) -> Path | None:
         return self._file
+
+    @property
+    def source_map(self) -> Any:
+        """The SourceMap the spec was loaded from (None for a spec built in code): `source_map.line(path)`."""
+        return self._source_map
 
     def relations(self) -> list[str]:
         """The tables this spec owns, as layer.name."""

@@ -254,10 +254,12 @@ def s3_client(aws: AwsSettings):
 
 
 def endpoint_for(service: str, aws: AwsSettings) -> str | None:
-    """The target's `aws.endpoint_url` (an S3-compatible store, a moto server in tests), else botocore's own
+    """The target's endpoint for `service`: `aws.endpoint_url` for S3 (an S3-compatible store such as MinIO, which
+    serves neither Athena nor Glue), `aws.endpoints.<service>` for the others; else botocore's own
     AWS_ENDPOINT_URL_<SERVICE> / AWS_ENDPOINT_URL, else None (the real AWS endpoint)."""
+    configured = aws.endpoint_url if service == "s3" else aws.endpoints.get(service)
     env = f"AWS_ENDPOINT_URL_{service.upper()}"
-    return aws.endpoint_url or os.environ.get(env) or os.environ.get("AWS_ENDPOINT_URL") or None
+    return configured or os.environ.get(env) or os.environ.get("AWS_ENDPOINT_URL") or None
 
 
 _CLIENTS: dict[tuple, object] = {}
@@ -265,19 +267,20 @@ _CLIENTS_LOCK = threading.Lock()
 
 
 def aws_client(service: str, aws: AwsSettings, *, max_attempts: int = 5, **config: object):
-    """A boto3 client with the target's region/profile (else the default credential chain) and botocore
-    `standard` retries set explicitly: one retry layer per call (pass max_attempts=1 where the caller, like
-    pyathena, retries itself). Clients are cached per settings: building one loads botocore's JSON models
-    (~0.3-0.7 s), and boto3 clients are thread-safe."""
+    """A boto3 client with the target's region/profile (else the default credential chain; an unknown profile is
+    a ConfigError) and botocore `standard` retries set explicitly: one retry layer per call (pass max_attempts=1
+    where the caller, like pyathena, retries itself). Clients are cached per settings: building one loads
+    botocore's JSON models (~0.3-0.7 s), and boto3 clients are thread-safe."""
     endpoint = endpoint_for(service, aws)
     key = (service, aws.profile, aws.region, endpoint, max_attempts, tuple(sorted(config.items())), os.getpid())
     with _CLIENTS_LOCK:
         client = _CLIENTS.get(key)
         if client is None:
-            import boto3
             from botocore.config import Config
 
-            session = boto3.Session(profile_name=aws.profile, region_name=aws.region)
+            from lh360.aws_credentials import profile_session
+
+            session = profile_session(aws.profile, aws.region)
             cfg = Config(retries={"mode": "standard", "max_attempts": max_attempts}, **config)
             client = _CLIENTS[key] = session.client(service, endpoint_url=endpoint, config=cfg)
         return client
@@ -288,7 +291,11 @@ def store_for(uri: str, aws: AwsSettings | None = None) -> Store:
 
 
 def delta_storage_options(uri: str, aws: AwsSettings | None = None) -> dict[str, str] | None:
-    """Options for delta-rs: region, endpoint and profile credentials for S3; None for local folders."""
+    """Options for delta-rs: region and endpoint for S3; None for local folders.
+
+    Credentials: without a profile, none: delta-rs (object_store) uses its own chain (environment keys, web
+    identity, container credentials, the EC2 instance role) and refreshes them. A named profile, which
+    object_store cannot read, is handed over by `lh360.aws_credentials` in a form that refreshes too."""
     if not is_s3(uri):
         return None
     aws = aws or AwsSettings()
@@ -302,15 +309,9 @@ def delta_storage_options(uri: str, aws: AwsSettings | None = None) -> dict[str,
     if region:
         opts["AWS_REGION"] = region
     if aws.profile:
-        # delta-rs reads the default chain itself; resolve a named profile through boto3 to hand it over
-        import boto3
+        from lh360.aws_credentials import delta_credentials
 
-        creds = boto3.Session(profile_name=aws.profile).get_credentials()
-        if creds is not None:
-            frozen = creds.get_frozen_credentials()
-            opts["AWS_ACCESS_KEY_ID"], opts["AWS_SECRET_ACCESS_KEY"] = frozen.access_key, frozen.secret_key
-            if frozen.token:
-                opts["AWS_SESSION_TOKEN"] = frozen.token
+        opts.update(delta_credentials(aws.profile))
     return opts
 
 

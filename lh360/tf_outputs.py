@@ -1,7 +1,7 @@
-"""Turn `terraform output -json` of terraform/envs/<env> into an lh360 target.
+"""Turn `terraform output -json` of terraform/envs (any environment) into an lh360 target.
 
-The environment roots in terraform/envs/ export one output per target field, all
-named ``lh360_*``. ``target_from_terraform_outputs`` maps them onto a
+The root in terraform/envs/ (applied per environment with its variable and backend files)
+exports one output per target field, all named ``lh360_*``. ``target_from_terraform_outputs`` maps them onto a
 ``databricks`` target in the format of configs/lh360.yaml (the ``prod`` target of
 DESIGN.md), for ``lh360 init --from-terraform OUTPUTS.json``.
 
@@ -85,7 +85,7 @@ def target_from_terraform_outputs(outputs: Mapping[str, Any]) -> dict[str, Any]:
         noun = "output" if len(missing) == 1 else "outputs"
         raise ValueError(
             f"terraform {noun} missing: {', '.join(missing)} "
-            "(run `terraform output -json` in terraform/envs/<env> after `terraform apply`)"
+            "(run `terraform output -json` in terraform/envs after `terraform apply` of the environment)"
         )
 
     for name in REQUIRED_OUTPUTS + OPTIONAL_OUTPUTS:

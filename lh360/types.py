@@ -61,15 +61,52 @@ _SIMPLE = {
 _DECIMAL = re.compile(r"(?:decimal|dec|numeric)\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)", re.IGNORECASE)
 
 
+MAX_DECIMAL_PRECISION = 38  # Spark, Delta, DuckDB and Athena alike
+
+
+def decimal_problem(precision: int, scale: int) -> str | None:
+    """Why decimal(precision, scale) cannot exist on any engine, or None."""
+    if not 1 <= precision <= MAX_DECIMAL_PRECISION:
+        return f"the precision must be 1 to {MAX_DECIMAL_PRECISION}"
+    if not 0 <= scale <= precision:
+        return f"the scale must be 0 to the precision ({precision})"
+    return None
+
+
+def type_problems(tree) -> list[str]:
+    """Decimal types in a parsed type or SQL tree (casts) that no engine can hold."""
+    from sqlglot import exp
+
+    out = []
+    nodes = [tree] if isinstance(tree, exp.DataType) else []
+    for node in [*nodes, *tree.find_all(exp.DataType)]:
+        if node.this != exp.DataType.Type.DECIMAL or not node.expressions:
+            continue
+        try:
+            params = [int(p.this.name) for p in node.expressions]
+        except (AttributeError, ValueError):
+            continue
+        precision, scale = params[0], params[1] if len(params) > 1 else 0
+        problem = decimal_problem(precision, scale)
+        if problem and f"decimal({precision},{scale}): {problem}" not in out:
+            out.append(f"decimal({precision},{scale}): {problem}")
+    return out
+
+
 @lru_cache(maxsize=512)
 def parse_type(text: str) -> str:
-    """A Spark SQL type (as written in schema_hints) → DuckDB type string; ValueError if it is not a type."""
+    """A Spark SQL type (as written in schema_hints) → DuckDB type string; ValueError if it is not a type,
+    or not one any engine can hold (decimal(3,5))."""
     simple = _SIMPLE.get(text.strip().lower())
     if simple:
         return simple
     decimal = _DECIMAL.fullmatch(text.strip())
     if decimal:
-        return f"DECIMAL({int(decimal[1])}, {int(decimal[2])})"
+        precision, scale = int(decimal[1]), int(decimal[2])
+        problem = decimal_problem(precision, scale)
+        if problem:
+            raise ValueError(f"{text!r} is not a possible type: {problem}")
+        return f"DECIMAL({precision}, {scale})"
     return _parse_type_sqlglot(text)
 
 
@@ -83,6 +120,9 @@ def _parse_type_sqlglot(text: str) -> str:
         raise ValueError(f"{text!r} is not a Spark SQL type ({str(exc).splitlines()[0][:80]})") from None
     if dt.this == exp.DataType.Type.USERDEFINED:
         raise ValueError(f"{text!r} is not a Spark SQL type")
+    problems = type_problems(dt)
+    if problems:
+        raise ValueError(f"{text!r} is not a possible type: {problems[0]}")
     if dt.this == exp.DataType.Type.TIMESTAMP:
         return "TIMESTAMP WITH TIME ZONE"  # Spark's timestamp is an instant
     return dt.sql("duckdb")

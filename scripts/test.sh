@@ -23,9 +23,16 @@ if [ ! -x .venv-checkov/bin/checkov ]; then
   .venv-checkov/bin/python -m pip install --quiet --disable-pip-version-check "checkov==3.3.30"
 fi
 
+# the IAM evaluator of tests/iam (@cloud-copilot/iam-simulate, Node >= 20), pinned by its package-lock.json
+if [ ! -d tests/iam/node_modules/@cloud-copilot/iam-simulate ] || [ tests/iam/package-lock.json -nt tests/iam/node_modules ]; then
+  echo "== installing the IAM evaluator into tests/iam/node_modules"
+  command -v npm >/dev/null || { echo "scripts/test.sh: tests/iam needs Node >= 20 with npm" >&2; exit 1; }
+  npm ci --prefix tests/iam --no-audit --no-fund --loglevel=error
+fi
+
 echo "== ruff"
-"$PY" -m ruff check lh360 tests benchmarks
-"$PY" -m ruff format --check lh360 tests benchmarks
+"$PY" -m ruff check lh360 tests benchmarks scripts
+"$PY" -m ruff format --check lh360 tests benchmarks scripts
 
 echo "== pytest"
 exec "$PY" -m pytest "$@"

@@ -30,7 +30,6 @@ def spec(table: str, gold: dict | None = None) -> dict:
 @pytest.fixture
 def project(tmp_path):
     fake.register()
-    fake.reset()
     (tmp_path / "configs" / "tables").mkdir(parents=True)
     config = {"project": "t", "targets": {"t": {"engine": "fake", "landing": "../landing", "lake": "../lake"}}}
     (tmp_path / "configs" / "lh360.yaml").write_text(yaml.safe_dump(config))
@@ -42,7 +41,7 @@ def project(tmp_path):
     for s in specs:
         (tmp_path / "configs" / "tables" / f"{s['table']}.yaml").write_text(yaml.safe_dump(s))
     yield tmp_path
-    fake.reset()
+    fake.unregister()  # the registry is global: leave it as other tests expect it
 
 
 def lh360(project, capsys, *args: str) -> tuple[int, str, str]:

@@ -181,7 +181,7 @@ def test_history_tables_sql_and_json_logs(ready, run_cli):
     runs = json.loads(out)["runs"]
     assert {r["step"] for r in runs} == {"landing", "ingest", "refine", "aggregate", "validate"}
     refine = next(r for r in runs if r["step"] == "refine")
-    assert (refine["rows_in"], refine["rows_out"], refine["rows_quarantined"], refine["version_after"]) == (3, 2, 1, 0)
+    assert (refine["rows_in"], refine["rows_out"], refine["rows_quarantined"], refine["version_after"]) == (3, 2, 1, 1)
     code, out, _ = run_cli("history", "--checks", cwd=ready.root)
     assert code == 0 and "saldo_ok" in out
     code, out, _ = run_cli("tables", "--json", cwd=ready.root)

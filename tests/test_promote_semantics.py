@@ -95,12 +95,12 @@ def test_older_and_replayed_batches_leave_silver_unchanged(project):
 
 def test_nothing_new_makes_no_commit(project):
     p = project(spec())
-    step(p, {"a.json": [rec(1)]})
+    first = step(p, {"a.json": [rec(1)]})
     from lh360.engines.local.refine import refine
 
     project_ = p.load()
     r = refine(project_.target(), project_.specs["contas"])
-    assert r.noop and r.silver_version == 0
+    assert r.noop and r.silver_version == first.silver_version == 1  # v0: the empty create, v1: the rows
 
 
 def test_dedupe_ties_prefer_later_batch_then_file(project):
@@ -157,8 +157,9 @@ def test_fail_expectation_stops_before_any_commit(project):
     assert "saldo_positivo (1 row)" in info.value.message and "saldo=" in info.value.detail
     from lh360.delta import open_table
 
-    assert open_table(str(p.lake / "silver" / "contas")).version() == 0
-    assert open_table(str(p.lake / "quarantine" / "contas")).version() == 0  # b.json's quarantine row not written
+    # v0 of each table is its empty create, v1 the first run's rows: the failed run committed nothing
+    assert open_table(str(p.lake / "silver" / "contas")).version() == 1
+    assert open_table(str(p.lake / "quarantine" / "contas")).version() == 1  # b.json's quarantine row not written
     assert [x["id"] for x in silver(p)] == [1]
 
 

@@ -43,6 +43,7 @@ def start(project: Path, script: dict[str, str], *args: str) -> subprocess.Popen
         "PYTHONPATH": str(REPO),
         "LH360_CONFIG": str(project / "configs" / "lh360.yaml"),
         "LH360_FAKE_SCRIPT": json.dumps(script),
+        "LH360_FAKE_READY": str(project / "step-started"),
     }
     return subprocess.Popen(
         [sys.executable, "-m", "tests.fakes.engine", *args],
@@ -54,8 +55,19 @@ def start(project: Path, script: dict[str, str], *args: str) -> subprocess.Popen
     )
 
 
-def signal_during(proc: subprocess.Popen, sig: int, after: float = 1.5) -> tuple[int, str, str, float]:
-    time.sleep(after)
+def wait_for_step(proc: subprocess.Popen, project: Path, timeout: float = 60) -> None:
+    """Until the scripted step has begun (the fake writes a file), so the signal lands inside it."""
+    marker = project / "step-started"
+    deadline = time.monotonic() + timeout
+    while not marker.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the scripted step never started"
+        time.sleep(0.05)
+    time.sleep(0.2)
+
+
+def signal_during(proc: subprocess.Popen, sig: int, project: Path) -> tuple[int, str, str, float]:
+    wait_for_step(proc, project)
     sent = time.monotonic()
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=30)
@@ -64,7 +76,7 @@ def signal_during(proc: subprocess.Popen, sig: int, after: float = 1.5) -> tuple
 
 def test_sigint_under_json_prints_one_document_saying_so(project):
     rc, out, err, took = signal_during(
-        start(project, {"refine:a": "sleep:30"}, "run", "--all", "--json"), signal.SIGINT
+        start(project, {"refine:a": "sleep:30"}, "run", "--all", "--json"), signal.SIGINT, project
     )
     assert rc == 130 and took < 5
     doc = json.loads(out)  # exactly one document
@@ -76,21 +88,21 @@ def test_sigint_under_json_prints_one_document_saying_so(project):
 def test_sigterm_is_not_swallowed_by_code_that_catches_every_exception(project):
     """The Databricks SDK's config probe and lh360's own housekeeping catch `Exception`: SIGTERM gets through."""
     proc = start(project, {"ingest:a": "swallow-sleep:30"}, "ingest", "a", "--json")
-    rc, out, _, took = signal_during(proc, signal.SIGTERM)
+    rc, out, _, took = signal_during(proc, signal.SIGTERM, project)
     assert rc == 143 and took < 5
     assert json.loads(out) == {"ok": False, "exit_code": 143, "error": "interrupted by SIGTERM", "kind": "interrupted"}
 
 
 def test_a_signal_that_surfaces_as_another_error_still_exits_143_not_3(project):
     proc = start(project, {"refine:a": "interrupt-as-error:30"}, "promote", "--to", "silver")
-    rc, _, err, _ = signal_during(proc, signal.SIGTERM)
+    rc, _, err, _ = signal_during(proc, signal.SIGTERM, project)
     assert rc == 143 and "interrupted by SIGTERM" in err and "Query interrupted" not in err
 
 
 def test_a_second_signal_stops_at_once(project):
     """The first SIGTERM is handled gracefully; a second one while that runs ends the process."""
     proc = start(project, {"refine:a": "interrupt-as-error:30"}, "promote", "--to", "silver")
-    time.sleep(1.5)
+    wait_for_step(proc, project)
     os.kill(proc.pid, signal.SIGSTOP)  # both signals arrive while it is stopped: the second one finds the first
     proc.send_signal(signal.SIGTERM)
     proc.send_signal(signal.SIGINT)
@@ -214,3 +226,24 @@ def _digests(lake: Path) -> dict[str, tuple]:
             out[f"{layer}.{table.name}"] = (count, digest)
             con.close()
     return out
+
+
+def test_a_signal_during_a_native_import_waits_for_the_import_to_finish(tmp_path, monkeypatch):
+    """An exception raised inside a native library's module initialisation leaves it half-built, and the
+    next call into it aborts the process (seen as exit -6 with DuckDB): the signal waits for the import."""
+    from lh360 import signals
+    from lh360.errors import Interrupted
+
+    (tmp_path / "lh360_native_probe.py").write_text(
+        "import os, signal, time\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "time.sleep(0.2)  # the handler runs here, in the middle of the import\n"
+        "completed = True\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(signals, "NATIVE", signals.NATIVE | {"lh360_native_probe"})
+    with pytest.raises(Interrupted) as exc, signals.handled():
+        import lh360_native_probe  # noqa: F401
+    assert exc.value.exit_code == 143
+    assert sys.modules["lh360_native_probe"].completed is True
+    sys.modules.pop("lh360_native_probe")

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from lh360 import signals
 from lh360.checks.compile import CompiledCheck, compile_relation
 from lh360.config import Project, ResolvedTarget
 from lh360.engines.base import QueryRunner
@@ -169,6 +170,7 @@ def _validate_relation(
         except (RunTimeout, Interrupted):
             raise  # exit 4 / 130-143, not a check that "could not run"
         except Exception as exc:
+            signals.check()  # DuckDB reports a signal as its own error: that is an interrupt, not a check error
             agg_error = _first(exc)
     for c in compiled.checks:
         if c.sql is None:
@@ -184,6 +186,7 @@ def _validate_relation(
             except (RunTimeout, Interrupted):
                 raise
             except Exception as exc:
+                signals.check()
                 out.append(base(c, "error", message=f"query failed: {_first(exc)}", delta_version=version))
                 continue
             result = base(c, "pass", delta_version=version, query_id=res.query_id, seconds=res.seconds, **_cost(res))
@@ -194,6 +197,7 @@ def _validate_relation(
                 report.queries += 1
                 result.sample = [jsonable(dict(zip(res.columns, row, strict=False))) for row in res.rows]
             except Exception as exc:  # a sample is a courtesy: its failure does not change the verdict
+                signals.check()
                 result.message += f" (sample rows unavailable: {_first(exc)})"
         out.append(result)
     return out

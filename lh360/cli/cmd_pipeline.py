@@ -41,17 +41,24 @@ def promote(
     wait_lock: float = WAIT_LOCK,
     timeout: str = TIMEOUT,
     run_id: str = RUN_ID,
+    full_refresh: bool = typer.Option(
+        False,
+        "--full-refresh",
+        help="Rebuild silver from all of bronze (and gold from silver), each replaced in one commit; "
+        "quarantine is recomputed. After a change to columns, expectations, keys or SCD, or a rebuilt bronze.",
+    ),
 ) -> None:
     """bronze → silver (expectations, dedupe, merge) and silver → gold (recompute, atomic replace).
 
     Silver reads only the bronze rows committed since its last run; replaying a batch changes nothing.
-    Exit 1 when an expectation with action `fail` fails (nothing is written).
+    Exit 1 when an expectation with action `fail` fails (nothing is written). Exit 3 when bronze was
+    rebuilt since silver last read it: rerun with --full-refresh.
 
     Example:  lh360 promote clientes --to gold
     """
     st = state(ctx)
     lh = st.lakehouse(engine_options(timeout, run_id=run_id), wait_lock=wait_lock)
-    promotion = lh.promote(tables or None, to.value)
+    promotion = lh.promote(tables or None, to.value, full_refresh=full_refresh)
     if st.out.json:
         st.out.emit({"target": lh.target.name, "ok": True, **promotion.as_dict()})
         return

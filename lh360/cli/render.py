@@ -47,8 +47,9 @@ def step_line(result: Any) -> str | None:
     if step == "refine":
         if result.noop:
             return f"refine {result.table}: nothing new in bronze (silver v{_v(result.silver_version)})"
+        how = " (full refresh)" if result.full_refresh else ""
         return (
-            f"refine {result.table}: {result.rows_in:,} bronze rows → {result.rows_out:,} written to silver "
+            f"refine {result.table}{how}: {result.rows_in:,} bronze rows → {result.rows_out:,} written to silver "
             f"(quarantined {result.quarantined:,}, dropped {result.dropped:,}) → silver v{_v(result.silver_version)}"
         )
     if step == "aggregate":

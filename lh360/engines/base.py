@@ -123,6 +123,8 @@ class RefineResult:
     quarantine_version: int | None = None
     quarantine_replayed: bool = False  # the quarantine append of this run had already been committed
     refine_run: int | None = None  # the number of this refine of the table (its commits' app transaction version)
+    full_refresh: bool = False  # silver was rebuilt from all of bronze
+    spec_hash: str | None = None  # the hash of the spec silver is built with after this run (None: not recorded)
     seconds: float = 0.0
     run: RemoteRun | None = None
 
@@ -235,8 +237,10 @@ class Engine(Protocol):
         """landing → bronze: every pending landing file, exactly once."""
         ...
 
-    def refine(self, spec: TableSpec) -> RefineResult:
-        """bronze → silver: the bronze rows committed since silver's watermark, merged (one commit)."""
+    def refine(self, spec: TableSpec, *, full_refresh: bool = False) -> RefineResult:
+        """bronze → silver: the bronze rows committed since silver's watermark, merged (one commit);
+        `full_refresh`: silver (and quarantine) rebuilt from all of bronze, each replaced in one commit.
+        An engine that cannot rebuild refuses it (UsageError)."""
         ...
 
     def aggregate(self, project: Project, relation: str) -> AggregateResult:

@@ -320,23 +320,47 @@ def merge_txn_confs(payload: dict, batch_id: int) -> dict[str, str]:
 # --------------------------------------------------------------------------- refine / aggregate SQL
 
 
-def scd1_merge_sql(target: str, source: str, columns: list[str], keys: list[str], sequence_by: str) -> str:
+def _same_values(columns: list[str], json_columns: tuple[str, ...] | list[str] = ()) -> str:
+    """``s`` and ``t`` hold the same values in ``columns`` (NULL = NULL; a column holding a map, which
+    Spark cannot compare, by its JSON text)."""
+
+    def side(alias: str, c: str) -> str:
+        return f"to_json({alias}.{quote(c)})" if c in json_columns else f"{alias}.{quote(c)}"
+
+    return " AND ".join(f"{side('s', c)} <=> {side('t', c)}" for c in columns) or "true"
+
+
+def scd1_merge_sql(
+    target: str,
+    source: str,
+    columns: list[str],
+    keys: list[str],
+    sequence_by: str,
+    json_columns: tuple[str, ...] | list[str] = (),
+) -> str:
+    """Update when the incoming version is later (transforms.py rule 4): a greater sequence, one over
+    NULL, or the same sequence with other values (a later arrival); insert new keys."""
     on = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in keys)
     sets = ", ".join(f"t.{quote(c)} = s.{quote(c)}" for c in columns)
     cols = ", ".join(quote(c) for c in columns)
     vals = ", ".join(f"s.{quote(c)}" for c in columns)
     seq = quote(sequence_by)
+    later = (
+        f"(s.{seq} > t.{seq} OR (t.{seq} IS NULL AND s.{seq} IS NOT NULL) "
+        f"OR (s.{seq} <=> t.{seq} AND NOT ({_same_values(columns, json_columns)})))"
+    )
     return (
         f"MERGE INTO {target} AS t\nUSING {source} AS s\nON {on}\n"
-        f"WHEN MATCHED AND s.{seq} > t.{seq} THEN UPDATE SET {sets}\n"
+        f"WHEN MATCHED AND {later} THEN UPDATE SET {sets}\n"
         f"WHEN NOT MATCHED THEN INSERT ({cols}) VALUES ({vals})"
     )
 
 
 def scd2_merge_sql(target: str, source: str, columns: list[str], keys: list[str]) -> str:
-    """Apply :func:`transforms.scd2_changes`: ``close`` rows end the current row (matched on keys,
-    ``valid_from`` and ``is_current``), ``insert`` rows never match and are appended."""
-    change = quote(T.CHANGE_COLUMN)
+    """Apply :func:`transforms.scd2_changes`: ``close`` rows change the current row (matched on keys,
+    ``valid_from`` and ``is_current``): its values when ``_tie``, and ``valid_to``/``is_current``;
+    ``insert`` rows never match and are appended."""
+    change, tie = quote(T.CHANGE_COLUMN), quote(T.TIE_COLUMN)
     all_cols = [*[c for c in columns if c not in T.SCD2_COLUMNS], *T.SCD2_COLUMNS]
     on = " AND ".join(
         [f"s.{change} = 'close'", "t.`is_current` = true"]
@@ -345,16 +369,25 @@ def scd2_merge_sql(target: str, source: str, columns: list[str], keys: list[str]
     )
     cols = ", ".join(quote(c) for c in all_cols)
     vals = ", ".join(f"s.{quote(c)}" for c in all_cols)
+    closing = "t.`valid_to` = s.`valid_to`, t.`is_current` = s.`is_current`"
+    values = ", ".join(f"t.{quote(c)} = s.{quote(c)}" for c in columns if c not in T.SCD2_COLUMNS and c not in keys)
     return (
         f"MERGE INTO {target} AS t\nUSING {source} AS s\nON {on}\n"
-        "WHEN MATCHED THEN UPDATE SET t.`valid_to` = s.`valid_to`, t.`is_current` = false\n"
+        f"WHEN MATCHED AND s.{tie} THEN UPDATE SET {values + ', ' if values else ''}{closing}\n"
+        f"WHEN MATCHED THEN UPDATE SET {closing}\n"
         f"WHEN NOT MATCHED AND s.{change} = 'insert' THEN INSERT ({cols}) VALUES ({vals})"
     )
 
 
-def merge_sql(payload: dict, columns: list[str] | None = None, source: str | None = None) -> str:
+def merge_sql(
+    payload: dict,
+    columns: list[str] | None = None,
+    source: str | None = None,
+    json_columns: tuple[str, ...] | list[str] = (),
+) -> str:
     """The refine MERGE into ``<catalog>.silver.<table>`` from the temp view ``source``.
-    ``columns``: the silver data columns (default: ``spec.silver.columns``' names)."""
+    ``columns``: the silver data columns (default: ``spec.silver.columns``' names); ``json_columns``:
+    those holding a map, compared by their JSON text."""
     spec = payload["spec"]
     keys, seq = T.keys_and_sequence(spec)
     if columns is None:
@@ -365,7 +398,7 @@ def merge_sql(payload: dict, columns: list[str] | None = None, source: str | Non
     source = source or quote(_view_name(payload, "refine"))
     if T.scd_type(spec) == 2:
         return scd2_merge_sql(target, source, columns, keys)
-    return scd1_merge_sql(target, source, columns, keys, seq)
+    return scd1_merge_sql(target, source, columns, keys, seq, json_columns)
 
 
 def gold_sql(payload: dict, name: str) -> str:
@@ -578,7 +611,8 @@ class DeltaTarget:
     def merge(self, source_df, batch_id: int, columns: list[str]) -> dict[str, int | None]:
         view = _view_name(self.payload, "refine")
         source_df.createOrReplaceTempView(view)
-        sql = merge_sql(self.payload, columns, quote(view))
+        json_columns = [f.name for f in source_df.schema.fields if T.has_map(f.dataType)]
+        sql = merge_sql(self.payload, columns, quote(view), json_columns)
         confs = merge_txn_confs(self.payload, batch_id)
         for k, v in confs.items():
             self.spark.conf.set(k, v)

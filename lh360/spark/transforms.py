@@ -6,16 +6,23 @@ The spec helpers (``silver_columns``, ``expectations``, ``validate_silver_spec``
 
 Semantics (the local DuckDB engine implements the same rules; a parity test compares them):
 
-1. :func:`project` -- ``SELECT <expr> AS <col>, ..., _source_file, _batch_id`` in spec order.
+1. :func:`project` -- ``SELECT <expr> AS <col>, ..., _source_file, _batch_id`` in spec order (plus two
+   scratch columns of arrival order, from ``_source_modified_at`` and ``_line``, dropped before writing).
 2. :func:`evaluate_expectations` -- a row passes a rule only if the rule is TRUE (NULL fails).
    ``warn`` counts, ``drop`` removes, ``quarantine`` moves the row out (quarantine beats drop),
    ``fail`` raises :class:`ExpectationFailed` before anything is written.
-3. :func:`dedupe` -- per key, the greatest ``sequence_by`` wins; ties: greatest ``_batch_id``,
-   then greatest ``_source_file``.
-4. SCD1 (:func:`scd1_upserts` / :func:`scd1_apply`) -- update when ``s.seq > t.seq``, insert when
-   the key is new; equal or older sequences change nothing.
+3. :func:`dedupe` -- per key, the greatest ``sequence_by`` wins, NULL being the lowest value; ties go
+   to the latest arrival: the greatest ``_batch_id``, then the file ingested later in its batch
+   (``_source_modified_at``, then ``_source_file``), then the greater ``_line``; last a hash of the row's
+   values. Auto Loader numbers no lines, so on Databricks two versions of one key with one sequence in
+   one file are told apart by that hash: deterministic, not line order.
+4. SCD1 (:func:`scd1_upserts` / :func:`scd1_apply`) -- update when the incoming version is later: a
+   greater sequence, a sequence over NULL, or an equal sequence (NULL = NULL) with other values (every
+   incoming row arrived after silver's); insert when the key is new; older versions, or the same values
+   again, change nothing.
 5. SCD2 (:func:`scd2_changes` / :func:`scd2_apply`) -- every distinct newer version is appended with
-   ``valid_from``/``valid_to``/``is_current``; the previous current row is closed.
+   ``valid_from``/``valid_to``/``is_current``; the previous current row is closed. A version with the
+   current row's own sequence and other values replaces that row's values in place.
 """
 
 from __future__ import annotations
@@ -32,10 +39,13 @@ ACTIONS = ("warn", "drop", "quarantine", "fail")
 META_COLUMNS = ("_source_file", "_batch_id")
 META_TYPES = {"_source_file": "string", "_batch_id": "bigint"}
 SCD2_COLUMNS = ("valid_from", "valid_to", "is_current")
-CHANGE_COLUMN = "_change"  # scd2_changes(): "insert" (a new version) or "close" (end the current row)
+CHANGE_COLUMN = "_change"  # scd2_changes(): "insert" (a new version) or "close" (change the current row)
+TIE_COLUMN = "_tie"  # scd2_changes(), a close row: it carries a tying version's values for the current row
 QUARANTINE_EXTRA = ("_failed_rules", "_source_file", "_batch_id", "_quarantined_at")
-_RESERVED = set(META_COLUMNS) | set(QUARANTINE_EXTRA) | {CHANGE_COLUMN}
+_RESERVED = set(META_COLUMNS) | set(QUARANTINE_EXTRA) | {CHANGE_COLUMN, TIE_COLUMN}
 _TMP = "__lh360_"  # prefix of scratch columns, never left in an output
+# bronze columns that order ties by arrival (dedupe), carried by project() under scratch names
+ARRIVAL = (("_source_modified_at", "timestamp", _TMP + "arrival"), ("_line", "bigint", _TMP + "line"))
 
 
 class SpecError(ValueError):
@@ -176,7 +186,8 @@ def project(df: DataFrame, spec: dict) -> DataFrame:
     """Apply ``silver.columns`` (Spark SQL expressions, spec order) and keep the lineage columns.
 
     Without ``columns``: every bronze column that does not start with ``_``.
-    The result always ends with ``_source_file`` and ``_batch_id`` (NULL if bronze lacks them).
+    The result always ends with ``_source_file`` and ``_batch_id`` (NULL if bronze lacks them), then the
+    scratch arrival columns :func:`dedupe` orders ties by.
     """
     pairs = silver_columns(spec)
     if pairs:
@@ -185,6 +196,8 @@ def project(df: DataFrame, spec: dict) -> DataFrame:
         exprs = [col(c) for c in df.columns if not c.startswith("_")]
     for m in META_COLUMNS:
         exprs.append(col(m) if m in df.columns else F.lit(None).cast(META_TYPES[m]).alias(m))
+    for source, type_, alias in ARRIVAL:
+        exprs.append((col(source) if source in df.columns else F.lit(None)).cast(type_).alias(alias))
     return df.select(*exprs)
 
 
@@ -281,10 +294,13 @@ def evaluate_expectations(
 
 
 def dedupe(df: DataFrame, keys: list[str], sequence_by: str) -> DataFrame:
-    """One row per ``keys``: the greatest ``sequence_by`` (NULL is the least), ties broken by the
-    greatest ``_batch_id`` then the greatest ``_source_file`` (when those columns exist)."""
+    """One row per ``keys``: the greatest ``sequence_by`` (NULL is the least), ties to the latest arrival:
+    the greatest ``_batch_id``, the later file in the batch (arrival time, then ``_source_file``), the
+    greater line (the columns that exist), then a hash of the values (deterministic whatever is left)."""
+    arrival, line = (alias for _, _, alias in ARRIVAL)
     order = [col(sequence_by).desc_nulls_last()]
-    order += [col(c).desc_nulls_last() for c in ("_batch_id", "_source_file") if c in df.columns]
+    order += [col(c).desc_nulls_last() for c in ("_batch_id", arrival, "_source_file", line) if c in df.columns]
+    order.append(F.xxhash64(*[_comparable(df, c) for c in data_columns(df)]).desc())
     w = Window.partitionBy(*[col(k) for k in keys]).orderBy(*order)
     rn = f"{_TMP}rn"
     return df.withColumn(rn, F.row_number().over(w)).where(F.col(rn) == 1).drop(rn)
@@ -312,7 +328,7 @@ def refine_transform(df: DataFrame, spec: dict) -> tuple[DataFrame, DataFrame, d
         raise SpecError(f"silver: key/sequence column(s) {missing} are not in the projected columns")
     kept, quarantine, counters = evaluate_expectations(projected, spec)
     deduped = dedupe_versions(kept, keys, seq) if scd_type(spec) == 2 else dedupe(kept, keys, seq)
-    return deduped, quarantine, counters
+    return deduped.drop(*[c for c in deduped.columns if c.startswith(_TMP)]), quarantine, counters
 
 
 def _renamed_keys(df: DataFrame, keys: list[str], *extra: Column) -> DataFrame:
@@ -331,21 +347,60 @@ def _keys_match(keys: list[str]) -> Column:
 # --------------------------------------------------------------------------- 4. SCD1
 
 
+def has_map(dtype: Any) -> bool:
+    from pyspark.sql.types import ArrayType, MapType, StructType
+
+    if isinstance(dtype, MapType):
+        return True
+    if isinstance(dtype, ArrayType):
+        return has_map(dtype.elementType)
+    if isinstance(dtype, StructType):
+        return any(has_map(f.dataType) for f in dtype.fields)
+    return False
+
+
+def _comparable(df: DataFrame, name: str) -> Column:
+    """A column as it can be compared and hashed: one holding a map (Spark compares and hashes no maps)
+    as its JSON text."""
+    return F.to_json(col(name)) if has_map(df.schema[name].dataType) else col(name)
+
+
+def _later(seq: Column, cur: Column) -> Column:
+    """``seq`` comes after ``cur`` by sequence alone: greater, or known over NULL (NULL is the lowest)."""
+    return (seq > cur) | (cur.isNull() & seq.isNotNull())
+
+
 def scd1_upserts(current: DataFrame, incoming: DataFrame, keys: list[str], sequence_by: str) -> DataFrame:
-    """The incoming rows the SCD1 MERGE writes: new keys (inserts) and keys whose incoming sequence
-    is strictly greater than silver's (updates). Equal/older/NULL-compared sequences are ignored.
+    """The incoming rows the SCD1 MERGE writes: new keys (inserts) and keys whose incoming version is
+    later than silver's row (updates): a greater sequence, a sequence over NULL, or the same sequence
+    with other values. Older versions and the same values again are ignored.
     Key equality is SQL ``=`` (a NULL key never matches, so it is always inserted).
     Columns: ``incoming``'s data columns (lineage columns dropped)."""
     cols = [c for c in incoming.columns if c not in META_COLUMNS]
-    return _newer_versions(current, incoming.select(*[col(c) for c in cols]), keys, sequence_by)
+    return _later_versions(current, incoming.select(*[col(c) for c in cols]), keys, sequence_by, ties=True)
 
 
-def _newer_versions(current: DataFrame, incoming: DataFrame, keys: list[str], sequence_by: str) -> DataFrame:
-    """Rows of ``incoming`` whose key has no row in ``current`` or whose sequence is strictly
-    greater than that row's (a NULL comparison is not greater)."""
-    t = _renamed_keys(current, keys, col(sequence_by).alias(f"{_TMP}tseq"), F.lit(True).alias(f"{_TMP}hit"))
+def _later_versions(
+    current: DataFrame, incoming: DataFrame, keys: list[str], sequence_by: str, *, ties: bool
+) -> DataFrame:
+    """Rows of ``incoming`` whose key has no row in ``current``, or whose sequence is later than that
+    row's; with ``ties``, also those with the row's own sequence and other values."""
+    compared = [c for c in incoming.columns if c in current.columns]
+    t = _renamed_keys(
+        current,
+        keys,
+        col(sequence_by).alias(f"{_TMP}tseq"),
+        F.lit(True).alias(f"{_TMP}hit"),
+        *[_comparable(current, c).alias(f"{_TMP}t{i}") for i, c in enumerate(compared)],
+    )
     j = incoming.join(t, _keys_match(keys), "left")
-    newer = F.col(f"{_TMP}hit").isNull() | (col(sequence_by) > F.col(f"{_TMP}tseq"))
+    seq, cur = col(sequence_by), F.col(f"{_TMP}tseq")
+    newer = F.col(f"{_TMP}hit").isNull() | _later(seq, cur)
+    if ties:
+        differs = _any([~_comparable(incoming, c).eqNullSafe(F.col(f"{_TMP}t{i}")) for i, c in enumerate(compared)])
+        if set(incoming.columns) - set(current.columns):
+            differs = F.lit(True)  # a column silver does not have yet: always a change
+        newer = newer | (seq.eqNullSafe(cur) & differs)
     return j.where(F.coalesce(newer, F.lit(False))).select(*[col(c) for c in incoming.columns])
 
 
@@ -361,45 +416,68 @@ def scd1_apply(current: DataFrame, incoming: DataFrame, keys: list[str], sequenc
 
 
 def scd2_changes(current: DataFrame, incoming: DataFrame, spec: dict) -> DataFrame:
-    """The rows the SCD2 MERGE applies, with a ``_change`` column:
+    """The rows the SCD2 MERGE applies, with ``_change`` and ``_tie`` columns:
 
-    * ``insert`` -- every incoming version of a key whose sequence is greater than the key's
-      current row's (all of them for a new key), with ``valid_from`` = its sequence, ``valid_to`` =
-      the next new version's ``valid_from`` (NULL for the newest), ``is_current`` = newest;
-    * ``close`` -- a copy of the key's current row with ``valid_to`` = the first new version's
-      ``valid_from`` and ``is_current`` = false (matched on keys + ``valid_from`` + is_current).
+    * ``insert`` -- every incoming version of a key whose sequence is later than the key's current
+      row's (all of them for a new key), with ``valid_from`` = its sequence, ``valid_to`` = the next
+      new version's ``valid_from`` (NULL for the newest), ``is_current`` = newest;
+    * ``close`` -- one row per current row that changes (matched on keys + ``valid_from`` +
+      is_current): ``valid_to`` = the first new version's ``valid_from`` and ``is_current`` = false
+      when there are newer versions; with ``_tie`` the values of an incoming version that has the
+      current row's own sequence and other values, which replace the row's (``is_current`` stays true
+      when nothing newer came).
 
     ``current``: silver (only ``is_current`` rows are looked at). ``incoming``: the deduplicated
-    versions of the batch (:func:`dedupe_versions`). Versions not newer than the current row
-    (including a NULL comparison) are ignored, so a replay produces no change.
+    versions of the batch (:func:`dedupe_versions`). Older versions (NULL is the lowest sequence) and
+    the same values again are ignored, so a replay produces no change.
     """
     keys, seq = keys_and_sequence(spec)
-    cols = [c for c in incoming.columns if c not in META_COLUMNS and c != CHANGE_COLUMN and c not in SCD2_COLUMNS]
+    cols = [
+        c
+        for c in incoming.columns
+        if c not in META_COLUMNS and c not in (CHANGE_COLUMN, TIE_COLUMN) and c not in SCD2_COLUMNS
+    ]
     if "is_current" in current.columns:
         current = current.where(col("is_current"))
-    versions = _newer_versions(current, incoming.select(*[col(c) for c in cols]), keys, seq)
+    data = incoming.select(*[col(c) for c in cols])
+    later = _later_versions(current, data, keys, seq, ties=False)
+    tying = _later_versions(current, data, keys, seq, ties=True).join(
+        _renamed_keys(later, keys, col(seq).alias(f"{_TMP}lseq")),
+        _keys_match(keys) & col(seq).eqNullSafe(F.col(f"{_TMP}lseq")),
+        "left_anti",
+    )  # the versions with the current row's own sequence and other values
 
     w = Window.partitionBy(*[col(k) for k in keys]).orderBy(col(seq).asc_nulls_first())
     nxt = F.lead(col(seq)).over(w)
-    inserts = versions.select(
+    inserts = later.select(
         *[col(c) for c in cols],
         col(seq).alias("valid_from"),
         nxt.alias("valid_to"),
         nxt.isNull().alias("is_current"),
         F.lit("insert").alias(CHANGE_COLUMN),
+        F.lit(False).alias(TIE_COLUMN),
     )
 
-    first_new = _renamed_keys(versions, keys, col(seq).alias(f"{_TMP}seq"))
+    first_new = _renamed_keys(later, keys, col(seq).alias(f"{_TMP}seq"))
     first_new = first_new.groupBy(*[f"{_TMP}k{i}" for i in range(len(keys))]).agg(
         F.min(f"{_TMP}seq").alias(f"{_TMP}first")
     )
-    cur = current.select(*[col(c) for c in cols], col("valid_from"))
-    closes = cur.join(first_new, _keys_match(keys), "inner").select(
-        *[col(c) for c in cols],
+    ties = _renamed_keys(tying, keys, *[col(c).alias(f"{_TMP}v{i}") for i, c in enumerate(cols)])
+    ties = ties.withColumn(f"{_TMP}tie", F.lit(True))
+    cur = current.select(*[col(k) for k in keys], col("valid_from"))
+    changed = (
+        cur.join(first_new, _keys_match(keys), "left")
+        .drop(*[f"{_TMP}k{i}" for i in range(len(keys))])
+        .join(ties, _keys_match(keys), "left")
+        .where(F.col(f"{_TMP}first").isNotNull() | F.col(f"{_TMP}tie").isNotNull())
+    )
+    closes = changed.select(
+        *[col(c) if c in keys else F.col(f"{_TMP}v{i}").alias(c) for i, c in enumerate(cols)],
         col("valid_from"),
         F.col(f"{_TMP}first").alias("valid_to"),
-        F.lit(False).alias("is_current"),
+        F.col(f"{_TMP}first").isNull().alias("is_current"),
         F.lit("close").alias(CHANGE_COLUMN),
+        F.coalesce(F.col(f"{_TMP}tie"), F.lit(False)).alias(TIE_COLUMN),
     )
     return inserts.unionByName(closes)
 
@@ -407,25 +485,31 @@ def scd2_changes(current: DataFrame, incoming: DataFrame, spec: dict) -> DataFra
 def scd2_apply(silver: DataFrame, changes: DataFrame, keys: list[str]) -> DataFrame:
     """Reference (non-Delta) SCD2 MERGE of :func:`scd2_changes` into ``silver`` (all its rows).
     Used by tests and parity checks; the job runs the equivalent Delta ``MERGE``."""
+    values = [c for c in silver.columns if c not in SCD2_COLUMNS and c not in keys and c in changes.columns]
     closes = _renamed_keys(
         changes.where(col(CHANGE_COLUMN) == "close"),
         keys,
         col("valid_from").alias(f"{_TMP}from"),
         col("valid_to").alias(f"{_TMP}to"),
+        col("is_current").alias(f"{_TMP}cur"),
+        col(TIE_COLUMN).alias(f"{_TMP}tie"),
+        *[col(c).alias(f"{_TMP}v_{c}") for c in values],
     )
     cond = col("is_current") & _keys_match(keys) & col("valid_from").eqNullSafe(F.col(f"{_TMP}from"))
     j = silver.join(closes, cond, "left")
     hit = F.col(f"{_TMP}k0").isNotNull() if keys else F.lit(False)
-    closed = j.select(
-        *[
-            F.when(hit, F.col(f"{_TMP}to")).otherwise(col(c)).alias(c)
-            if c == "valid_to"
-            else F.when(hit, F.lit(False)).otherwise(col(c)).alias(c)
-            if c == "is_current"
-            else col(c)
-            for c in silver.columns
-        ]
-    )
+    tie = hit & F.col(f"{_TMP}tie")
+
+    def after(c: str) -> Column:
+        if c == "valid_to":
+            return F.when(hit, F.col(f"{_TMP}to")).otherwise(col(c)).alias(c)
+        if c == "is_current":
+            return F.when(hit, F.col(f"{_TMP}cur")).otherwise(col(c)).alias(c)
+        if c in values:
+            return F.when(tie, F.col(f"{_TMP}v_{c}")).otherwise(col(c)).alias(c)
+        return col(c)
+
+    closed = j.select(*[after(c) for c in silver.columns])
     inserts = changes.where(col(CHANGE_COLUMN) == "insert").select(*[col(c) for c in silver.columns])
     return closed.unionByName(inserts)
 
@@ -437,7 +521,10 @@ def silver_schema_columns(merge_source: DataFrame, spec: dict) -> list[tuple[str
     cols = [
         (c, fields[c])
         for c in merge_source.columns
-        if c not in META_COLUMNS and c != CHANGE_COLUMN and c not in SCD2_COLUMNS
+        if c not in META_COLUMNS
+        and c not in (CHANGE_COLUMN, TIE_COLUMN)
+        and c not in SCD2_COLUMNS
+        and not c.startswith(_TMP)
     ]
     if scd_type(spec) == 2:
         _, seq = keys_and_sequence(spec)

@@ -1,4 +1,4 @@
-# The S3 bucket that holds the Terraform state of envs/dev and envs/prod.
+# The S3 bucket and KMS key that hold the Terraform state of terraform/envs (every environment).
 # Locking uses S3 conditional writes (backend "s3" use_lockfile = true), so no
 # DynamoDB table is needed.
 

@@ -5,7 +5,7 @@ variable "aws_region" {
 }
 
 variable "state_bucket_name" {
-  description = "Globally unique name of the Terraform state bucket; put the same name in each envs/*/versions.tf backend block (or pass -backend-config=bucket=...)."
+  description = "Globally unique name of the Terraform state bucket; put it in terraform/envs/<env>.s3.tfbackend."
   type        = string
 }
 

@@ -37,6 +37,10 @@ from decimal import Decimal
 from typing import Any
 
 ACCOUNT = "123456789012"
+# The double reads Glue and S3 as Athena does: with the caller's rights, but through Athena (the IAM context has
+# aws:CalledVia = athena.amazonaws.com). Its requests sign with this key so a recorder can tell them from the
+# caller's own (tests/aws/recorder.py, tests/iam).
+VIA_ATHENA_KEY = "AKIAVIAATHENADOUBLE"
 
 
 @dataclass
@@ -108,7 +112,7 @@ class AthenaDouble:
             "glue",
             endpoint_url=self.url,
             region_name=self.region,
-            aws_access_key_id="testing",
+            aws_access_key_id=VIA_ATHENA_KEY,
             aws_secret_access_key="testing",
         )
 
@@ -139,7 +143,15 @@ class AthenaDouble:
                 location = self._delta_location(glue, *key)
                 from deltalake import DeltaTable
 
-                dt = DeltaTable(location, storage_options=delta_storage_options(location))
+                options = {  # Athena's own endpoint and identity, whatever the caller's environment says
+                    **(delta_storage_options(location) or {}),
+                    "AWS_ENDPOINT_URL": self.url,
+                    "AWS_ALLOW_HTTP": "true",
+                    "AWS_REGION": self.region,
+                    "AWS_ACCESS_KEY_ID": VIA_ATHENA_KEY,
+                    "AWS_SECRET_ACCESS_KEY": "testing",
+                }
+                dt = DeltaTable(location, storage_options=options)
                 data, size = _snapshot(dt, location)
                 scanned += size
                 name = f"t{len(registered)}"
@@ -206,7 +218,7 @@ def _snapshot(dt, location: str):
         "s3",
         endpoint_url=DOUBLE.url,
         region_name=DOUBLE.region,
-        aws_access_key_id="testing",
+        aws_access_key_id=VIA_ATHENA_KEY,
         aws_secret_access_key="testing",
     )
     tables = []

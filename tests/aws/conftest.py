@@ -2,7 +2,8 @@
 environment that points boto3, pyathena and delta-rs at it, fake credentials and a clean slate.
 
 The server runs in this process (a thread), which is what lets the Athena double (`athena_double.py`) hook
-moto's Athena backend: queries sent by a CLI subprocess through pyathena → boto3 → HTTP reach the hook.
+moto's Athena backend: queries sent by a CLI subprocess through pyathena → boto3 → HTTP reach the hook. It is
+also what lets `recorder.RECORDER` see every request (boto3, pyathena and delta-rs alike) at the server side.
 
 A test module that sets `SHARED_MOTO = True` keeps moto's state from one test to the next: its module-scoped
 fixture resets moto (`reset_moto`) and builds a lakehouse once for all its tests.
@@ -25,6 +26,9 @@ def moto_url():
     server.start()
     host, port = server.get_host_and_port()
     import athena_double
+    import recorder
+
+    recorder.install(server)  # idle (one attribute check per request) until a test records
 
     athena_double.install(f"http://{host}:{port}", REGION)
     yield f"http://{host}:{port}"

@@ -34,6 +34,8 @@ NAME = "fake"
 
 
 def register() -> None:
+    """Add the fake to the registry (tests that do this in process use the `fake_engine` fixture of
+    tests/conftest.py, which removes it afterwards)."""
     register_engine(NAME, "tests.fakes.engine:FakeEngine")
     text = os.environ.get("LH360_FAKE_SCRIPT")
     if text:
@@ -103,6 +105,13 @@ def reset() -> None:
     FakeEngine.calls.clear()
 
 
+def unregister() -> None:
+    from lh360.engines import ENGINES
+
+    ENGINES.pop(NAME, None)
+    reset()
+
+
 @dataclass
 class FakeEngine:
     target: Any
@@ -116,6 +125,10 @@ class FakeEngine:
     def _step(self, kind: str, name: str) -> None:
         FakeEngine.calls.append((kind, name))
         outcome = FakeEngine.script.get((kind, name))
+        ready = os.environ.get("LH360_FAKE_READY")
+        if outcome is not None and ready:  # tell a test driving this process that the scripted step began
+            with open(ready, "w") as fh:
+                fh.write(f"{kind}:{name}\n")
         if isinstance(outcome, BaseException):
             raise outcome
         if callable(outcome):
@@ -125,7 +138,7 @@ class FakeEngine:
         self._step("ingest", spec.table)
         return IngestResult(table=spec.table, engine=NAME, files=1, rows=10, bytes=100, bronze_version=1)
 
-    def refine(self, spec: Any) -> RefineResult:
+    def refine(self, spec: Any, *, full_refresh: bool = False) -> RefineResult:
         self._step("refine", spec.table)
         return RefineResult(table=spec.table, engine=NAME, rows_in=10, rows_out=9, quarantined=1, silver_version=1)
 

@@ -233,11 +233,14 @@ def test_names_locations_and_idempotency_ids():
 
 def test_scd1_merge_sql_guards_on_sequence():
     sql = job.merge_sql(job.parse_payload(payload()))
+    same = " AND ".join(f"s.`{c}` <=> t.`{c}`" for c in ("id", "cpf", "nome", "uf", "updated_at"))
     assert sql.splitlines() == [
         "MERGE INTO `lakehouse360`.`silver`.`clientes` AS t",
         "USING `lh360_refine_clientes_source` AS s",
         "ON t.`id` = s.`id`",
-        "WHEN MATCHED AND s.`updated_at` > t.`updated_at` THEN UPDATE SET t.`id` = s.`id`, t.`cpf` = s.`cpf`, "
+        # later: a greater sequence, one over NULL, or the same sequence with other values
+        "WHEN MATCHED AND (s.`updated_at` > t.`updated_at` OR (t.`updated_at` IS NULL AND s.`updated_at` IS NOT NULL) "
+        f"OR (s.`updated_at` <=> t.`updated_at` AND NOT ({same}))) THEN UPDATE SET t.`id` = s.`id`, t.`cpf` = s.`cpf`, "
         "t.`nome` = s.`nome`, t.`uf` = s.`uf`, t.`updated_at` = s.`updated_at`",
         "WHEN NOT MATCHED THEN INSERT (`id`, `cpf`, `nome`, `uf`, `updated_at`) "
         "VALUES (s.`id`, s.`cpf`, s.`nome`, s.`uf`, s.`updated_at`)",
@@ -254,10 +257,17 @@ def test_scd2_merge_sql_closes_current_and_appends_versions():
         "USING src AS s",
         "ON s.`_change` = 'close' AND t.`is_current` = true AND t.`id` = s.`id` AND t.`uf` = s.`uf` "
         "AND t.`valid_from` <=> s.`valid_from`",
-        "WHEN MATCHED THEN UPDATE SET t.`valid_to` = s.`valid_to`, t.`is_current` = false",
+        "WHEN MATCHED AND s.`_tie` THEN UPDATE SET t.`updated_at` = s.`updated_at`, t.`valid_to` = s.`valid_to`, "
+        "t.`is_current` = s.`is_current`",
+        "WHEN MATCHED THEN UPDATE SET t.`valid_to` = s.`valid_to`, t.`is_current` = s.`is_current`",
         "WHEN NOT MATCHED AND s.`_change` = 'insert' THEN INSERT (`id`, `uf`, `updated_at`, `valid_from`, `valid_to`, "
         "`is_current`) VALUES (s.`id`, s.`uf`, s.`updated_at`, s.`valid_from`, s.`valid_to`, s.`is_current`)",
     ]
+
+
+def test_scd1_merge_sql_compares_map_columns_by_their_json():
+    sql = job.scd1_merge_sql("t", "s", ["id", "attrs", "ts"], ["id"], "ts", ["attrs"])
+    assert "to_json(s.`attrs`) <=> to_json(t.`attrs`)" in sql and "s.`id` <=> t.`id`" in sql
 
 
 def test_gold_and_ddl_sql():

@@ -40,6 +40,9 @@ def spec(expectations=None, scd=1, columns=True):
     return {"table": "clientes", "silver": silver}
 
 
+SCRATCH = ["__lh360_arrival", "__lh360_line"]  # arrival order for dedupe, never written out
+
+
 def bronze_row(id, ts, *, cpf="123.456.789-01", email="A@X.COM", uf="sp", renda="10.5", file="f1.json", batch=0):
     return (str(id), cpf, " maria silva ", email, (uf,), renda, True, ts, None, file, batch)
 
@@ -54,7 +57,7 @@ def by_id(df, *cols):
 
 def test_project_applies_columns_in_spec_order_and_keeps_lineage(spark):
     df = T.project(bronze(spark, [bronze_row(7, "2025-01-02 03:04:05")]), spec())
-    assert df.columns == [*spec()["silver"]["columns"], "_source_file", "_batch_id"]
+    assert df.columns == [*spec()["silver"]["columns"], "_source_file", "_batch_id", *SCRATCH]
     row = df.first()
     assert row["id"] == 7 and row["cpf"] == "12345678901" and row["nome"] == "Maria Silva"
     assert row["email"] == "a@x.com" and row["uf"] == "SP" and row["renda_mensal"] == Decimal("10.50")
@@ -67,6 +70,7 @@ def test_project_without_columns_keeps_non_metadata_bronze_columns(spark):
     assert df.columns == ["id", "cpf", "nome", "email", "endereco", "renda_mensal", "ativo", "updated_at"] + [
         "_source_file",
         "_batch_id",
+        *SCRATCH,
     ]
 
 
@@ -182,6 +186,55 @@ def test_dedupe_greatest_sequence_then_batch_then_source_file(spark):
     assert out.columns == T.project(bronze(spark, rows[:1]), spec()).columns
 
 
+def test_dedupe_ties_go_to_the_latest_arrival_not_the_greater_file_name(spark):
+    ddl = "id string, updated_at string, uf string, _source_file string, _batch_id bigint, "
+    ddl += "_source_modified_at timestamp, _line bigint"
+    same = "2025-01-05"
+    rows = [
+        # key 1: one batch, z.json landed a day before a.json: a.json (arrived later) wins
+        ("1", same, "z", "s3://b/z.json", 3, datetime(2025, 1, 1), 9),
+        ("1", same, "win", "s3://b/a.json", 3, datetime(2025, 1, 2), 1),
+        # key 2: one file, the later line wins
+        ("2", same, "x", "f.json", 3, datetime(2025, 1, 1), 7),
+        ("2", same, "win", "f.json", 3, datetime(2025, 1, 1), 8),
+        # key 3: the later batch beats everything after it in the order
+        ("3", same, "win", "a.json", 4, datetime(2025, 1, 1), 1),
+        ("3", same, "x", "z.json", 3, datetime(2025, 1, 9), 99),
+    ]
+    cols = {"id": "cast(id as bigint)", "updated_at": "to_timestamp(updated_at)", "uf": "uf"}
+    spec_ = {"silver": {"keys": ["id"], "sequence_by": "updated_at", "columns": cols}}
+    out = T.dedupe(T.project(spark.createDataFrame(rows, ddl), spec_), ["id"], "updated_at")
+    assert by_id(out, "uf") == {1: ("win",), 2: ("win",), 3: ("win",)}
+    # without arrival columns (Databricks bronze has no _line) the pick is still the same every time
+    bare_ddl = "id string, updated_at string, uf string, _source_file string, _batch_id bigint"
+    bare = spark.createDataFrame([("9", same, v, "f", 0) for v in "abcdefgh"], bare_ddl)
+    picks = {T.dedupe(T.project(bare.repartition(n), spec_), ["id"], "updated_at").first()["uf"] for n in (1, 3, 8)}
+    assert len(picks) == 1
+
+
+def test_scd2_ties_and_null_sequences(spark):
+    spec_ = {
+        "silver": {
+            "keys": ["id"],
+            "sequence_by": "updated_at",
+            "scd": 2,
+            "columns": {"id": "cast(id as bigint)", "nome": "nome", "updated_at": "to_timestamp(updated_at)"},
+        }
+    }
+    silver = spark.createDataFrame([], SCD2_DDL)
+    changes, silver = scd2_batch(spark, spec_, silver, [(1, "null", None), (2, "b1", ts(1))], 0)
+    # key 1: a known sequence closes the NULL version; key 2: other values for the current sequence AND a
+    # newer version: the current row takes the new values and is closed
+    rows = [(1, "a1", ts(1)), (2, "b1-fixed", ts(1)), (2, "b2", ts(2))]
+    changes, silver = scd2_batch(spark, spec_, silver, rows, 1)
+    h = history(silver)
+    assert h[1] == [("null", None, ts(1), False), ("a1", ts(1), None, True)]
+    assert h[2] == [("b1-fixed", ts(1), ts(2), False), ("b2", ts(2), None, True)]
+    # a NULL version after a known one is older: ignored
+    changes, again = scd2_batch(spark, spec_, silver, [(1, "null again", None)], 2)
+    assert changes.count() == 0 and history(again) == h
+
+
 def test_dedupe_versions_keeps_each_distinct_sequence(spark):
     rows = [
         bronze_row(1, "2025-01-01", batch=0, uf="old"),
@@ -199,24 +252,33 @@ def ts(day, hour=0):
     return datetime(2025, 1, day, hour)
 
 
-def test_scd1_guard_ignores_older_and_equal_sequences(spark):
-    current = spark.createDataFrame([(1, "a@d5", ts(5)), (2, "b@d5", ts(5)), (3, "c@d5", ts(5))], SILVER_DDL)
+def test_scd1_guard_ignores_older_versions_and_the_same_values_again(spark):
+    current = spark.createDataFrame(
+        [(1, "a@d5", ts(5)), (2, "b@d5", ts(5)), (3, "c@d5", ts(5)), (5, "e@d5", ts(5))], SILVER_DDL
+    )
     incoming = spark.createDataFrame(
         [
             (1, "older", ts(4), "f", 1),  # older: ignored
-            (2, "equal", ts(5), "f", 1),  # equal: ignored (a replay changes nothing)
+            (2, "equal", ts(5), "f", 1),  # equal sequence, other values: a later arrival, update
             (3, "newer", ts(6), "f", 1),  # newer: update
             (4, "new key", ts(1), "f", 1),  # new key: insert
+            (5, "e@d5", ts(5), "f", 1),  # the same values again: ignored (a replay changes nothing)
         ],
         SILVER_DDL + ", _source_file string, _batch_id bigint",
     )
     keys, seq = ["id"], "updated_at"
     ups = T.scd1_upserts(current, incoming, keys, seq)
     assert ups.columns == ["id", "nome", "updated_at"]
-    assert sorted(r["id"] for r in ups.collect()) == [3, 4]
+    assert sorted(r["id"] for r in ups.collect()) == [2, 3, 4]
 
     merged = T.scd1_apply(current, incoming, keys, seq)
-    expected = {1: ("a@d5", ts(5)), 2: ("b@d5", ts(5)), 3: ("newer", ts(6)), 4: ("new key", ts(1))}
+    expected = {
+        1: ("a@d5", ts(5)),
+        2: ("equal", ts(5)),
+        3: ("newer", ts(6)),
+        4: ("new key", ts(1)),
+        5: ("e@d5", ts(5)),
+    }
     assert by_id(merged, "nome", "updated_at") == expected
     # replaying the same batch (or late data) changes nothing
     again = T.scd1_apply(merged, incoming, keys, seq)
@@ -224,11 +286,13 @@ def test_scd1_guard_ignores_older_and_equal_sequences(spark):
     assert T.scd1_upserts(merged, incoming, keys, seq).count() == 0
 
 
-def test_scd1_null_sequence_in_silver_is_never_overwritten(spark):
-    # s.seq > NULL is NULL, not TRUE: the exact rule of the MERGE guard (the DuckDB engine does the same)
-    current = spark.createDataFrame([(1, "null seq", None)], SILVER_DDL)
-    incoming = spark.createDataFrame([(1, "x", ts(9))], SILVER_DDL)
-    assert T.scd1_upserts(current, incoming, ["id"], "updated_at").count() == 0
+def test_scd1_null_sequence_is_the_lowest(spark):
+    # a NULL sequence in silver never freezes the key: any known sequence replaces it (the DuckDB engine
+    # does the same); a NULL coming in never replaces a known one; NULL after NULL is a later arrival
+    current = spark.createDataFrame([(1, "null seq", None), (2, "known", ts(1)), (3, "null", None)], SILVER_DDL)
+    incoming = spark.createDataFrame([(1, "x", ts(9)), (2, "null later", None), (3, "null later", None)], SILVER_DDL)
+    merged = T.scd1_apply(current, incoming, ["id"], "updated_at")
+    assert by_id(merged, "nome") == {1: ("x",), 2: ("known",), 3: ("null later",)}
 
 
 SCD2_DDL = SILVER_DDL + ", valid_from timestamp, valid_to timestamp, is_current boolean"
@@ -236,7 +300,7 @@ SCD2_DDL = SILVER_DDL + ", valid_from timestamp, valid_to timestamp, is_current 
 
 def scd2_batch(spark, spec_, current, rows, batch):
     bronze_df = spark.createDataFrame(
-        [(str(i), n, t.isoformat(sep=" "), f"f{batch}", batch) for i, n, t in rows],
+        [(str(i), n, None if t is None else t.isoformat(sep=" "), f"f{batch}", batch) for i, n, t in rows],
         "id string, nome string, updated_at string, _source_file string, _batch_id bigint",
     )
     source, quarantine, counters = T.refine_transform(bronze_df, spec_)
@@ -268,9 +332,9 @@ def test_scd2_across_three_batches(spark):
     assert changes.where("_change = 'close'").count() == 0
     assert history(silver) == {1: [("a1", ts(1), None, True)], 2: [("b1", ts(1), None, True)]}
 
-    # batch 1: key 1 gets two versions in one batch (both kept, in order), key 2 is replayed (ignored),
-    # key 3 is new; the duplicate of a version inside the batch collapses to one
-    rows = [(1, "a3", ts(3)), (1, "a2", ts(2)), (1, "a2-dup", ts(2)), (2, "b1-replay", ts(1)), (3, "c2", ts(2))]
+    # batch 1: key 1 gets two versions in one batch (both kept, in order), key 2 is delivered again
+    # unchanged (ignored), key 3 is new; the duplicate of a version inside the batch collapses to one
+    rows = [(1, "a3", ts(3)), (1, "a2", ts(2)), (1, "a2-dup", ts(2)), (2, "b1", ts(1)), (3, "c2", ts(2))]
     changes, silver = scd2_batch(spark, spec_, silver, rows, 1)
     assert sorted(r["_change"] for r in changes.collect()) == ["close", "insert", "insert", "insert"]
     h = history(silver)
@@ -280,13 +344,14 @@ def test_scd2_across_three_batches(spark):
     assert h[2] == [("b1", ts(1), None, True)]
     assert h[3] == [("c2", ts(2), None, True)]
 
-    # batch 2: late data for key 1 (older than current: ignored), key 1 moves on, key 3 equal seq (ignored)
+    # batch 2: late data for key 1 (older than current: ignored), key 1 moves on, key 3 gets other values
+    # for its current sequence (a later arrival: replaced in place, no new version)
     rows = [(1, "a2-late", ts(2, 12)), (1, "a4", ts(4)), (3, "c2-again", ts(2))]
     changes, silver = scd2_batch(spark, spec_, silver, rows, 2)
     h = history(silver)
     assert [(v[0], v[1], v[2], v[3]) for v in h[1]][2:] == [("a3", ts(3), ts(4), False), ("a4", ts(4), None, True)]
     assert len(h[1]) == 4 and sum(v[3] for v in h[1]) == 1
-    assert h[3] == [("c2", ts(2), None, True)]
+    assert h[3] == [("c2-again", ts(2), None, True)]
     assert silver.columns == ["id", "nome", "updated_at", "valid_from", "valid_to", "is_current"]
 
     # replaying batch 2 changes nothing

@@ -46,8 +46,13 @@ def _checkov_binary() -> str | None:
     return shutil.which("checkov")
 
 
+# The environments' root has no terraform.tfvars: each environment applies <env>.tfvars, so checkov gets the
+# variable file too (without values it cannot render the modules' dynamic blocks).
+TREE = ("terraform", "terraform/envs/prod.tfvars")
+
+
 @cache
-def _run(directory: str) -> dict:
+def _run(directory: str, var_file: str | None = None) -> dict:
     """checkov's JSON report for one directory (relative to the repository), run once per session."""
     binary = _checkov_binary()
     if binary is None:
@@ -68,6 +73,7 @@ def _run(directory: str) -> dict:
         str(POLICIES.relative_to(REPO)),
         "--output",
         "json",
+        *(["--var-file", var_file] if var_file else []),
     ]
     env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "PYTHONWARNINGS": "ignore"}
     proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
@@ -88,9 +94,13 @@ def _describe(checks: list[dict]) -> str:
     return "\n".join(f"{c['check_id']} {c['resource']} ({c['file_path']}:{c['file_line_range']})" for c in checks)
 
 
-@pytest.mark.parametrize("directory", ["terraform", "terraform/envs/dev", "terraform/envs/prod", "terraform/bootstrap"])
-def test_checkov_finds_no_failed_check(directory):
-    report = _run(directory)
+@pytest.mark.parametrize(
+    ("directory", "var_file"),
+    [TREE, ("terraform/envs", "terraform/envs/prod.tfvars"), ("terraform/envs", "terraform/envs/dev.tfvars")]
+    + [("terraform/bootstrap", None)],
+)
+def test_checkov_finds_no_failed_check(directory, var_file):
+    report = _run(directory, var_file)
     failed = _results(report, "failed_checks")
     assert failed == [], f"checkov failed checks in {directory}:\n{_describe(failed)}"
     assert report["summary"]["parsing_errors"] == 0
@@ -98,13 +108,13 @@ def test_checkov_finds_no_failed_check(directory):
 
 
 def test_checkov_scans_the_whole_tree():
-    summary = _run("terraform")["summary"]
+    summary = _run(*TREE)["summary"]
     assert summary["resource_count"] >= 60
     assert summary["passed"] >= 150
 
 
 def test_every_skip_is_documented_and_carries_a_reason():
-    skipped = _results(_run("terraform"), "skipped_checks")
+    skipped = _results(_run(*TREE), "skipped_checks")
     assert {c["check_id"] for c in skipped} == DOCUMENTED_SKIPS
     for check in skipped:
         reason = (check["check_result"].get("suppress_comment") or "").strip()
@@ -112,7 +122,7 @@ def test_every_skip_is_documented_and_carries_a_reason():
 
 
 def test_custom_databricks_policies_run_on_the_modules():
-    passed = {c["check_id"] for c in _results(_run("terraform"), "passed_checks")}
+    passed = {c["check_id"] for c in _results(_run(*TREE), "passed_checks")}
     # CKV2_LH360_3 (storage credential role ARN) evaluates to "unknown" here: the ARN is
     # built from the caller's account ID, which only exists at plan time. The fixtures below
     # prove it works.

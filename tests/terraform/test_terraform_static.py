@@ -30,9 +30,10 @@ from hcl2.utils import SerializationOptions  # noqa: E402
 REPO = Path(__file__).resolve().parents[2]
 TERRAFORM = REPO / "terraform"
 MODULES = TERRAFORM / "modules"
-ENVS = TERRAFORM / "envs"
-ROOTS = [ENVS / "dev", ENVS / "prod", TERRAFORM / "bootstrap"]
-MODULE_NAMES = ["lake_storage", "databricks_access", "glue_athena", "databricks_workspace", "ops_box"]
+ENVS = TERRAFORM / "envs"  # the one root of every environment: <env>.tfvars and <env>.s3.tfbackend beside it
+ENV_NAMES = ["dev", "prod"]
+ROOTS = [ENVS, TERRAFORM / "bootstrap"]
+MODULE_NAMES = ["lake_storage", "databricks_access", "glue_athena", "databricks_workspace", "ops_box", "deployer"]
 
 _OPTIONS = SerializationOptions(with_comments=False, strip_string_quotes=True, explicit_blocks=False)
 
@@ -412,20 +413,27 @@ def test_wiring_is_consistent(path):
     assert check_tree(path) == []
 
 
-@pytest.mark.parametrize("root", ROOTS, ids=lambda p: _rel(p))
-def test_tfvars_set_declared_variables_and_every_required_one(root):
-    declared = load_dir(root).variables
-    values = parse_hcl((root / "terraform.tfvars").read_text())
+TFVARS = [ENVS / f"{env}.tfvars" for env in ENV_NAMES] + [TERRAFORM / "bootstrap" / "terraform.tfvars"]
+
+
+@pytest.mark.parametrize("tfvars", TFVARS, ids=lambda p: _rel(p))
+def test_tfvars_set_declared_variables_and_every_required_one(tfvars):
+    declared = load_dir(tfvars.parent).variables
+    values = parse_hcl(tfvars.read_text())
     assert sorted(set(values) - set(declared)) == []
     required = {name for name, body in declared.items() if "default" not in body}
     assert sorted(required - set(values)) == []
 
 
-def test_dev_and_prod_have_the_same_shape():
-    dev, prod = load_dir(ENVS / "dev"), load_dir(ENVS / "prod")
-    assert dev.modules == prod.modules
-    assert set(dev.outputs) == set(prod.outputs)
-    assert set(dev.variables) == set(prod.variables)
+def test_one_root_serves_every_environment():
+    """dev and prod are one root applied with different variable and backend files, not two copies."""
+    assert not [p for p in ENVS.rglob("*.tf") if p.parent != ENVS], "no per-environment copies of the root"
+    for env in ENV_NAMES:
+        assert (ENVS / f"{env}.tfvars").is_file() and (ENVS / f"{env}.s3.tfbackend").is_file()
+    values = {env: parse_hcl((ENVS / f"{env}.tfvars").read_text()) for env in ENV_NAMES}
+    assert {v["environment"] for v in values.values()} == set(ENV_NAMES)
+    for key in ("name_prefix", "glue_database_prefix", "athena_workgroup_name", "catalog_name"):
+        assert len({v[key] for v in values.values()}) == len(ENV_NAMES), f"{key} must differ per environment"
 
 
 @pytest.mark.parametrize("module", MODULE_NAMES)
@@ -468,9 +476,15 @@ def test_roots_pin_versions(root):
         assert provider["version"].startswith("~>"), provider
 
 
-@pytest.mark.parametrize("env", ["dev", "prod"])
+def _backend(env: str) -> dict:
+    """The S3 backend settings `terraform init -backend-config=<env>.s3.tfbackend` ends up with."""
+    shared = _terraform_settings(ENVS)["backend"][0]["s3"]
+    return {**shared, **parse_hcl((ENVS / f"{env}.s3.tfbackend").read_text())}
+
+
+@pytest.mark.parametrize("env", ENV_NAMES)
 def test_envs_keep_state_in_s3_with_native_locking(env):
-    backend = _terraform_settings(ENVS / env)["backend"][0]["s3"]
+    backend = _backend(env)
     assert backend["use_lockfile"] is True
     assert backend["encrypt"] is True
     assert backend["region"] == "sa-east-1"
@@ -478,20 +492,29 @@ def test_envs_keep_state_in_s3_with_native_locking(env):
     assert "dynamodb_table" not in backend
 
 
-@pytest.mark.parametrize("env", ["dev", "prod"])
-def test_envs_export_every_output_lh360_init_reads(env):
+@pytest.mark.parametrize("env", ENV_NAMES)
+def test_state_is_encrypted_with_the_bootstrap_key(env):
+    """`encrypt = true` alone makes the backend ask for SSE-S3 (AES256), overriding the bucket's KMS default:
+    the backend must name the bootstrap's key, and the bootstrap must say so in the settings it prints."""
+    alias = _resources_of(TERRAFORM / "bootstrap")[("aws_kms_alias", "this")]["name"]
+    assert _backend(env).get("kms_key_id") == alias
+    outputs = load_dir(TERRAFORM / "bootstrap").outputs
+    assert "kms_key_id" in str(outputs["backend_config"]["value"])
+
+
+def test_envs_export_every_output_lh360_init_reads():
     tf_outputs = pytest.importorskip("lh360.tf_outputs")
-    outputs = load_dir(ENVS / env).outputs
+    outputs = load_dir(ENVS).outputs
     for name in tf_outputs.REQUIRED_OUTPUTS + tf_outputs.OPTIONAL_OUTPUTS:
         assert name in outputs
         assert outputs[name].get("sensitive") is not True
 
 
-@pytest.mark.parametrize("env", ["dev", "prod"])
+@pytest.mark.parametrize("env", ENV_NAMES)
 def test_envs_run_in_sa_east_1(env):
-    variables = load_dir(ENVS / env).variables
+    variables = load_dir(ENVS).variables
     assert variables["aws_region"]["default"] == "sa-east-1"
-    assert parse_hcl((ENVS / env / "terraform.tfvars").read_text())["aws_region"] == "sa-east-1"
+    assert parse_hcl((ENVS / f"{env}.tfvars").read_text())["aws_region"] == "sa-east-1"
 
 
 _SKIP_COMMENT = re.compile(r"checkov:skip=([A-Z0-9_]+)(.*)")
@@ -519,8 +542,12 @@ def _text(module: str, file: str = "main.tf") -> str:
 
 
 def _resources(module: str) -> dict[tuple[str, str], dict]:
+    return _resources_of(MODULES / module)
+
+
+def _resources_of(path: Path) -> dict[tuple[str, str], dict]:
     found = {}
-    for _, kind, entry in load_dir(MODULES / module).blocks:
+    for _, kind, entry in load_dir(path).blocks:
         if kind == "resource":
             for rtype, bodies in entry.items():
                 for name, body in bodies.items():
@@ -588,7 +615,8 @@ def test_databricks_workspace_warehouse_and_schemas():
     assert "var.warehouse_auto_stop_mins" in warehouse["auto_stop_mins"]
     locals_ = next(entry for _, kind, entry in load_dir(MODULES / "databricks_workspace").blocks if kind == "locals")
     assert set(locals_["schemas"]) == {"bronze", "silver", "gold"}
-    assert locals_["external_locations"]["landing"]["read_only"] is True
+    assert locals_["landing_location"]["landing"]["read_only"] is True
+    assert "var.lake_locations" in str(locals_["lake_locations"])
     assert "ALL_PRIVILEGES" not in _text("databricks_workspace")
 
 

@@ -116,8 +116,12 @@ class DatabricksEngine:
         """landing → bronze: one run of the job's Auto Loader step."""
         return self.run_step("ingest", spec)
 
-    def refine(self, spec: TableSpec) -> StepResult:
+    def refine(self, spec: TableSpec, *, full_refresh: bool = False) -> StepResult:
         """bronze → silver: one run of the job's refine step (expectations, dedupe, MERGE)."""
+        if full_refresh:
+            raise UsageError(
+                f"--full-refresh runs on the local engine only; target {self.target.name!r} is on Databricks"
+            )
         if spec.silver is None:
             raise UsageError(f"{spec.table}: the spec has no silver section; nothing to refine")
         return self.run_step("refine", spec)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from pathlib import Path
 from typing import Any
 
 from lh360.config import ExistingCluster, ResolvedTarget
@@ -210,14 +209,16 @@ def _check_new_cluster(target: ResolvedTarget, body: dict[str, Any]) -> None:
 
 def _cluster_error(target: ResolvedTarget, parts: tuple, message: str) -> ConfigError:
     """A ConfigError at `targets.<t>.databricks.compute.new_cluster.<parts>`, with its file and line."""
-    from lh360.yamlio import _ROOTS, dotted, line_of
+    from lh360.yamlio import dotted
 
     path = ("targets", target.name, "databricks", "compute", "new_cluster", *parts)
-    file = target.config_file
-    root = None
-    if file:  # remembered under the path it was loaded by, which may be relative
-        root = _ROOTS.get(file) or next((v for k, v in _ROOTS.items() if Path(k).resolve() == Path(file)), None)
-    return ConfigError(message, file=file, line=line_of(root, path), field=dotted(path))
+    source = target.config_source
+    return ConfigError(
+        message,
+        file=source.file if source else None,
+        line=source.line(path) if source else None,
+        field=dotted(path),
+    )
 
 
 def _more(problems: list) -> str:

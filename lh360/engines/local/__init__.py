@@ -56,11 +56,11 @@ class LocalEngine:
             schema=dict(r.schema),
         )
 
-    def refine(self, spec: TableSpec) -> RefineResult:
-        """bronze → silver (lh360.engines.local.refine)."""
+    def refine(self, spec: TableSpec, *, full_refresh: bool = False) -> RefineResult:
+        """bronze → silver (lh360.engines.local.refine); `full_refresh`: from all of bronze."""
         from lh360.engines.local.refine import refine
 
-        r = refine(self.target, spec).__dict__
+        r = refine(self.target, spec, full_refresh=full_refresh).__dict__
         return _copy(RefineResult, {**r, "refine_run": r.get("run"), "run": None, "engine": self.name})
 
     def aggregate(self, project: Project, relation: str) -> AggregateResult:

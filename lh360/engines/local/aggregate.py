@@ -82,7 +82,7 @@ def aggregate(project: Project, target: ResolvedTarget, relation: str, *, con=No
     result = AggregateResult(relation=relation, table=spec.table)
     sql = gold_sql(project, relation)
     own = con is None
-    con = con or connect()
+    con = con or connect(lake=target.lake)
     try:
         catalog = LakeCatalog(con, target)
         for layer, table in sorted(set(table_refs(parse_query(gold.sql)))):

@@ -21,6 +21,10 @@ META_TYPES = {
     "_ingested_at": "TIMESTAMP WITH TIME ZONE",
     "_batch_id": "BIGINT",
     "_rescued_data": "VARCHAR",
+    # the row's line in `_source_file` (1-based; a JSON-array file: its element): the last tie-breaker of
+    # refine's "latest arrival wins" (lh360.engines.local.refine). Not in META_COLUMNS (the names `known`
+    # treats as lh360's): a source field named `_line` stays an unknown field, as it was.
+    "_line": "BIGINT",
 }
 
 
@@ -191,6 +195,7 @@ SELECT {cols}uri AS _source_file, mtime AS _source_modified_at,
   CASE
     WHEN NOT ok THEN json_object('_corrupt_record', line, '_file_path', uri, '_line', _line)
     WHEN len(unk) > 0 OR {any_mismatch} THEN {rescued}
-  END AS _rescued_data
+  END AS _rescued_data,
+  _line::BIGINT AS _line
 FROM pv
 """

@@ -10,6 +10,7 @@ into Arrow instead (never `to_pyarrow_table()`: it aborts short-lived processes,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from lh360.config import ResolvedTarget
@@ -20,11 +21,14 @@ from lh360.storage import is_s3
 SCHEMAS = ("bronze", "silver", "gold", "quarantine")
 
 
-def connect(threads: int | None = None):
+def connect(threads: int | None = None, *, lake: str | None = None):
     """A DuckDB connection with the session settings lh360 computes under.
 
     TimeZone UTC: Spark's session time zone on the jobs, so a timestamp string without an offset means
     the same instant on both engines.
+
+    With `lake` (a target's lake URI) the connection is locked to it (`lock_down`): spec SQL runs on such
+    connections, and this is the engine's own guard behind lh360.sql.guard.
     """
     import duckdb
 
@@ -32,7 +36,22 @@ def connect(threads: int | None = None):
     con.execute("SET TimeZone = 'UTC'")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
+    if lake is not None:
+        lock_down(con, [] if is_s3(lake) else [lake])
     return con
+
+
+def lock_down(con, readable: list[str]) -> None:
+    """Only the `readable` folders can be read; nothing can be written, attached, installed or loaded.
+
+    DuckDB's `enable_external_access = false` blocks every file (read_text, read_csv, glob, ATTACH, COPY,
+    extensions, Python replacement scans) except under `allowed_directories`, and neither setting can be
+    changed back on that connection. Spilling to DuckDB's temp directory still works. An S3 lake is read
+    through delta-rs into Arrow (`LakeCatalog`), so nothing is readable then.
+    """
+    folders = [str(Path(f).resolve()).rstrip("/") + "/" for f in readable]
+    con.execute(f"SET allowed_directories = [{', '.join(lit(f) for f in folders)}]")
+    con.execute("SET enable_external_access = false")
 
 
 def q(name: str) -> str:

@@ -24,7 +24,7 @@ class DuckDBRunner:
         from lh360.engines.local.duck import LakeCatalog, connect
 
         if self.con is None:
-            self.con = connect()
+            self.con = connect(lake=self.target.lake)  # spec check SQL runs here: locked to the lake
         self._catalog = LakeCatalog(self.con, self.target)
 
     def _attach(self, layer: str, name: str) -> int | None:

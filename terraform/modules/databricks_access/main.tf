@@ -1,7 +1,7 @@
 # How Databricks reaches this AWS account:
 #   * aws_iam_role.this                     - the Unity Catalog storage-credential role:
-#                                             read the landing prefix, read/write the
-#                                             lake, use the KMS key.
+#                                             read the landing prefix, read/write
+#                                             lh360's lake prefixes, use the KMS key.
 #   * databricks_storage_credential.this    - the Unity Catalog object wrapping that role.
 #   * aws_iam_role.cross_account            - the workspace's cross-account role (optional).
 #
@@ -29,7 +29,8 @@ locals {
 
   uc_external_id = databricks_storage_credential.this.aws_iam_role[0].external_id
 
-  landing_prefix = trim(var.landing_prefix, "/")
+  landing_prefix      = trim(var.landing_prefix, "/")
+  lake_write_prefixes = [for prefix in var.lake_write_prefixes : trim(prefix, "/")]
 }
 
 ################################################################################
@@ -121,18 +122,29 @@ data "aws_iam_policy_document" "unity_catalog_access" {
     resources = [var.landing_bucket_arn, var.lake_bucket_arn]
   }
 
+  # Listing reveals key names only; Spark and Unity Catalog list parents of the
+  # paths they use. Reads and writes are limited to lh360's prefixes below.
   statement {
     sid       = "ListLake"
     effect    = "Allow"
-    actions   = ["s3:ListBucket"]
+    actions   = ["s3:ListBucket", "s3:ListBucketMultipartUploads"]
     resources = [var.lake_bucket_arn]
   }
 
+  # bronze/silver/gold/quarantine tables, the job's checkpoints, schema and
+  # metrics (_lh360/state) and the catalog's managed storage: nothing else of
+  # the lake (not the ledgers, which the ops box writes), no other bucket.
   statement {
-    sid       = "ReadWriteLakeObjects"
-    effect    = "Allow"
-    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
-    resources = ["${var.lake_bucket_arn}/*"]
+    sid    = "ReadWriteLakePrefixes"
+    effect = "Allow"
+    actions = [
+      "s3:GetObject",
+      "s3:PutObject",
+      "s3:DeleteObject",
+      "s3:AbortMultipartUpload",
+      "s3:ListMultipartUploadParts",
+    ]
+    resources = [for prefix in local.lake_write_prefixes : "${var.lake_bucket_arn}/${prefix}/*"]
   }
 
   statement {

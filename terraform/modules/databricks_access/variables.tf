@@ -19,6 +19,12 @@ variable "lake_bucket_arn" {
   type        = string
 }
 
+variable "lake_write_prefixes" {
+  description = "Lake prefixes the Unity Catalog role may read and write (tables, the Spark job's state, the catalog's managed storage); the rest of the lake, the ledgers included, stays out of its reach."
+  type        = list(string)
+  default     = ["bronze", "silver", "gold", "quarantine", "_lh360/state", "_unity_catalog"]
+}
+
 variable "kms_key_arn" {
   description = "ARN of the KMS key that encrypts the buckets (lake_storage output kms_key_arn)."
   type        = string

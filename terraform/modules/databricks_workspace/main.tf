@@ -10,20 +10,31 @@ locals {
   warehouse_name       = coalesce(var.warehouse_name, "${var.name_prefix}-warehouse")
   sp                   = databricks_service_principal.this.application_id
 
-  external_locations = {
+  # One external location for landing (read-only) and one per lake prefix lh360
+  # writes: Unity Catalog validates a location by listing, reading and writing
+  # under its URL, and the storage credential's role may write only there.
+  landing_location = {
     landing = {
       url        = local.landing_uri
       read_only  = true
       comment    = "lh360 landing zone (read-only: Auto Loader reads, nothing writes)"
       privileges = ["READ_FILES"]
     }
-    lake = {
-      url        = local.lake_uri
-      read_only  = false
-      comment    = "lh360 Delta lake: bronze, silver, gold, quarantine, checkpoints and ledgers"
-      privileges = ["READ_FILES", "WRITE_FILES", "CREATE_EXTERNAL_TABLE"]
+  }
+  lake_locations = {
+    for name, prefix in var.lake_locations : "lake_${name}" => {
+      url       = "${local.lake_uri}/${trim(prefix, "/")}"
+      read_only = false
+      comment   = "lh360 lake: ${trim(prefix, "/")}/"
+      # tables are created in the layers; the Spark job's state is read and
+      # written by path; the catalog's managed storage needs no grant
+      privileges = (
+        contains(var.table_locations, name) ? ["READ_FILES", "WRITE_FILES", "CREATE_EXTERNAL_TABLE"] :
+        name == "catalog" ? [] : ["READ_FILES", "WRITE_FILES"]
+      )
     }
   }
+  external_locations = merge(local.landing_location, local.lake_locations)
 
   schemas = {
     bronze = "lh360 bronze: raw landing data, one external Delta table per spec"
@@ -61,7 +72,7 @@ resource "databricks_external_location" "this" {
 }
 
 resource "databricks_grants" "external_location" {
-  for_each = local.external_locations
+  for_each = { for name, location in local.external_locations : name => location if length(location.privileges) > 0 }
 
   external_location = databricks_external_location.this[each.key].id
 

@@ -9,7 +9,7 @@ output "schema_names" {
 }
 
 output "external_location_urls" {
-  description = "URLs of the external locations by name: landing (read-only) and lake."
+  description = "URLs of the external locations by name: landing (read-only) and one per lake prefix."
   value       = { for k, l in databricks_external_location.this : k => l.url }
 }
 

@@ -41,7 +41,7 @@ variable "landing_uri" {
 }
 
 variable "lake_uri" {
-  description = "The target's lake URI, s3://<bucket> (lake_storage output lake_uri); becomes a read/write external location."
+  description = "The target's lake URI, s3://<bucket> (lake_storage output lake_uri); each of its lake_locations prefixes becomes a read/write external location."
   type        = string
 
   validation {
@@ -50,8 +50,27 @@ variable "lake_uri" {
   }
 }
 
+variable "lake_locations" {
+  description = "Lake prefixes that get an external location, by name (tables of each layer, the Spark job's state, the catalog's managed storage): the same prefixes the storage credential's role may write (databricks_access lake_write_prefixes)."
+  type        = map(string)
+  default = {
+    bronze     = "bronze"
+    silver     = "silver"
+    gold       = "gold"
+    quarantine = "quarantine"
+    state      = "_lh360/state"
+    catalog    = "_unity_catalog"
+  }
+}
+
+variable "table_locations" {
+  description = "Names in lake_locations where lh360 creates external tables (CREATE_EXTERNAL_TABLE for the service principal)."
+  type        = list(string)
+  default     = ["bronze", "silver", "gold", "quarantine"]
+}
+
 variable "catalog_storage_root" {
-  description = "Managed storage location of the catalog. Null means <lake_uri>/_unity_catalog, inside the lake external location and apart from the lh360 layer folders (lh360 writes external tables only)."
+  description = "Managed storage location of the catalog. Null means <lake_uri>/_unity_catalog, the lake's catalog external location (lake_locations), apart from the lh360 layer folders (lh360 writes external tables only)."
   type        = string
   default     = null
 }

@@ -1,9 +1,11 @@
 # The IAM identity of the machine that runs lh360 from cron. It may:
-#   * list and read the landing prefix            (lh360 landing, plan)
+#   * list and read the landing prefix, and see its unfinished uploads  (lh360 landing, plan)
+#   * read the Delta logs (never the data files) of bronze, silver and gold:
+#     which landing files are ingested, each table's version for the check ledger
 #   * read and write the ledgers, <lake>/_lh360/  (every run; lh360 history)
 #   * run queries in its Athena workgroup, reading the lake only through Athena
 #   * read the Glue catalog of the lh360 databases
-# and nothing else. Spark work runs on Databricks as the lh360 service principal;
+# and nothing else. tests/iam proves it against every request lh360 makes. Spark work runs on Databricks as the lh360 service principal;
 # `lh360 deploy` (Glue/Unity Catalog DDL) is run by an operator, not by this box.
 
 data "aws_caller_identity" "current" {}
@@ -17,6 +19,9 @@ locals {
 
   landing_prefix = trim(var.landing_prefix, "/")
   ledger_prefix  = trim(var.ledger_prefix, "/")
+
+  # <lake>/<layer>/<table>/_delta_log/: the log only, not the data files next to it.
+  delta_log_prefixes = [for layer in var.delta_log_layers : "${trim(layer, "/")}/*/_delta_log/*"]
 
   glue_catalog_arn = "arn:${local.partition}:glue:${local.region}:${local.account_id}:catalog"
   glue_database_arns = [
@@ -72,6 +77,38 @@ data "aws_iam_policy_document" "this" {
     effect    = "Allow"
     actions   = ["s3:GetObject"]
     resources = ["${var.landing_bucket_arn}/${local.landing_prefix}/*"]
+  }
+
+  # Uploads still in progress (lh360 landing). The action has no s3:prefix key,
+  # so it is granted on the landing bucket, where only the landing zone lives.
+  statement {
+    sid       = "ListLandingUploads"
+    effect    = "Allow"
+    actions   = ["s3:ListBucketMultipartUploads"]
+    resources = [var.landing_bucket_arn]
+  }
+
+  # lh360 landing / run open bronze's log to know which landing files are
+  # ingested, validate reads each checked table's version: the Delta log only.
+  # ListBucket also makes a missing log file (_last_checkpoint) a 404, not a 403.
+  statement {
+    sid       = "ListDeltaLogs"
+    effect    = "Allow"
+    actions   = ["s3:ListBucket"]
+    resources = [var.lake_bucket_arn]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = local.delta_log_prefixes
+    }
+  }
+
+  statement {
+    sid       = "ReadDeltaLogs"
+    effect    = "Allow"
+    actions   = ["s3:GetObject"]
+    resources = [for prefix in local.delta_log_prefixes : "${var.lake_bucket_arn}/${prefix}"]
   }
 
   statement {

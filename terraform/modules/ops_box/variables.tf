@@ -25,6 +25,12 @@ variable "ledger_prefix" {
   default     = "_lh360"
 }
 
+variable "delta_log_layers" {
+  description = "Lake folders whose tables' Delta logs (<layer>/<table>/_delta_log/) the ops box reads directly: bronze for the ingest state of lh360 landing, and every layer validate checks, for the table version it records."
+  type        = list(string)
+  default     = ["bronze", "silver", "gold"]
+}
+
 variable "athena_results_bucket_arn" {
   description = "ARN of the Athena results bucket (lake_storage output athena_results_bucket_arn)."
   type        = string

@@ -1,6 +1,11 @@
 variable "environment" {
-  description = "Environment name, used in tags (e.g. \"dev\")."
+  description = "Environment name (dev or prod), used in tags; it must match the <env>.tfvars and <env>.s3.tfbackend files applied."
   type        = string
+
+  validation {
+    condition     = contains(["dev", "prod"], var.environment)
+    error_message = "environment must be dev or prod (one <env>.tfvars and <env>.s3.tfbackend per environment)."
+  }
 }
 
 variable "aws_region" {
@@ -10,7 +15,7 @@ variable "aws_region" {
 }
 
 variable "name_prefix" {
-  description = "Prefix of bucket, role, key and Databricks object names, e.g. \"lh360-dev\"; bucket names must be globally unique, so add an organisation suffix if needed."
+  description = "Prefix of bucket, role, key and Databricks object names, e.g. \"lh360-prod\" or \"lh360-dev\"; bucket names must be globally unique, so add an organisation suffix if needed."
   type        = string
 }
 
@@ -125,4 +130,10 @@ variable "tags" {
   description = "Extra tags for every AWS resource and the SQL warehouse."
   type        = map(string)
   default     = {}
+}
+
+variable "deployer_roles" {
+  description = "Existing IAM roles (operators) that get the lh360 deploy policy; empty creates the policy only."
+  type        = list(string)
+  default     = []
 }

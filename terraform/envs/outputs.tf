@@ -82,6 +82,11 @@ output "ops_box_role_arn" {
   value       = module.ops_box.role_arn
 }
 
+output "deployer_policy_arn" {
+  description = "Managed policy for the operator who runs lh360 deploy (Glue registration)."
+  value       = module.deployer.policy_arn
+}
+
 output "kms_key_arn" {
   description = "Customer-managed KMS key of the lake buckets and Athena results."
   value       = module.lake_storage.kms_key_arn
