@@ -108,6 +108,8 @@ class DatabricksEngine:
         self.cancel_wait = cancel_wait
         self._client = client
         self.journal = journal or Journal(target)
+        self.new_checkpoint = options.new_checkpoint  # None, or a new generation's name ("" = minted)
+        self._started: dict[tuple[str, str], str] = {}  # (step, table) → the generation this command started
         self._code_checked = False
 
     # ---- Engine protocol ------------------------------------------------------------------------
@@ -144,7 +146,7 @@ class DatabricksEngine:
         """The exact jobs.submit body (or warehouse SQL) of the step, offline (explain.py)."""
         from lh360.engines.databricks.explain import explain
 
-        return explain(self, project, step)
+        return explain(self, project, step, inspect)
 
     # ---- pieces ---------------------------------------------------------------------------------
 
@@ -189,11 +191,12 @@ class DatabricksEngine:
         self.check_code()
         for _ in range(3):  # at most: a cancelled run waited out, a stale run reported, then a fresh one
             entry, resumed = self.journal.next_entry(step, name, self.run_id)
-            body = submit_body(self.target, spec, step, entry, timeout=self.timeout, gold_name=gold_name)
+            stream = self._stream(step, spec, resumed)
+            body = submit_body(self.target, spec, step, entry, timeout=self.timeout, gold_name=gold_name, stream=stream)
             run_info = RemoteRun(idempotency_token=entry.token, logical_id=entry.logical_id, attached=resumed)
             try:
                 if "--payload-file" in body["tasks"][0]["spark_python_task"]["parameters"]:
-                    self._upload_payload(step, spec, entry, gold_name)
+                    self._upload_payload(step, spec, entry, gold_name, stream)
                 self.journal.submitted(step, name, entry)  # before the POST: a crash after it reuses the token
                 log.info("submit", extra={"fields": {"run": label, "token": entry.token, "resumed": resumed}})
                 with cancel_on_interrupt(partial(self._cancel_by_token, body, label, step, name, entry)):
@@ -240,6 +243,27 @@ class DatabricksEngine:
             run = self._wait(run, label, step, name, entry, owned=owned)
             return self._finish(run, step, spec.table, relation, run_info, entry, name, started)
         raise EngineError(f"{label}: could not start a fresh run")  # pragma: no cover - the loop returns
+
+    def _stream(self, step: str, spec: TableSpec, resumed: bool) -> dict[str, Any]:
+        """The checkpoint generation of an ingest/refine stream (checkpoints.py): the current one, a new one
+        (--new-checkpoint), or a refusal (exit 3) when the checkpoint was lost while its table holds data.
+        A resumed submission already runs in its generation: it is not checked again."""
+        from lh360.engines.databricks import checkpoints
+
+        if step not in checkpoints.LAYER_OF_STEP:
+            return {}
+        layer = checkpoints.LAYER_OF_STEP[step]
+        generation = checkpoints.current(self.target, spec.table, layer)
+        if self.new_checkpoint is not None and not resumed:
+            key = (step, spec.table)
+            if key not in self._started:  # one new generation per table and command, not per attempt
+                self._started[key] = checkpoints.start(self.target, spec.table, layer, self.new_checkpoint, generation)
+            return {"state_generation": self._started[key], "recover": True}
+        if not resumed:
+            folder = checkpoints.lost(self.target, spec, step, generation)
+            if folder is not None:
+                raise checkpoints.lost_error(self.target, spec, step, folder)
+        return {"state_generation": generation} if generation else {}
 
     def _owns(self, run: RunView, entry: Entry) -> bool:
         """Whether this box's journal made the submission that created `run` (so lh360 may cancel it)."""
@@ -408,9 +432,11 @@ class DatabricksEngine:
             return {}
         return {"error": out.error, "error_trace": _tail(out.error_trace), "summary": parse_summary(out.logs) or {}}
 
-    def _upload_payload(self, step: str, spec: TableSpec, entry: Entry, gold_name: str | None) -> None:
+    def _upload_payload(
+        self, step: str, spec: TableSpec, entry: Entry, gold_name: str | None, stream: dict[str, Any] | None = None
+    ) -> None:
         """A payload too large for a parameter, written to the lake's private `_lh360/payloads/`."""
-        payload = payload_json(step_payload(self.target, spec, step, entry.logical_id, gold_name))
+        payload = payload_json(step_payload(self.target, spec, step, entry.logical_id, gold_name, stream))
         uri = payload_file(self.target, entry.token)
         try:
             if is_s3(uri):  # the lake bucket is private to lh360's identities

@@ -61,9 +61,15 @@ def quarantine_table(catalog: str, table: str) -> str:
 
 
 def step_payload(
-    target: ResolvedTarget, spec: TableSpec, step: str, logical_id: str, gold_name: str | None = None
+    target: ResolvedTarget,
+    spec: TableSpec,
+    step: str,
+    logical_id: str,
+    gold_name: str | None = None,
+    stream: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The job's payload (lh360/spark/job.py's format) for one step of one table (aggregate: one gold table)."""
+    """The job's payload (lh360/spark/job.py's format) for one step of one table (aggregate: one gold table).
+    `stream`: the checkpoint generation of an ingest/refine stream (`state_generation`, `recover`)."""
     s = settings_of(target)
     lake = Lake(target.lake)
     t = spec.table
@@ -84,6 +90,7 @@ def step_payload(
     }
     if step == "refine":
         payload["tables"] = {"quarantine": quarantine_table(s.catalog, t)}
+    payload.update(stream or {})
     if step == "aggregate":
         names = [gold_name] if gold_name else list(spec.gold)
         payload["gold"] = {
@@ -123,12 +130,13 @@ def submit_body(
     *,
     timeout: float | None,
     gold_name: str | None = None,
+    stream: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The JSON body of `POST /api/2.2/jobs/runs/submit` for one step (what `lh360 plan` shows; `wire()`
     gives its exact bytes). Refused with exit 2 when the Databricks API's contract does not have a key or
     value of it (contract.py)."""
     s = settings_of(target)
-    payload = payload_json(step_payload(target, spec, step, entry.logical_id, gold_name))
+    payload = payload_json(step_payload(target, spec, step, entry.logical_id, gold_name, stream))
     params = ["--step", step, "--payload", payload]
     if parameters_wire_size(params) > MAX_INLINE_PARAMETERS:
         params = ["--step", step, "--payload-file", payload_file(target, entry.token)]
