@@ -83,7 +83,10 @@ class MemoryTarget:
         # materialise (as a Delta commit would): later batches must not re-run this batch's plan
         return df.localCheckpoint(eager=True)
 
-    def _skip(self, app: str, batch_id: int) -> bool:
+    def _skip(self, step: str, batch_id: int) -> bool:
+        from lh360.spark import job
+
+        app = job.txn_app_id(self.payload, step)  # Delta keys app transactions by the writer's app id
         if batch_id <= self.txn.get(app, -1):
             return True
         self.txn[app] = batch_id
@@ -149,7 +152,9 @@ class MemoryTarget:
             from pyspark.sql import functions as F
 
             hits = self.silver.select(*keys).withColumn("_hit", F.lit(True))
-            flags = [r["_hit"] for r in T.scd1_upserts(self.silver, keyed, keys, seq).join(hits, keys, "left").collect()]
+            flags = [
+                r["_hit"] for r in T.scd1_upserts(self.silver, keyed, keys, seq).join(hits, keys, "left").collect()
+            ]
             upd = sum(1 for f in flags if f)
             ins = len(flags) - upd
             self.silver = self._local(T.scd1_apply(self.silver, keyed, keys, seq))
