@@ -115,7 +115,15 @@ class DatabricksEngine:
     # ---- Engine protocol ------------------------------------------------------------------------
 
     def ingest(self, spec: TableSpec, *, progress: Progress | None = None) -> StepResult:
-        """landing → bronze: one run of the job's Auto Loader step."""
+        """landing → bronze: one run of the job's Auto Loader step. Refused (exit 2, naming them) while
+        pending landing files hold JSON arrays over several lines, which Auto Loader cannot read as the
+        local engine does (landing_format.py)."""
+        from lh360.engines.databricks.landing_format import describe, pending_multiline_arrays
+        from lh360.engines.databricks.landing_state import ingested
+
+        arrays = pending_multiline_arrays(self.target, spec, ingested(self.target, spec).files)
+        if arrays:
+            raise UsageError(f"ingest {spec.table}: {describe(arrays)}")
         return self.run_step("ingest", spec)
 
     def refine(self, spec: TableSpec, *, full_refresh: bool = False) -> StepResult:
@@ -138,9 +146,14 @@ class DatabricksEngine:
 
     def ingested(self, spec: TableSpec) -> IngestState:
         """The landing files the job's Auto Loader runs committed to bronze (their commits name them)."""
+        from lh360.engines.databricks.landing_format import describe, pending_multiline_arrays
         from lh360.engines.databricks.landing_state import ingested
 
-        return ingested(self.target, spec)
+        state = ingested(self.target, spec)
+        arrays = pending_multiline_arrays(self.target, spec, state.files)
+        if arrays:  # `lh360 landing` shows it; `lh360 ingest` refuses them
+            state.warnings.append(describe(arrays) + " (lh360 ingest refuses them)")
+        return state
 
     def explain(self, project: Project, step: PlannedStep, *, inspect: bool = True) -> Explanation:
         """The exact jobs.submit body (or warehouse SQL) of the step, offline (explain.py)."""
