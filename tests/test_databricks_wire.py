@@ -324,3 +324,31 @@ def test_plan_checks_the_body_too(fake_ws, tmp_path):
     with pytest.raises(ConfigError) as exc:
         build_plan(project, target, engine_for(target), None, to="silver")
     assert exc.value.field.endswith("new_cluster.autoscale.min") and "min_workers" in str(exc.value)
+
+
+def test_the_job_reads_a_payload_file_from_the_lake_through_spark(tmp_path):
+    """A payload too large for a parameter sits in the lake (s3://…/_lh360/payloads/): the job reads it with
+    Spark, which holds the lake's credentials (open() cannot read s3://)."""
+    import argparse
+
+    from lh360.spark.job import PayloadError, load_payload
+    from tests.spark.test_spark_job import payload
+
+    text = json.dumps(payload("ingest"))
+    asked: list[str] = []
+
+    class Reader:
+        def text(self, path, wholetext=False):
+            asked.append(path)
+            assert wholetext
+            return type("DF", (), {"collect": lambda self: [(text,)]})()
+
+    spark = type("Spark", (), {"read": Reader()})()
+    args = argparse.Namespace(step="ingest", payload=None, payload_file="s3://lake/_lh360/payloads/lh360-x.json")
+    assert load_payload(args, lambda: spark)["table"] == "clientes"
+    assert asked == ["s3://lake/_lh360/payloads/lh360-x.json"]
+    local = tmp_path / "p.json"
+    local.write_text(text)
+    assert load_payload(argparse.Namespace(step="ingest", payload=None, payload_file=str(local)))["step"] == "ingest"
+    with pytest.raises(PayloadError, match="needs Spark"):
+        load_payload(args)
