@@ -232,6 +232,9 @@ def _render_submit(out: Output, d: dict[str, Any]) -> None:
         say(out, "   payload:")
         for line in json.dumps(d["payload"], indent=2, ensure_ascii=False).splitlines():
             say(out, f"     {line}")
+    if d.get("wire_body"):  # the exact bytes lh360 posts
+        say(out, f"   on the wire: {d['wire']}, {d['wire_bytes']} bytes:")
+        say(out, f"     {d['wire_body']}")
     opts = d["job"].get("reader_options")
     if opts:
         say(out, "   Auto Loader options:")

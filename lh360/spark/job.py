@@ -3,7 +3,7 @@
 Usage (a ``spark_python_task``; upload ``job.py`` and ``transforms.py`` to the same folder)::
 
     python job.py --step refine --payload '{"step": "refine", "table": "clientes", ...}'
-    python job.py --step refine --payload-file /Workspace/Shared/lh360/runs/<run_id>.json
+    python job.py --step refine --payload-file s3://lake/_lh360/payloads/<token>.json
     python job.py --step refine --payload-file p.json --explain   # options + SQL, no Spark
 
 pyspark + stdlib only (no lh360 import). Nothing here imports pyspark at module level, so the ops
@@ -18,7 +18,15 @@ The payload (JSON, built by the ops box)::
                "state": "s3://lake/_lh360/state/clientes"},
      "gold": {"clientes_por_uf": {"sql": "<Databricks SQL, fully qualified>", "path": "s3://lake/gold/clientes_por_uf"}},
      "tables": {"quarantine": "lakehouse360.silver.clientes_quarantine"},   # optional registrations
-     "state_generation": 2}                                                 # optional, see txn_app_id()
+     "state_generation": "g20261126t0900",                                  # optional, see txn_app_id()
+     "recover": true}                    # the first run of a new generation (ingest: skip files bronze holds)
+
+Serverless compute is Spark Connect: it accepts only a short allow-list of Spark confs and refuses
+``cache()``/``persist()``. The job sets no conf and caches nothing; every write is idempotent by itself:
+appends carry the DataFrameWriter options ``txnAppId``/``txnVersion`` (the micro-batch id), and the refine
+MERGE, which cannot carry them, changes nothing when a batch is replayed (a version no later than silver's
+is ignored), except for rows whose key is NULL (they never match): those are appended apart, with the
+writer options.
 
 Output: the last stdout line is one JSON object with ``"lh360_job": 1`` (see :func:`parse_summary`):
 status, counters (rows_in, rows_out, dropped, quarantined, warned/failed per rule ...), error.
@@ -55,8 +63,7 @@ DEFAULT_MAX_FILES_PER_BATCH = 1000
 MAX_SCHEMA_RESTARTS = 3
 RESCUED_DATA_COLUMN = "_rescued_data"
 FILE_SIZE_COLUMN = "_lh360_file_size"  # carried through a micro-batch to count its bytes; never written
-TXN_APP_ID_CONF = "spark.databricks.delta.write.txnAppId"
-TXN_VERSION_CONF = "spark.databricks.delta.write.txnVersion"
+GENERATION = re.compile(r"[A-Za-z0-9_-]{1,40}")
 REQUIRED_PATHS = {"ingest": ("landing", "bronze", "state"), "refine": ("bronze", "silver", "quarantine", "state")}
 EXIT_OK, EXIT_EXPECTATION_FAILED, EXIT_BAD_PAYLOAD, EXIT_ERROR = 0, 1, 2, 3
 SCHEMA_CHANGE_MARKERS = {
@@ -124,8 +131,13 @@ def parse_payload(payload: str | bytes | dict, step: str | None = None) -> dict:
         raise PayloadError("payload.tables: must be an object")
     p["tables"] = tables
     gen = p.get("state_generation")
-    if gen is not None and (not isinstance(gen, int) or isinstance(gen, bool) or gen < 0):
-        raise PayloadError("payload.state_generation: expected a non-negative integer")
+    if gen is not None and not (
+        (isinstance(gen, int) and not isinstance(gen, bool) and gen >= 0)
+        or (isinstance(gen, str) and GENERATION.fullmatch(gen))
+    ):
+        raise PayloadError("payload.state_generation: expected a non-negative integer or a name of [A-Za-z0-9_-]")
+    if not isinstance(p.get("recover", False), bool):
+        raise PayloadError("payload.recover: expected true or false")
     try:
         if p["step"] == "ingest":
             autoloader_options(p)  # validates spec.bronze
@@ -144,16 +156,31 @@ def parse_payload(payload: str | bytes | dict, step: str | None = None) -> dict:
     return p
 
 
-def load_payload(args: argparse.Namespace) -> dict:
+def load_payload(args: argparse.Namespace, spark_factory=None) -> dict:
     if args.payload_file:
-        try:
-            with open(args.payload_file, encoding="utf-8") as fh:
-                text = fh.read()
-        except OSError as e:
-            raise PayloadError(f"--payload-file: cannot read {args.payload_file}: {e}") from e
+        text = read_payload_file(args.payload_file, spark_factory)
     else:
         text = args.payload
     return parse_payload(text, args.step)
+
+
+def read_payload_file(path: str, spark_factory=None) -> str:
+    """A payload file: a local or /Workspace path with open(); a cloud URI (the lake's private
+    `_lh360/payloads/`, where the ops box puts payloads too large for a parameter) through Spark, which
+    holds the lake's credentials."""
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", path) and not path.startswith("file:"):
+        if spark_factory is None:
+            raise PayloadError(f"--payload-file: {path} is a URI: reading it needs Spark")
+        try:
+            rows = spark_factory().read.text(path, wholetext=True).collect()
+        except Exception as e:
+            raise PayloadError(f"--payload-file: cannot read {path}: {_short_error(e, 500)}") from e
+        return rows[0][0] if rows else ""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError as e:
+        raise PayloadError(f"--payload-file: cannot read {path}: {e}") from e
 
 
 # --------------------------------------------------------------------------- names and SQL text
@@ -175,11 +202,12 @@ def table_name(payload: dict, layer: str, name: str | None = None) -> str:
 
 
 def txn_app_id(payload: dict, step: str) -> str:
-    """Delta app id of a writer: ``lh360-<step>-<table>``; with ``state_generation`` N (bump it when
-    a checkpoint is reset, since batch ids restart at 0 and Delta would skip them): ``...-gN``."""
+    """Delta app id of a writer: ``lh360-<step>-<table>``; in checkpoint generation G (a new checkpoint:
+    its batch ids restart at 0, and Delta would skip every append up to the last version it recorded for
+    the old app id): ``...-gG``."""
     app = f"lh360-{step}-{payload['table']}"
     gen = payload.get("state_generation")
-    return f"{app}-g{gen}" if gen else app
+    return f"{app}-g{gen}" if gen not in (None, "", 0) else app
 
 
 def state_path(payload: dict, *parts: str) -> str:
@@ -187,7 +215,9 @@ def state_path(payload: dict, *parts: str) -> str:
 
 
 def checkpoint_location(payload: dict, layer: str) -> str:
-    return state_path(payload, "checkpoint", layer)
+    """``<state>/checkpoint/<layer>``; a generation's own: ``<state>/checkpoint/<layer>-g<G>``."""
+    gen = payload.get("state_generation")
+    return state_path(payload, "checkpoint", f"{layer}-g{gen}" if gen not in (None, "", 0) else layer)
 
 
 def metrics_path(payload: dict) -> str:
@@ -297,9 +327,10 @@ def quarantine_writer_options(payload: dict, batch_id: int) -> dict[str, str]:
     return {"mergeSchema": "true", "txnAppId": txn_app_id(payload, "quarantine"), "txnVersion": str(batch_id)}
 
 
-def merge_txn_confs(payload: dict, batch_id: int) -> dict[str, str]:
-    """Session confs that make the refine MERGE idempotent: a replayed batch id is skipped."""
-    return {TXN_APP_ID_CONF: txn_app_id(payload, "refine"), TXN_VERSION_CONF: str(batch_id)}
+def null_key_writer_options(payload: dict, batch_id: int) -> dict[str, str]:
+    """The append of a refine batch's rows whose key is NULL (a MERGE never matches them, so a replayed
+    MERGE would insert them again; an append carries the writer options that make a replay a no-op)."""
+    return {"txnAppId": txn_app_id(payload, "refine"), "txnVersion": str(batch_id)}
 
 
 # --------------------------------------------------------------------------- refine / aggregate SQL
@@ -423,7 +454,7 @@ def plan(payload: dict) -> dict[str, Any]:
             scd=T.scd_type(spec),
             expectations=T.expectations(spec),
             merge_sql=merge_sql(payload, cols) if cols else None,
-            merge_txn=merge_txn_confs(payload, 0) | {TXN_VERSION_CONF: "<batch_id>"},
+            null_key_writer_options=null_key_writer_options(payload, 0) | {"txnVersion": "<batch_id>"},
             trigger="availableNow",
         )
     else:
@@ -485,13 +516,6 @@ def _is_marked(exc: BaseException, markers: tuple[str, ...]) -> bool:
 # --------------------------------------------------------------------------- Spark I/O
 
 
-def _try_persist(df):
-    try:  # serverless compute rejects persist(); it is only an optimisation
-        return df.persist(), True
-    except Exception:
-        return df, False
-
-
 def _ship_transforms() -> None:
     """foreachBatch functions run in a server-side Python worker on serverless / Spark Connect:
     pickle ``transforms`` by value so the worker does not need it on its sys.path."""
@@ -520,6 +544,16 @@ def _table_exists(spark, name: str) -> bool:
             return True
         except Exception:
             return False
+
+
+def last_commit_rows(spark, name: str, user_metadata: str) -> int:
+    """Rows the table's last commit wrote (its operationMetrics), if that commit is the one whose
+    userMetadata is given; 0 otherwise (Delta skipped a replayed append: nothing was written)."""
+    row = spark.sql(f"DESCRIBE HISTORY {name} LIMIT 1").first()
+    if row is None or (row["userMetadata"] or "") != user_metadata:
+        return 0
+    metrics = row["operationMetrics"] or {}
+    return int(metrics.get("numOutputRows") or 0)
 
 
 class DeltaTarget:
@@ -554,7 +588,25 @@ class DeltaTarget:
 
     def append_bronze(self, df, batch_id: int, files: list[str] | None = None) -> None:
         opts = bronze_writer_options(self.payload, batch_id, files)
-        df.write.format("delta").mode("append").options(**opts).save(self.paths["bronze"])
+        self._append(df, opts, table_name(self.payload, "bronze"), self.paths["bronze"])
+
+    def _append(self, df, options: dict[str, str], name: str | None, path: str) -> None:
+        """Append by the table's name once Unity Catalog has it: a schema that grows (mergeSchema) is then
+        recorded in the catalog too. A write to the path would change the Delta log only, and UC's
+        metadata (information_schema, Catalog Explorer, readers through UC) would not show the new
+        columns. Before the table is registered (its first write), by path."""
+        writer = df.write.format("delta").mode("append").options(**options)
+        if name and _table_exists(self.spark, name):
+            writer.saveAsTable(name)
+        else:
+            writer.save(path)
+
+    def ingested_files(self):
+        """The landing files bronze already holds (one `_source_file` column), to keep them out of the first
+        run of a new checkpoint generation."""
+        if not _delta_exists(self.spark, self.paths["bronze"]):
+            return self.spark.createDataFrame([], "_source_file string")
+        return self.spark.read.format("delta").load(self.paths["bronze"]).select("_source_file").distinct()
 
     def register_bronze(self) -> None:
         if _delta_exists(self.spark, self.paths["bronze"]):
@@ -586,29 +638,44 @@ class DeltaTarget:
         return df.where("is_current") if "is_current" in df.columns else df
 
     def append_quarantine(self, df, batch_id: int) -> None:
-        df.write.format("delta").mode("append").options(**quarantine_writer_options(self.payload, batch_id)).save(
-            self.paths["quarantine"]
-        )
         name = self.payload["tables"].get("quarantine")
+        self._append(df, quarantine_writer_options(self.payload, batch_id), name, self.paths["quarantine"])
         if name:
             self.spark.sql(create_external_table_sql(name, self.paths["quarantine"]))
 
     def merge(self, source_df, batch_id: int, columns: list[str]) -> dict[str, int | None]:
+        """MERGE the rows with a key (a replay changes nothing), append those without one (a replay is
+        skipped by the writer options). No session conf: serverless refuses Delta's txn confs. The counters
+        are the commits' own metrics (MERGE returns them; the append's come from its commit)."""
+        keys, _ = T.keys_and_sequence(self.spec)
+        keyed, keyless = T.split_null_keys(source_df, keys)
         view = _view_name(self.payload, "refine")
-        source_df.createOrReplaceTempView(view)
+        keyed.createOrReplaceTempView(view)
         json_columns = [f.name for f in source_df.schema.fields if T.has_map(f.dataType)]
-        sql = merge_sql(self.payload, columns, quote(view), json_columns)
-        confs = merge_txn_confs(self.payload, batch_id)
-        for k, v in confs.items():
-            self.spark.conf.set(k, v)
-        try:
-            rows = self.spark.sql(sql).collect()
-        finally:
-            for k in confs:
-                self.spark.conf.unset(k)
+        rows = self.spark.sql(merge_sql(self.payload, columns, quote(view), json_columns)).collect()
         metrics = rows[0].asDict() if rows else {}
         ins, upd = metrics.get("num_inserted_rows"), metrics.get("num_updated_rows")
+        appended = self._append_keyless(keyless, batch_id, columns)
+        if ins is not None:
+            ins = int(ins) + appended
         return {"inserted": ins, "updated": upd}
+
+    def _append_keyless(self, keyless, batch_id: int, columns: list[str]) -> int:
+        """Append the NULL-key rows of a batch, as the MERGE would have inserted them (SCD2: its `insert`
+        rows); their count from the commit's operationMetrics (0 when there were none, or when this batch
+        had been appended before and Delta skipped the replay)."""
+        scd2 = T.scd_type(self.spec) == 2
+        if scd2:
+            keyless = keyless.where(T.col(T.CHANGE_COLUMN) == "insert")
+        cols = [c for c in columns if c not in T.SCD2_COLUMNS] + (list(T.SCD2_COLUMNS) if scd2 else [])
+        rows = keyless.select(*[T.col(c) for c in cols])
+        if not rows.limit(1).collect():
+            return 0
+        opts = null_key_writer_options(self.payload, batch_id)
+        opts["userMetadata"] = json.dumps({"lh360.step": "refine", "lh360.batch_id": int(batch_id)})
+        name = table_name(self.payload, "silver")
+        rows.write.format("delta").mode("append").options(**opts).saveAsTable(name)
+        return last_commit_rows(self.spark, name, opts["userMetadata"])
 
     # both
     def record_metrics(self, step: str, batch_id: int, counters: dict) -> None:
@@ -637,67 +704,60 @@ def ingest_batch(batch_df, batch_id: int, payload: dict, target) -> dict:
     from pyspark.sql import functions as F
 
     out = batch_df.withColumn("_batch_id", F.lit(int(batch_id)).cast("bigint"))
-    out, cached = _try_persist(out)
-    try:
-        # one pass over the batch: rows, rescued rows, and each file with its size (Auto Loader gives a file
-        # to one micro-batch only, so sizes add up)
-        has_size = FILE_SIZE_COLUMN in out.columns
-        file_cols = ["_source_file", FILE_SIZE_COLUMN] if has_size else ["_source_file"]
-        aggs = [F.count(F.lit(1)).alias("rows"), F.collect_set(F.struct(*file_cols)).alias("files")]
-        if RESCUED_DATA_COLUMN in out.columns:
-            aggs.append(F.count(RESCUED_DATA_COLUMN).alias("rescued"))
-        row = out.agg(*aggs).first()
-        files = [f["_source_file"] for f in row["files"] if f["_source_file"] is not None]
-        counters = {"batch_id": int(batch_id), "rows_in": int(row["rows"]), "files": len(files)}
-        counters["rows_out"] = counters["rows_in"]
-        if RESCUED_DATA_COLUMN in out.columns:
-            counters["rescued"] = int(row["rescued"])
-        data = out
-        if has_size:
-            counters["bytes"] = sum(int(f[FILE_SIZE_COLUMN] or 0) for f in row["files"])
-            data = out.drop(FILE_SIZE_COLUMN)
-        if counters["rows_in"]:
-            target.append_bronze(data, batch_id, files)
-        target.record_metrics("ingest", batch_id, counters)
-        return counters
-    finally:
-        if cached:
-            out.unpersist()
+    if payload.get("recover"):  # the first run of a new checkpoint: what bronze already holds stays out
+        out = out.join(target.ingested_files(), "_source_file", "left_anti")
+    # one pass over the batch (no cache(): serverless refuses it): rows, rescued rows, and each file with its
+    # size (Auto Loader gives a file to one micro-batch only, so sizes add up); then the write
+    has_size = FILE_SIZE_COLUMN in out.columns
+    file_cols = ["_source_file", FILE_SIZE_COLUMN] if has_size else ["_source_file"]
+    aggs = [F.count(F.lit(1)).alias("rows"), F.collect_set(F.struct(*file_cols)).alias("files")]
+    if RESCUED_DATA_COLUMN in out.columns:
+        aggs.append(F.count(RESCUED_DATA_COLUMN).alias("rescued"))
+    row = out.agg(*aggs).first()
+    files = [f["_source_file"] for f in row["files"] if f["_source_file"] is not None]
+    counters = {"batch_id": int(batch_id), "rows_in": int(row["rows"]), "files": len(files)}
+    counters["rows_out"] = counters["rows_in"]
+    if RESCUED_DATA_COLUMN in out.columns:
+        counters["rescued"] = int(row["rescued"])
+    data = out
+    if has_size:
+        counters["bytes"] = sum(int(f[FILE_SIZE_COLUMN] or 0) for f in row["files"])
+        data = out.drop(FILE_SIZE_COLUMN)
+    if counters["rows_in"]:
+        target.append_bronze(data, batch_id, files)
+    target.record_metrics("ingest", batch_id, counters)
+    return counters
 
 
 def refine_batch(batch_df, batch_id: int, payload: dict, target) -> dict:
     """One bronze micro-batch -> quarantine + silver MERGE. Raises ExpectationFailed before writing."""
     spec = payload["spec"]
-    batch_df, cached = _try_persist(batch_df)
-    try:
-        source, quarantine, counters = T.refine_transform(batch_df, spec)
-        counters["batch_id"] = int(batch_id)
-        columns = T.silver_schema_columns(source, spec)
-        target.ensure_silver(columns)
-        if counters["quarantined"]:
-            target.append_quarantine(quarantine, batch_id)
-        data_cols = [c for c, _ in columns if c not in T.SCD2_COLUMNS]
-        if T.scd_type(spec) == 2:
-            changes = T.scd2_changes(target.read_current(), source, spec)
-            result = target.merge(changes, batch_id, data_cols)
-            if result.get("inserted") is None:  # no MERGE metrics: count what was applied
-                n = {
-                    r[T.CHANGE_COLUMN]: r["n"]
-                    for r in changes.groupBy(T.CHANGE_COLUMN).count().withColumnRenamed("count", "n").collect()
-                }
-                result = {"inserted": n.get("insert", 0), "updated": n.get("close", 0)}
-        elif counters["kept"]:
-            result = target.merge(source.select(*[T.col(c) for c in data_cols]), batch_id, data_cols)
-        else:
-            result = {"inserted": 0, "updated": 0}
-        ins, upd = result.get("inserted"), result.get("updated")
-        counters["inserted"], counters["updated"] = ins, upd
-        counters["rows_out"] = None if ins is None and upd is None else int(ins or 0) + int(upd or 0)
-        target.record_metrics("refine", batch_id, counters)
-        return counters
-    finally:
-        if cached:
-            batch_df.unpersist()
+    # no cache(): serverless refuses it; each action reads the batch's bronze files again
+    source, quarantine, counters = T.refine_transform(batch_df, spec)
+    counters["batch_id"] = int(batch_id)
+    columns = T.silver_schema_columns(source, spec)
+    target.ensure_silver(columns)
+    if counters["quarantined"]:
+        target.append_quarantine(quarantine, batch_id)
+    data_cols = [c for c, _ in columns if c not in T.SCD2_COLUMNS]
+    if T.scd_type(spec) == 2:
+        changes = T.scd2_changes(target.read_current(), source, spec)
+        result = target.merge(changes, batch_id, data_cols)
+        if result.get("inserted") is None:  # no MERGE metrics: count what was applied
+            n = {
+                r[T.CHANGE_COLUMN]: r["n"]
+                for r in changes.groupBy(T.CHANGE_COLUMN).count().withColumnRenamed("count", "n").collect()
+            }
+            result = {"inserted": n.get("insert", 0), "updated": n.get("close", 0)}
+    elif counters["kept"]:
+        result = target.merge(source.select(*[T.col(c) for c in data_cols]), batch_id, data_cols)
+    else:
+        result = {"inserted": 0, "updated": 0}
+    ins, upd = result.get("inserted"), result.get("updated")
+    counters["inserted"], counters["updated"] = ins, upd
+    counters["rows_out"] = None if ins is None and upd is None else int(ins or 0) + int(upd or 0)
+    target.record_metrics("refine", batch_id, counters)
+    return counters
 
 
 def _run_stream(start_query, step: str, allow_restart: bool) -> int:
@@ -830,7 +890,7 @@ def main(argv: list[str] | None = None, spark=None) -> int:
     summary["started_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")  # noqa: UP017 - DBR runs Python 3.10
     code = EXIT_OK
     try:
-        payload = load_payload(args)
+        payload = load_payload(args, lambda: spark or get_spark({}))
         summary.update(table=payload["table"], run_id=payload["run_id"])
         if args.explain:
             print(json.dumps(plan(payload), indent=2, default=str), flush=True)

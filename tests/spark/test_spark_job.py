@@ -218,10 +218,7 @@ def test_names_locations_and_idempotency_ids():
     assert job.table_name({**p, "catalog": ""}, "gold", "x") == "`gold`.`x`"
     assert job.checkpoint_location(p, "silver") == "s3://lake/_lh360/state/clientes/checkpoint/silver"
     assert job.checkpoint_location(p, "bronze") == "s3://lake/_lh360/state/clientes/checkpoint/bronze"
-    assert job.merge_txn_confs(p, 7) == {
-        "spark.databricks.delta.write.txnAppId": "lh360-refine-clientes",
-        "spark.databricks.delta.write.txnVersion": "7",
-    }
+    assert job.null_key_writer_options(p, 7) == {"txnAppId": "lh360-refine-clientes", "txnVersion": "7"}
     assert job.bronze_writer_options(p, 3) == {
         "mergeSchema": "true",
         "txnAppId": "lh360-ingest-clientes",
@@ -229,6 +226,10 @@ def test_names_locations_and_idempotency_ids():
         "userMetadata": '{"lh360.step":"ingest","lh360.batch_id":3,"lh360.files":[]}',
     }
     assert job.txn_app_id({**p, "state_generation": 2}, "refine") == "lh360-refine-clientes-g2"
+    # a named checkpoint generation: its own checkpoint folder and app ids (Delta skips nothing of it)
+    g = {**p, "state_generation": "20261126t0900"}
+    assert job.checkpoint_location(g, "bronze") == "s3://lake/_lh360/state/clientes/checkpoint/bronze-g20261126t0900"
+    assert job.bronze_writer_options(g, 0)["txnAppId"] == "lh360-ingest-clientes-g20261126t0900"
 
 
 def test_scd1_merge_sql_guards_on_sequence():
@@ -295,7 +296,8 @@ def test_plan_describes_each_step_without_spark():
     )
     refine = job.plan(job.parse_payload(payload()))
     assert refine["merge_sql"].startswith("MERGE INTO") and refine["scd"] == 1
-    assert refine["merge_txn"]["spark.databricks.delta.write.txnAppId"] == "lh360-refine-clientes"
+    assert refine["null_key_writer_options"]["txnAppId"] == "lh360-refine-clientes"
+    assert "merge_txn" not in refine  # no session conf: serverless refuses them
     agg = job.plan(job.parse_payload(payload("aggregate")))
     assert agg["gold"][0]["name"] == "clientes_por_uf"
 
