@@ -100,8 +100,8 @@ def test_kill_9_while_ingesting_from_s3_then_a_clean_run_is_exactly_once(s3, tmp
 # table lock is bypassed (as if each machine had its own): only the commit protocol decides.
 RACER = """
 import contextlib, os, sys, time
-import lh360.runner
-lh360.runner.table_lock = lambda *args, **kwargs: contextlib.nullcontext()
+import lh360.context
+lh360.context.table_lock = lambda *args, **kwargs: contextlib.nullcontext()
 import deltalake
 real = deltalake.write_deltalake
 def gated(*args, **kwargs):
