@@ -83,7 +83,7 @@ def test_ingest_success_sends_the_exact_payload_and_reads_the_task_output(fake_w
     assert payload["spec"]["bronze"]["schema_hints"] == {"id": "bigint", "renda_mensal": "decimal(18,2)"}
     assert "checks" not in payload["spec"]
     # the job accepts what we send
-    from lh360.spark.job import parse_payload
+    from lh360.spark.contract import parse_payload
 
     parse_payload(payload, "ingest")
     # the output was read from the TASK run (the parent answers 400 for multi-task runs)
@@ -112,7 +112,7 @@ def test_refine_and_aggregate_payloads(fake_ws, prod):
     assert "`lakehouse360`.`silver`.`clientes`" in sql and "silver.clientes " not in sql
     assert aggregate["gold"]["clientes_por_uf"]["path"].endswith("/gold/clientes_por_uf")
     assert fake_ws.submitted[1]["run_name"].startswith("lh360 aggregate clientes_por_uf [")
-    from lh360.spark.job import parse_payload
+    from lh360.spark.contract import parse_payload
 
     parse_payload(refine, "refine")
     parse_payload(aggregate, "aggregate")
@@ -445,7 +445,7 @@ def test_the_inline_limit_is_measured_on_the_wire_encoding(fake_ws, tmp_path):
 
 
 def test_braces_in_a_spec_are_never_a_dynamic_value_reference(fake_ws, tmp_path):
-    from lh360.spark.job import parse_payload
+    from lh360.spark.contract import parse_payload
     from tests.databricks_support import REPO
 
     text = (REPO / "configs" / "tables" / "clientes.yaml").read_text()

@@ -107,7 +107,7 @@ def test_new_checkpoint_starts_a_generation_the_next_runs_keep(fake_ws, prod, pr
     second = sent_payload(fake_ws)
     assert second["state_generation"] == "rebuilt_1" and "recover" not in second
 
-    from lh360.spark.job import checkpoint_location, parse_payload, txn_app_id
+    from lh360.spark.contract import checkpoint_location, parse_payload, txn_app_id
 
     parsed = parse_payload(second, "ingest")
     assert checkpoint_location(parsed, "bronze").endswith("/checkpoint/bronze-grebuilt_1")

@@ -331,7 +331,8 @@ def test_the_job_reads_a_payload_file_from_the_lake_through_spark(tmp_path):
     Spark, which holds the lake's credentials (open() cannot read s3://)."""
     import argparse
 
-    from lh360.spark.job import PayloadError, load_payload
+    from lh360.spark.contract import PayloadError
+    from lh360.spark.runtime import load_payload
     from tests.spark.test_spark_job import payload
 
     text = json.dumps(payload("ingest"))

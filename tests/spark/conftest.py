@@ -57,7 +57,7 @@ def spark():
 
 
 class MemoryTarget:
-    """The methods of ``job.DeltaTarget`` on plain DataFrames, emulating what the job relies on from
+    """The methods of ``runtime.DeltaTarget`` on plain DataFrames, emulating what the job relies on from
     Delta: MERGE semantics (via the reference ``scd1_apply``/``scd2_apply``), and app-transaction
     idempotency of APPENDS only (a write whose txnVersion is not above the app's last one is skipped): a
     MERGE carries no app transaction (serverless refuses the session confs that would give it one), so a
@@ -84,9 +84,9 @@ class MemoryTarget:
         return df.localCheckpoint(eager=True)
 
     def _skip(self, step: str, batch_id: int) -> bool:
-        from lh360.spark import job
+        from lh360.spark import contract
 
-        app = job.txn_app_id(self.payload, step)  # Delta keys app transactions by the writer's app id
+        app = contract.txn_app_id(self.payload, step)  # Delta keys app transactions by the writer's app id
         if batch_id <= self.txn.get(app, -1):
             return True
         self.txn[app] = batch_id

@@ -6,6 +6,9 @@ on a `databricks` target (tests/test_databricks_streams.py): only that form is f
 
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
 
 from lh360.engines.databricks.landing_format import multiline_array
@@ -27,8 +30,10 @@ def test_json_arrays_on_both_engines(spark, tmp_path):
     make_project(root)
     folder = root / "landing" / "clientes"
     folder.mkdir(parents=True)
+    settled = time.time() - 3600  # written an hour ago: past landing.settle
     for name, data in FILES.items():
         (folder / name).write_bytes(data)
+        os.utime(folder / name, (settled, settled))
     project, _ = load(root)
     Lakehouse(project, project.target("local")).ingest(["clientes"])
     bronze = DeltaTable(str(root / "lake" / "bronze" / "clientes"))

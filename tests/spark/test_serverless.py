@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from lh360.spark import job
+from lh360.spark import contract, runtime
 from tests.spark.test_spark_job import payload
 
 pytestmark = pytest.mark.spark
@@ -61,7 +61,7 @@ def serverless(spark, monkeypatch):
 
 
 def keyless_payload():
-    return job.parse_payload(payload())
+    return contract.parse_payload(payload())
 
 
 def batch_with_null_keys(spark, batch=0):
@@ -83,40 +83,40 @@ def test_refine_runs_under_serverless_rules_and_a_replay_changes_nothing(spark, 
     p["spec"]["silver"]["expectations"] = []  # keep the keyless row: it is what a replay could duplicate
     target = memory_target_cls(spark, p)
     b0 = batch_with_null_keys(spark)
-    first = job.refine_batch(b0, 0, p, target)
+    first = runtime.refine_batch(b0, 0, p, target)
     once = silver_rows(target)
     assert first["inserted"] == 3 and (True, 0, "Sem Id") in once
-    again = job.refine_batch(b0, 0, p, target)  # the stream replays batch 0 (a crash after its writes)
+    again = runtime.refine_batch(b0, 0, p, target)  # the stream replays batch 0 (a crash after its writes)
     assert silver_rows(target) == once and again["inserted"] == 0
     assert serverless == []
 
 
 def test_ingest_runs_under_serverless_rules(spark, serverless, memory_target_cls):
-    p = job.parse_payload(payload("ingest"))
+    p = contract.parse_payload(payload("ingest"))
     target = memory_target_cls(spark, p)
     df = spark.createDataFrame(
         [('{"a":1}', "s3://b/raw/clientes/f1.json", 10), ('{"a":2}', "s3://b/raw/clientes/f1.json", 10)],
         "value string, _source_file string, _lh360_file_size bigint",
     )
-    counters = job.ingest_batch(df, 0, p, target)
+    counters = runtime.ingest_batch(df, 0, p, target)
     assert counters["rows_in"] == 2 and counters["files"] == 1 and counters["bytes"] == 10
     assert serverless == []
 
 
 def test_a_new_generations_first_ingest_leaves_out_what_bronze_holds(spark, memory_target_cls):
-    p = job.parse_payload(payload("ingest"))
+    p = contract.parse_payload(payload("ingest"))
     target = memory_target_cls(spark, p)
     old = spark.createDataFrame(
         [("x", "s3://b/raw/clientes/f1.json", 5)], "value string, _source_file string, _lh360_file_size bigint"
     )
-    job.ingest_batch(old, 0, p, target)
-    recovering = job.parse_payload({**payload("ingest"), "state_generation": "g2", "recover": True})
+    runtime.ingest_batch(old, 0, p, target)
+    recovering = contract.parse_payload({**payload("ingest"), "state_generation": "g2", "recover": True})
     both = spark.createDataFrame(
         [("x", "s3://b/raw/clientes/f1.json", 5), ("y", "s3://b/raw/clientes/f2.json", 7)],
         "value string, _source_file string, _lh360_file_size bigint",
     )
     target.payload = recovering  # the job builds its target from the run's payload
-    counters = job.ingest_batch(both, 0, recovering, target)  # batch ids restart at 0 in the new generation
+    counters = runtime.ingest_batch(both, 0, recovering, target)  # batch ids restart at 0 in the new generation
     assert counters["files"] == 1 and counters["rows_in"] == 1
     assert sorted(r["_source_file"] for r in target.bronze.collect()) == [
         "s3://b/raw/clientes/f1.json",
@@ -201,7 +201,7 @@ def test_delta_target_merge_sets_no_conf_and_appends_keyless_rows_with_writer_op
     p = keyless_payload()
     rec = Recorder(spark, registered={"`lakehouse360`.`silver`.`clientes`"})
     rec.writes = recorded_writes
-    target = job.DeltaTarget(rec, p)
+    target = runtime.DeltaTarget(rec, p)
     source = spark.createDataFrame(
         [(1, "a", "2025-01-01"), (None, "b", "2025-01-01")], "id bigint, nome string, updated_at string"
     )
@@ -217,11 +217,11 @@ def test_delta_target_merge_sets_no_conf_and_appends_keyless_rows_with_writer_op
 
 def test_appends_go_by_name_once_unity_catalog_has_the_table(spark, recorded_writes):
     """UC sees columns a batch adds: once registered, bronze and quarantine are written by name."""
-    p = job.parse_payload({**payload(), "tables": {"quarantine": "`lakehouse360`.`silver`.`clientes_quarantine`"}})
+    p = contract.parse_payload({**payload(), "tables": {"quarantine": "`lakehouse360`.`silver`.`clientes_quarantine`"}})
     df = spark.createDataFrame([(1, "s3://b/f.json")], "id bigint, _source_file string")
-    fresh = job.DeltaTarget(Recorder(spark, registered=set()), p)
+    fresh = runtime.DeltaTarget(Recorder(spark, registered=set()), p)
     fresh.append_bronze(df, 0, ["s3://b/f.json"])
-    registered = job.DeltaTarget(
+    registered = runtime.DeltaTarget(
         Recorder(
             spark, registered={"`lakehouse360`.`bronze`.`clientes`", "`lakehouse360`.`silver`.`clientes_quarantine`"}
         ),
@@ -244,7 +244,7 @@ def test_appends_go_by_name_once_unity_catalog_has_the_table(spark, recorded_wri
 CONNECT_SCRIPT = r"""
 import json, sys
 from pyspark.sql import SparkSession
-from lh360.spark import job
+from lh360.spark import contract, runtime
 from lh360.spark import transforms as T
 from tests.spark.conftest import MemoryTarget
 from tests.spark.test_serverless import batch_with_null_keys, keyless_payload
@@ -255,9 +255,9 @@ p = keyless_payload()
 p["spec"]["silver"]["expectations"] = []
 target = MemoryTarget(spark, p)
 b0 = batch_with_null_keys(spark)
-first = job.refine_batch(b0, 0, p, target)
+first = runtime.refine_batch(b0, 0, p, target)
 once = sorted(str(r.asDict()) for r in target.silver.collect())
-again = job.refine_batch(b0, 0, p, target)
+again = runtime.refine_batch(b0, 0, p, target)
 twice = sorted(str(r.asDict()) for r in target.silver.collect())
 print(json.dumps({"first": first["inserted"], "again": again["inserted"], "same": once == twice, "rows": len(once)}))
 spark.stop()

@@ -435,7 +435,7 @@ class DatabricksEngine:
 
     def _output(self, run: RunView) -> dict[str, Any]:
         """The task's error, trace and the job's JSON summary (get_run_output of the TASK run)."""
-        from lh360.spark.job import parse_summary  # stdlib-only part of the job
+        from lh360.spark.contract import parse_summary  # stdlib only
 
         task_run_id = run.task_run_id
         try:
@@ -474,7 +474,7 @@ class DatabricksEngine:
     def aggregate_on_warehouse(self, spec: TableSpec, name: str) -> StepResult:
         """`databricks.aggregate_on: warehouse`: the gold query as one statement on the SQL warehouse."""
         from lh360.engines.databricks.statements import DatabricksSQLRunner
-        from lh360.spark.job import gold_sql
+        from lh360.spark.contract import gold_sql
 
         started = time.monotonic()
         payload = step_payload(self.target, spec, "aggregate", self.run_id or "warehouse", name)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 def explain(engine: DatabricksEngine, project: Project, step: PlannedStep, inspect: bool = True) -> Explanation:
     """One step's jobs.submit body (payload, compute, idempotency token) and the SQL the job would run, or
     the statement for the SQL warehouse (`aggregate_on: warehouse`)."""
-    from lh360.spark import job  # the stdlib-only half of the job: payload parsing and SQL builders
+    from lh360.spark import contract  # the stdlib-only half of the job: payload parsing and SQL builders
 
     s = engine.settings
     spec = project.specs[step.table]
@@ -28,11 +28,11 @@ def explain(engine: DatabricksEngine, project: Project, step: PlannedStep, inspe
     detail: dict[str, Any] = {"engine": "databricks", "logical_id": entry.logical_id}
     if step.kind == "aggregate" and s.aggregate_on == "warehouse":
         assert gold is not None  # an aggregate step names its gold table
-        statement = job.gold_sql(payload, gold)
+        statement = contract.gold_sql(payload, gold)
         detail.update(on="warehouse", warehouse_id=s.warehouse_id, statements=[statement])
         return Explanation(detail, statement)
     body = submit_body(engine.target, spec, step.kind, entry, timeout=engine.timeout, gold_name=gold, stream=stream)
-    job_plan = job.plan(job.parse_payload(payload, step.kind))
+    job_plan = contract.plan(contract.parse_payload(payload, step.kind))
     on_the_wire = wire(body)
     detail.update(
         run_name=body["run_name"],
