@@ -426,9 +426,11 @@ def _append_with_new_columns(con, dt, staged: list, schema, storage_options, pro
 def _create_bronze(uri: str, schema, storage_options: dict[str, str] | None, spec: TableSpec):
     """Create the empty bronze table in its own commit (version 0). Two writers racing to create it: the
     loser's create fails (LockBusy, exit 75). Appending straight to a missing table would let delta-rs
-    rebase the loser's first batch onto version 1 and land it twice."""
+    rebase the loser's first batch onto version 1 and land it twice; and a create itself is rebased onto
+    version 1 unless it may not retry its commit (max_commit_retries=0: measured, 40 of 40 races leave one
+    commit)."""
     import pyarrow as pa
-    from deltalake import DeltaTable
+    from deltalake import CommitProperties, DeltaTable
 
     try:
         return DeltaTable.create(
@@ -438,6 +440,7 @@ def _create_bronze(uri: str, schema, storage_options: dict[str, str] | None, spe
             name=f"bronze_{spec.table}",
             configuration={"delta.appendOnly": "true"},
             storage_options=storage_options,
+            commit_properties=CommitProperties(max_commit_retries=0),
         )
     except Exception as exc:
         if "exist" in str(exc).lower() or "version 0" in str(exc).lower() or "CommitFailed" in type(exc).__name__:

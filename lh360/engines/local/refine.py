@@ -597,7 +597,11 @@ def _create(uri: str, aws, schema, partition_by: list[str] | None, what: str):
             mode="error",
             partition_by=partition_by or None,
             storage_options=delta_storage_options(uri, aws),
-            commit_properties=CommitProperties(custom_metadata={"lh360.step": "create", "lh360.create_nonce": nonce}),
+            # no retry: a losing create would otherwise be rebased onto version 1, a metadata commit that then
+            # fails the winner's next commit too ("Metadata changed since last commit")
+            commit_properties=CommitProperties(
+                custom_metadata={"lh360.step": "create", "lh360.create_nonce": nonce}, max_commit_retries=0
+            ),
         )
     except Exception as exc:
         if "exist" in str(exc).lower() or "CommitFailed" in type(exc).__name__:
