@@ -130,6 +130,7 @@ class Watermark:
     bronze_id: str | None = None  # bronze's Delta table id (metaData.id); None: written before it was recorded
     spec_hash: str | None = None
     timestamp: int | None = None  # ms since the epoch, of the commit that recorded it
+    lost: bool = False  # log cleanup removed every record of it (silver from before the app transactions)
 
 
 def _commits(dt, limit_first: int = 20):
@@ -144,7 +145,12 @@ def _commits(dt, limit_first: int = 20):
         yield from dt.history()[limit_first:]
 
 
-def read_watermark(dt) -> Watermark:
+def read_watermark(dt, spec: TableSpec | None = None) -> Watermark:
+    """The watermark of silver's newest commit that records one (lh360's maintenance commits carry it
+    forward, and its log cleanup keeps that commit). When log cleanup removed every such commit, the
+    bronze version and batch come from the app transactions each refine commit also carries (a checkpoint
+    keeps them); `lost` when not even those exist (silver from before them)."""
+    oldest = None
     for commit in _commits(dt):
         if "lh360.bronze_version" in commit:
             return Watermark(
@@ -154,7 +160,22 @@ def read_watermark(dt) -> Watermark:
                 spec_hash=commit.get("lh360.spec_hash"),
                 timestamp=commit.get("timestamp"),
             )
-    return Watermark()
+        oldest = commit.get("version", oldest)
+    if oldest is None or int(oldest) == 0:
+        return Watermark()
+    if spec is not None and txn_version(dt, watermark_app_id(spec, "bronze_version")) >= 0:
+        return Watermark(
+            version=txn_version(dt, watermark_app_id(spec, "bronze_version")),
+            batch=txn_version(dt, watermark_app_id(spec, "bronze_batch")),
+        )
+    return Watermark(lost=True)
+
+
+def watermark_app_id(spec: TableSpec, part: str) -> str:
+    """App transactions that carry a commit's watermark as numbers, where log cleanup cannot remove them
+    (checkpoints keep app transactions): silver's `bronze_version` and `bronze_batch`; quarantine's pin,
+    `quarantine_bronze_version` and `quarantine_full_refresh` (1 or 0)."""
+    return f"lh360-refine-{spec.table}.{part}"
 
 
 def watermark(dt) -> tuple[int, int]:
@@ -168,11 +189,19 @@ def built_with(dt) -> str | None:
     return read_watermark(dt).spec_hash
 
 
-def _quarantine_commit(qdt, run: int) -> dict | None:
+def _quarantine_commit(spec: TableSpec, qdt, run: int) -> dict | None:
+    """What quarantine's commit of `run` pinned (its bronze version; a full refresh?): from the commit, or,
+    once log cleanup removed it, from the app transactions it carried (those of quarantine's last run)."""
     for commit in _commits(qdt):
         if str(commit.get("lh360.run")) == str(run):
             return commit
-    return None
+    pinned = -1
+    if txn_version(qdt, quarantine_app_id(spec)) == run:
+        pinned = txn_version(qdt, watermark_app_id(spec, "quarantine_bronze_version"))
+    if pinned < 0:
+        return None
+    full = txn_version(qdt, watermark_app_id(spec, "quarantine_full_refresh")) == 1
+    return {"lh360.bronze_version": str(pinned), **({"lh360.full_refresh": "true"} if full else {})}
 
 
 def _check_bronze(spec: TableSpec, bronze_dt, w: Watermark, ingest_batch: int) -> None:
@@ -382,7 +411,13 @@ def refine(target: ResolvedTarget, spec: TableSpec, *, con=None, full_refresh: b
     silver_dt = open_table(silver_uri, aws)
     run = txn_version(silver_dt, app_id(spec)) + 1
     result.run = run
-    w = read_watermark(silver_dt)
+    w = read_watermark(silver_dt, spec)
+    if w.lost and not full_refresh:
+        raise EngineError(
+            f"{spec.table}: silver.{spec.table}'s log no longer records which bronze rows it has read (its log "
+            f"was cleaned by something else than lh360 maintain); rebuild it: "
+            f"lh360 promote {spec.table} --to silver --full-refresh"
+        )
     result.bronze_from = None if w.version < 0 or full_refresh else w.version
 
     bronze_dt = open_table(bronze_uri, aws)
@@ -402,7 +437,7 @@ def refine(target: ResolvedTarget, spec: TableSpec, *, con=None, full_refresh: b
         _check_bronze(spec, bronze_dt, w, b_to)
         replay = txn_version(quarantine_dt, quarantine_app_id(spec)) >= run
     if replay:
-        pinned = _quarantine_commit(quarantine_dt, run)
+        pinned = _quarantine_commit(spec, quarantine_dt, run)
         if pinned is None or "lh360.bronze_version" not in pinned:
             raise EngineError(
                 f"{spec.table}: quarantine holds run {run} but not its bronze version; inspect {quarantine_uri}"
@@ -417,7 +452,8 @@ def refine(target: ResolvedTarget, spec: TableSpec, *, con=None, full_refresh: b
         result.quarantine_replayed = True
     v_to = bronze_dt.version()
     result.bronze_to = v_to
-    if not full_refresh and v_to <= w.version:
+    # nothing new: bronze did not move, or moved by maintenance only (compaction adds no ingest batch)
+    if not full_refresh and (v_to <= w.version or 0 <= b_to <= w.batch):
         result.noop, result.run = True, None
         result.silver_version = None if silver_dt is None else silver_dt.version()
         result.spec_hash = w.spec_hash
@@ -473,7 +509,8 @@ def refine(target: ResolvedTarget, spec: TableSpec, *, con=None, full_refresh: b
             _current_rows(con, spec, current_dt if ties else None)
         source = con.sql(sql["merge_source"]).to_arrow_table()
         metadata |= {"lh360.rows_in": str(result.rows_in), "lh360.quarantined": str(result.quarantined)}
-        props = commit_properties(app_id(spec), run, metadata)
+        numbers = {watermark_app_id(spec, "bronze_version"): v_to, watermark_app_id(spec, "bronze_batch"): b_to}
+        props = commit_properties(app_id(spec), run, metadata, numbers)
         _merge(silver_uri, aws, silver_dt, source, spec, props, result, full_refresh=full_refresh)
     finally:
         if own:
@@ -635,7 +672,11 @@ def _write_quarantine(
     from deltalake import write_deltalake
     from deltalake.exceptions import CommitFailedError
 
-    props = commit_properties(quarantine_app_id(spec), run, {**metadata, "lh360.step": "quarantine"})
+    pin = {
+        watermark_app_id(spec, "quarantine_bronze_version"): int(metadata["lh360.bronze_version"]),
+        watermark_app_id(spec, "quarantine_full_refresh"): 1 if overwrite else 0,
+    }
+    props = commit_properties(quarantine_app_id(spec), run, {**metadata, "lh360.step": "quarantine"}, pin)
     try:
         if qdt is None:
             qdt = _create(uri, aws, rows.schema, None, f"{spec.table}: quarantine")
