@@ -54,6 +54,8 @@ def step_line(result: Any) -> str | None:
         )
     if step == "aggregate":
         return f"aggregate {result.relation}: {result.rows_out:,} rows → v{_v(result.version)}"
+    if step == "maintain":
+        return f"maintain {result.relation}: {maintenance_text(result)}"
     if hasattr(result, "breached"):  # a LandingReport
         state = "SLA BREACH: " + "; ".join(result.problems) if result.breached else "ok"
         return f"landing {result.table}: {result.pending_files} new file(s) of {result.files}; {state}"
@@ -467,7 +469,8 @@ def deploy_line(action: Any) -> str:
 
 
 def render_run_summary(out: Output, summary: Any) -> None:
-    """`lh360 run`: the ingest and validation tables (refine/aggregate lines were said as they finished)."""
+    """`lh360 run`: the ingest and validation tables (refine/aggregate/maintain lines were said as they
+    finished)."""
     if summary.ingest:
         render_ingest(out, summary.ingest)
     if summary.validation is not None:
@@ -498,3 +501,56 @@ def render_demo_summary(out: Output, demo: dict[str, Any], summary: Any) -> None
             "(the demo data carries a few deliberately bad records)",
         )
     say(out, 'next: lh360 sql "SELECT * FROM silver.clientes LIMIT 5" | lh360 history | lh360 validate')
+
+
+# ---- maintenance -------------------------------------------------------------------------------------
+
+
+def maintenance_text(r: Any) -> str:
+    """What maintenance did to one table, in a few words."""
+    parts = []
+    for task in r.done:
+        if task == "compact":
+            parts.append(f"compacted {r.compacted_files:,} files into {r.compacted_into:,}")
+        elif task == "checkpoint":
+            parts.append(f"checkpoint at v{_v(r.checkpoint_version)}")
+        elif task == "log_cleanup":
+            parts.append(f"{r.logs_removed:,} log files removed")
+        elif task == "vacuum":
+            parts.append(f"vacuumed {r.vacuumed_files:,} files")
+        else:
+            parts.append(task)
+    parts += [f"{task} skipped ({why})" for task, why in r.skipped.items()]
+    return "; ".join(parts) or "nothing to do"
+
+
+def render_maintenance(out: Output, results: list[Any]) -> None:
+    """`lh360 maintain`: per table, its files and bytes before and after (each table's line was said as it
+    finished)."""
+    if not results:
+        say(out, "nothing to maintain")
+        return
+    cols = [
+        ("relation", LEFT),
+        ("done", LEFT),
+        ("files", RIGHT),
+        ("bytes", RIGHT),
+        ("version", RIGHT),
+        ("seconds", RIGHT),
+    ]
+    rows = [
+        [
+            r.relation,
+            ", ".join(r.done) or "-",
+            f"{_n(r.files_before)} → {_n(r.files_after)}",
+            f"{_bytes(r.bytes_before)} → {_bytes(r.bytes_after)}",
+            f"{_v(r.version_before)} → {_v(r.version_after)}",
+            f"{r.seconds:.2f}",
+        ]
+        for r in results
+    ]
+    table(out, "maintenance", cols, rows)
+
+
+def _bytes(n: int | None) -> str:
+    return "-" if n is None else human_bytes(n)

@@ -175,6 +175,55 @@ class AggregateResult:
         return _as_dict(self)
 
 
+MISSING_TABLE = "the table does not exist"  # why every task of a table that does not exist was skipped
+
+
+@dataclass(frozen=True)
+class MaintenanceWork:
+    """What to do to one lake table now: each task that is due, with its settings (lh360.maintenance)."""
+
+    compact: bool = False
+    target_size: int = 128 * 1024**2  # bytes: small files are bin-packed toward this size
+    checkpoint: bool = False
+    log_cleanup: bool = False
+    log_retain: float = 30 * 86400.0  # seconds: commit files younger than this stay
+    vacuum: bool = False
+    vacuum_retain: float = 7 * 86400.0  # seconds: data files a version within this window needs stay
+    vacuum_full: bool = True  # also files no commit references (a killed writer's), older than the retention
+
+    def tasks(self) -> list[str]:
+        return [t for t in ("compact", "checkpoint", "log_cleanup", "vacuum") if getattr(self, t)]
+
+
+@dataclass
+class MaintainResult:
+    """Maintenance of one lake table (bronze.x, silver.x, quarantine.x, gold.y, lh360.runs, lh360.checks)."""
+
+    relation: str
+    table: str  # the spec that owns it ("*" for the ledgers)
+    engine: str
+    done: list[str] = field(default_factory=list)  # tasks performed
+    skipped: dict[str, str] = field(default_factory=dict)  # task → why it was not performed
+    version_before: int | None = None
+    version_after: int | None = None
+    files_before: int | None = None  # the table's active data files
+    files_after: int | None = None
+    bytes_before: int | None = None
+    bytes_after: int | None = None
+    compacted_files: int = 0  # small files rewritten …
+    compacted_into: int = 0  # … into this many
+    checkpoint_version: int | None = None
+    logs_removed: int = 0  # log files (commits, old checkpoints) deleted
+    vacuumed_files: int = 0  # data files deleted
+    seconds: float = 0.0
+    run: RemoteRun | None = None
+
+    step = "maintain"
+
+    def as_dict(self) -> dict[str, Any]:
+        return _as_dict(self)
+
+
 StepResult = IngestResult | RefineResult | AggregateResult
 
 
@@ -275,4 +324,10 @@ class Engine(Protocol):
 
     def explain(self, project: Project, step: PlannedStep, *, inspect: bool = True) -> Explanation:
         """What the step would do and its SQL, writing nothing (`inspect`: may read the lake)."""
+        ...
+
+    def maintain(self, relation: str, work: MaintenanceWork) -> MaintainResult:
+        """Compact, checkpoint, clean the log of and vacuum one lake table (`layer.name`: bronze, silver,
+        quarantine or gold), as `work` says; the caller holds the table's lock. Tasks the engine leaves
+        to its platform are reported in `skipped`; a table that does not exist is all skipped."""
         ...

@@ -13,6 +13,8 @@ from lh360.engines.base import (
     Explanation,
     IngestResult,
     IngestState,
+    MaintainResult,
+    MaintenanceWork,
     PlannedStep,
     Progress,
     RefineResult,
@@ -64,6 +66,16 @@ class LocalEngine:
         from lh360.engines.local.explain import explain
 
         return explain(self.target, project, step, inspect=inspect)
+
+    def maintain(self, relation: str, work: MaintenanceWork) -> MaintainResult:
+        """Compaction, checkpoint, log cleanup, VACUUM of one lake table with delta-rs
+        (lh360.engines.local.maintain)."""
+        from lh360.engines.local.maintain import maintain_table
+        from lh360.layout import Lake
+
+        layer, name = relation.split(".", 1)
+        uri = Lake(self.target.lake).table(layer, name)
+        return maintain_table(uri, self.target.settings.aws, relation, name, work, engine=self.name)
 
 
 def _copy(cls: Any, values: dict[str, Any]) -> Any:
