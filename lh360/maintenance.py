@@ -30,7 +30,7 @@ from lh360.config import ResolvedTarget
 from lh360.engines.base import MaintainResult, MaintenanceWork
 from lh360.errors import UsageError
 from lh360.layout import Lake
-from lh360.spec import SHORTEST_RETENTION, Maintenance, TableSpec
+from lh360.spec import SHORTEST_RETENTION, TableSpec
 from lh360.storage import store_for
 
 log = logging.getLogger("lh360.maintenance")

@@ -7,7 +7,6 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 import yaml
 
 from tests.conftest import read_table
