@@ -29,6 +29,8 @@ from lh360.engines.base import (
     EngineOptions,
     Explanation,
     IngestState,
+    MaintainResult,
+    MaintenanceWork,
     PlannedStep,
     Progress,
     RemoteRun,
@@ -145,6 +147,12 @@ class DatabricksEngine:
         from lh360.engines.databricks.explain import explain
 
         return explain(self, project, step)
+
+    def maintain(self, relation: str, work: MaintenanceWork) -> MaintainResult:
+        """OPTIMIZE / VACUUM on the SQL warehouse; checkpoints and log cleanup are Databricks' (maintain.py)."""
+        from lh360.engines.databricks.maintain import maintain
+
+        return maintain(self, relation, work)
 
     # ---- pieces ---------------------------------------------------------------------------------
 
