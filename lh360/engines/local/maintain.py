@@ -7,8 +7,8 @@ The tasks run in that order, each only when `MaintenanceWork` asks for it:
 2. VACUUM: data files that no version within the retention needs are deleted, and (`vacuum_full`) files no
    commit references at all, older than the retention (what a killed writer left);
 3. a checkpoint of the newest version (the whole snapshot in one Parquet file, app transactions included);
-4. log cleanup: commit and checkpoint files older than the retention and older than that checkpoint are
-   deleted, so opening the table reads the checkpoint and the few commits after it.
+4. log cleanup: commit and checkpoint files older than the retention and older than the checkpoint before
+   that one are deleted, so opening the table reads a checkpoint and the few commits after it.
 
 What lh360 keeps in commits survives all four. Ingest's exactly-once state and the numbers of silver's
 watermark live in app transactions, which checkpoints keep. The rest (silver's watermark with bronze's
@@ -21,17 +21,15 @@ Maintenance rewrites files, so it runs under the table's lock: delta-rs detects 
 a compaction, but an overwrite on a snapshot older than a compaction commits and keeps the compacted rows.
 A process killed at any point leaves the table readable: a compaction or VACUUM commits atomically (files
 written before the commit are unreferenced, removed by a later VACUUM), a checkpoint is written before
-`_last_checkpoint` points to it, and log files are deleted oldest first, leaving the newest checkpoint and
-every commit after it.
+`_last_checkpoint` points to it, and log files are deleted oldest first, leaving the two newest checkpoints
+and every commit after the older one.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import time
-from typing import Any
 
 from lh360.config import AwsSettings
 from lh360.delta import open_table
@@ -158,32 +156,32 @@ def _newest_first(dt, first: int = 20):
 
 
 def clean_log(uri: str, aws: AwsSettings | None, keep_from: int, retain_seconds: float) -> int:
-    """Delete the log files of versions before both the newest checkpoint and `keep_from` that are older
-    than `retain_seconds`, oldest first; how many were deleted."""
+    """Delete the log files older than `retain_seconds` of the versions before both `keep_from` and the
+    second newest checkpoint, oldest first; how many were deleted. Keeping the checkpoint before the newest:
+    a process that listed the log just before the newest was written opens the table from that one."""
     store = store_for(uri, aws)
-    folder = join(uri, "_delta_log")
-    checkpoint = last_checkpoint(uri, aws)
-    if checkpoint is None:
-        return 0
-    boundary = min(checkpoint, keep_from)
-    cutoff = time.time() - retain_seconds
-    doomed = []
-    for f in store.list(folder):
+    files = []
+    for f in _listing(store, join(uri, "_delta_log")):
         m = _LOG_FILE.match(f.rel)
-        if m and int(m.group(1)) < boundary and f.mtime <= cutoff:
-            doomed.append((int(m.group(1)), f.uri))
-    for _, file in sorted(doomed):
+        if m:
+            files.append((int(m.group(1)), m.group(2).startswith("checkpoint"), f))
+    checkpoints = sorted({version for version, is_checkpoint, _ in files if is_checkpoint})
+    if len(checkpoints) < 2:
+        return 0
+    boundary = min(checkpoints[-2], keep_from)
+    cutoff = time.time() - retain_seconds
+    doomed = sorted((version, f.uri) for version, _, f in files if version < boundary and f.mtime <= cutoff)
+    for _, file in doomed:
         store.delete(file)
     return len(doomed)
 
 
-def last_checkpoint(uri: str, aws: AwsSettings | None) -> int | None:
-    """The version of the newest checkpoint (`_delta_log/_last_checkpoint`), None when there is none."""
-    store = store_for(uri, aws)
-    try:
-        doc: Any = json.loads(store.read_bytes(join(uri, "_delta_log", "_last_checkpoint")))
-        return int(doc["version"])
-    except Exception as exc:
-        if isinstance(exc, LH360Error):
-            raise
-        return None
+def _listing(store, folder: str, attempts: int = 3) -> list:
+    """The log folder's files; listed again when a writer's temporary file vanished while it was listed."""
+    for attempt in range(attempts):
+        try:
+            return list(store.list(folder))
+        except FileNotFoundError:
+            if attempt == attempts - 1:
+                raise
+    return []
