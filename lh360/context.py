@@ -77,6 +77,7 @@ class RunSummary:
     promotion: Promotion | None = None
     validation: ValidationReport | None = None
     maintenance: list[MaintainResult] | None = None  # the maintenance that was due (tables where something ran)
+    full_refresh_due: list[str] = field(default_factory=list)  # silver built with another spec: never done by run
     steps: list[dict[str, Any]] = field(default_factory=list)  # the run-ledger rows this run wrote
 
     def fail(self, step: str, exc: LH360Error | Interrupted) -> None:
@@ -92,6 +93,7 @@ class RunSummary:
             "exit_code": self.exit_code,
             "failed_step": self.failed_step,
             "error": self.error,
+            "full_refresh_due": self.full_refresh_due,
         }
         if self.error_detail:
             d["error_detail"] = self.error_detail
@@ -152,6 +154,13 @@ class Lakehouse:
         from lh360.plan import build_plan
 
         return build_plan(self.project, self.target, self.engine, tables, to, inspect=inspect)
+
+    def tables(self) -> list[dict[str, Any]]:
+        """`lh360 tables`: per relation of every spec, rows, version, last commit and run; silver rows say
+        whether a full refresh is due (the spec changed since silver was built)."""
+        from lh360.inventory import inventory
+
+        return inventory(self.project, self.target, self.engine)
 
     def landing(self, tables: list[str] | None = None, *, full_listing: bool | None = None) -> list[LandingReport]:
         from lh360.landing import check_landing
@@ -366,6 +375,8 @@ class Lakehouse:
                 summary.ingest = self.ingest(names, locked=True)
                 step = "promote"
                 summary.promotion = self.promote(names if tables else None, "gold", locked=True)
+                # a changed silver spec: `run` goes on incrementally and says so; it never rebuilds by itself
+                summary.full_refresh_due = [r.table for r in summary.promotion.refine if r.full_refresh_due]
                 step = "validate"
                 report = self.validate(names if tables else None, validator=validator)
                 summary.validation = report

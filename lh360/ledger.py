@@ -146,6 +146,7 @@ class StepRecord:
                 "quarantine_replayed": result.quarantine_replayed,
                 "full_refresh": result.full_refresh,
                 "spec_hash": result.spec_hash,
+                "full_refresh_due": result.full_refresh_due,
             }
         elif isinstance(result, AggregateResult):
             self.rows_out, self.version_after, self.source_versions = result.rows_out, result.version, result.sources

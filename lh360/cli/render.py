@@ -46,11 +46,14 @@ def step_line(result: Any) -> str | None:
     step = getattr(result, "step", None)
     if step == "refine":
         if result.noop:
-            return f"refine {result.table}: nothing new in bronze (silver v{_v(result.silver_version)})"
+            due = _full_refresh_due(result.table) if result.full_refresh_due else ""
+            return f"refine {result.table}: nothing new in bronze (silver v{_v(result.silver_version)})" + due
         how = " (full refresh)" if result.full_refresh else ""
+        due = _full_refresh_due(result.table) if result.full_refresh_due else ""
         return (
             f"refine {result.table}{how}: {result.rows_in:,} bronze rows → {result.rows_out:,} written to silver "
             f"(quarantined {result.quarantined:,}, dropped {result.dropped:,}) → silver v{_v(result.silver_version)}"
+            + due
         )
     if step == "aggregate":
         return f"aggregate {result.relation}: {result.rows_out:,} rows → v{_v(result.version)}"
@@ -60,6 +63,13 @@ def step_line(result: Any) -> str | None:
         state = "SLA BREACH: " + "; ".join(result.problems) if result.breached else "ok"
         return f"landing {result.table}: {result.pending_files} new file(s) of {result.files}; {state}"
     return None
+
+
+def _full_refresh_due(table: str) -> str:
+    return (
+        f"; FULL REFRESH DUE: silver was built with another version of the spec "
+        f"(lh360 promote {table} --to silver --full-refresh)"
+    )
 
 
 # ---- ingest ------------------------------------------------------------------------------------------
@@ -461,6 +471,13 @@ def render_tables(out: Output, target: str, rows: list[dict[str, Any]]) -> None:
         for r in rows
     ]
     table(out, f"tables on target {target}", [(c, RIGHT if c in ("rows", "version") else LEFT) for c in cols], body)
+    for r in rows:
+        if r.get("full_refresh_due"):
+            say(
+                out,
+                f"full refresh due: {r['relation']} was built with another version of its spec; "
+                f"lh360 promote {r['table']} --to silver --full-refresh",
+            )
 
 
 def deploy_line(action: Any) -> str:
@@ -475,6 +492,12 @@ def render_run_summary(out: Output, summary: Any) -> None:
         render_ingest(out, summary.ingest)
     if summary.validation is not None:
         render_validation(out, summary.validation)
+    for t in summary.full_refresh_due:
+        say(
+            out,
+            f"full refresh due: silver.{t} was built with another version of its spec and this run promoted it "
+            f"incrementally; rebuild it with lh360 promote {t} --to silver --full-refresh",
+        )
 
 
 def render_demo_summary(out: Output, demo: dict[str, Any], summary: Any) -> None:

@@ -143,6 +143,7 @@ class RefineResult:
     refine_run: int | None = None  # the number of this refine of the table (its commits' app transaction version)
     full_refresh: bool = False  # silver was rebuilt from all of bronze
     spec_hash: str | None = None  # the hash of the spec silver is built with after this run (None: not recorded)
+    full_refresh_due: bool = False  # silver was built with another version of the silver spec
     seconds: float = 0.0
     run: RemoteRun | None = None
 
@@ -250,6 +251,26 @@ class IngestState:
 
 
 @dataclass(frozen=True)
+class SpecDrift:
+    """Whether silver was built with the table's silver spec as it is now (`promote --full-refresh` due)."""
+
+    table: str
+    built_with: str | None  # the hash of the spec silver's rows were built with (None: not recorded)
+    current: str  # the hash of the spec now
+
+    @property
+    def due(self) -> bool:
+        return self.built_with is not None and self.built_with != self.current
+
+    def advice(self) -> str:
+        return (
+            f"silver.{self.table} was built with another version of its silver spec (columns, expectations, "
+            f"keys, SCD or partitioning changed): rebuild it with lh360 promote {self.table} --to silver "
+            "--full-refresh"
+        )
+
+
+@dataclass(frozen=True)
 class PlannedStep:
     """One step of a plan, before an engine explains it: what runs, for which spec, writing what."""
 
@@ -324,6 +345,11 @@ class Engine(Protocol):
 
     def explain(self, project: Project, step: PlannedStep, *, inspect: bool = True) -> Explanation:
         """What the step would do and its SQL, writing nothing (`inspect`: may read the lake)."""
+        ...
+
+    def spec_drift(self, spec: TableSpec) -> SpecDrift | None:
+        """Whether silver was built with the spec as it is now; None when the engine does not record it or
+        there is no silver yet."""
         ...
 
     def maintain(self, relation: str, work: MaintenanceWork) -> MaintainResult:

@@ -155,6 +155,9 @@ class FakeEngine:
     def explain(self, project: Any, step: PlannedStep, *, inspect: bool = True) -> Explanation:
         return Explanation({"engine": NAME}, f"-- {step.kind} {step.relation}")
 
+    def spec_drift(self, spec: Any) -> None:
+        return None
+
     def maintain(self, relation: str, work: MaintenanceWork) -> MaintainResult:
         self._step("maintain", relation)
         return MaintainResult(relation=relation, table=relation.split(".", 1)[1], engine=NAME, done=work.tasks())

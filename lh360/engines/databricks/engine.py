@@ -148,6 +148,10 @@ class DatabricksEngine:
 
         return explain(self, project, step)
 
+    def spec_drift(self, spec: TableSpec) -> None:
+        """The Spark job does not record the spec silver was built with (nor can it rebuild silver yet)."""
+        return None
+
     def maintain(self, relation: str, work: MaintenanceWork) -> MaintainResult:
         """OPTIMIZE / VACUUM on the SQL warehouse; checkpoints and log cleanup are Databricks' (maintain.py)."""
         from lh360.engines.databricks.maintain import maintain

@@ -18,6 +18,7 @@ from lh360.engines.base import (
     PlannedStep,
     Progress,
     RefineResult,
+    SpecDrift,
 )
 from lh360.errors import UsageError
 from lh360.spec import TableSpec
@@ -66,6 +67,12 @@ class LocalEngine:
         from lh360.engines.local.explain import explain
 
         return explain(self.target, project, step, inspect=inspect)
+
+    def spec_drift(self, spec: TableSpec) -> SpecDrift | None:
+        """Silver's commits record the hash of the spec it was built with (lh360.engines.local.refine)."""
+        from lh360.engines.local.refine import spec_drift
+
+        return spec_drift(self.target, spec)
 
     def maintain(self, relation: str, work: MaintenanceWork) -> MaintainResult:
         """Compaction, checkpoint, log cleanup, VACUUM of one lake table with delta-rs

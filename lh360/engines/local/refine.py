@@ -112,6 +112,7 @@ class RefineResult:
     quarantine_version: int | None = None
     quarantine_replayed: bool = False  # the quarantine append of this run was already committed
     spec_hash: str | None = None  # the spec silver is built with after this run (None: not recorded)
+    full_refresh_due: bool = False  # silver is built with another version of the spec than this one
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -182,6 +183,18 @@ def watermark(dt) -> tuple[int, int]:
     """(bronze version, ingest batch id) silver has read up to; (-1, -1) when it has read nothing."""
     w = read_watermark(dt)
     return w.version, w.batch
+
+
+def spec_drift(target: ResolvedTarget, spec: TableSpec):
+    """Engine.spec_drift: silver's recorded spec hash against the spec's now (None: no silver)."""
+    from lh360.engines.base import SpecDrift
+
+    if spec.silver is None:
+        return None
+    silver_dt = open_table(Lake(target.lake).table("silver", spec.table), target.settings.aws)
+    if silver_dt is None:
+        return None
+    return SpecDrift(spec.table, read_watermark(silver_dt, spec).spec_hash, spec_hash(spec))
 
 
 def built_with(dt) -> str | None:
@@ -457,6 +470,7 @@ def refine(target: ResolvedTarget, spec: TableSpec, *, con=None, full_refresh: b
         result.noop, result.run = True, None
         result.silver_version = None if silver_dt is None else silver_dt.version()
         result.spec_hash = w.spec_hash
+        result.full_refresh_due = w.spec_hash is not None and w.spec_hash != spec_hash(spec)
         result.seconds = round(time.monotonic() - started, 3)
         return result
 
@@ -476,6 +490,7 @@ def refine(target: ResolvedTarget, spec: TableSpec, *, con=None, full_refresh: b
         current_hash = spec_hash(spec)
         built = current_hash if (full_refresh or w.version < 0) else w.spec_hash
         result.spec_hash = built
+        result.full_refresh_due = built is not None and built != current_hash
         metadata = {
             "lh360.step": "refine",
             "lh360.table": spec.table,
