@@ -31,7 +31,7 @@ BASELINE = (
 
 def landing(rows: int, files: int) -> Path:
     """Generated once and cached: benchmarks/.data/landing-<rows>-<files>/clientes/…"""
-    from lh360.demo_data import write_landing
+    from lh360.demo.generator import write_landing
 
     root = DATA / f"landing-{rows}-{files}"
     done = root / ".complete"

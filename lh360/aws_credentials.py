@@ -105,7 +105,9 @@ def _server(profile: str) -> dict[str, str]:
 
 def _first_line(proc: subprocess.Popen) -> str:
     out: list[str] = []
-    reader = threading.Thread(target=lambda: out.append(proc.stdout.readline()), daemon=True)
+    stdout = proc.stdout
+    assert stdout is not None  # started with stdout=PIPE
+    reader = threading.Thread(target=lambda: out.append(stdout.readline()), daemon=True)
     reader.start()
     reader.join(START_TIMEOUT_S)
     return out[0].strip() if out else ""
@@ -115,7 +117,8 @@ def _first_line(proc: subprocess.Popen) -> str:
 def _stop_servers() -> None:
     for proc, _ in list(_SERVERS.values()):
         try:
-            proc.stdin.close()  # the child exits at EOF
+            if proc.stdin is not None:
+                proc.stdin.close()  # the child exits at EOF
             proc.wait(timeout=5)
         except Exception:  # noqa: BLE001 - exiting anyway; the child also exits on its own at EOF
             proc.kill()

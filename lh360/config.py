@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lh360 import engines
+from lh360.durations import parse_duration
 from lh360.errors import ConfigError
 from lh360.spec import CHECK_KINDS, Maintenance, TableSpec
 from lh360.yamlio import SourceMap, dotted, expand_env, line_of, load_source, path_matcher
@@ -42,6 +43,31 @@ class NewCluster(Strict):
     new_cluster: dict[str, Any]
 
 
+class RunViewer(Strict):
+    """Who may open the run pages of submitted runs (CAN_VIEW): exactly one of group, user, service_principal."""
+
+    group: str | None = None
+    user: str | None = None
+    service_principal: str | None = None  # its application id
+
+    @model_validator(mode="after")
+    def _one(self) -> RunViewer:
+        if sum(x is not None for x in (self.group, self.user, self.service_principal)) != 1:
+            raise ValueError("give exactly one of group, user or service_principal")
+        return self
+
+    def acl(self) -> dict[str, str]:
+        """Its entry of a jobs.submit access_control_list."""
+        if self.group is not None:
+            return {"group_name": self.group, "permission_level": "CAN_VIEW"}
+        if self.user is not None:
+            return {"user_name": self.user, "permission_level": "CAN_VIEW"}
+        return {"service_principal_name": str(self.service_principal), "permission_level": "CAN_VIEW"}
+
+
+DEFAULT_DATABRICKS_TIMEOUT = "6h"
+
+
 class DatabricksSettings(Strict):
     profile: str | None = None
     host: str | None = None
@@ -49,8 +75,28 @@ class DatabricksSettings(Strict):
     compute: Literal["serverless"] | ExistingCluster | NewCluster = "serverless"
     warehouse_id: str | None = None
     workspace_dir: str = "/Workspace/Shared/lh360"
-    timeout: str | None = None  # e.g. 2h; a run past it is cancelled and exits 4
+    # each run (and SQL statement) still going after this is cancelled and the step exits 4; a default of
+    # hours, never infinity: a run stuck in a state nobody expected must not hold cron forever
+    timeout: str = DEFAULT_DATABRICKS_TIMEOUT
     aggregate_on: Literal["job", "warehouse"] = "job"
+    # groups (a plain string), or {user: …} / {service_principal: …}, granted CAN_VIEW on every submitted run
+    run_viewers: list[RunViewer] = []
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, v: str) -> str:
+        try:
+            seconds = parse_duration(v).total_seconds()
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        if seconds <= 0:
+            raise ValueError("must be more than 0 seconds")
+        return v
+
+    @field_validator("run_viewers", mode="before")
+    @classmethod
+    def _group_names(cls, v: Any) -> Any:
+        return [{"group": x} if isinstance(x, str) else x for x in v] if isinstance(v, list) else v
 
 
 class AthenaSettings(Strict):
@@ -180,7 +226,11 @@ class Project:
             )
         t = self.config.targets[name]
         return ResolvedTarget(
-            name=name, settings=t, landing=resolve_uri(t.landing, self.root), lake=resolve_uri(t.lake, self.root)
+            name=name,
+            settings=t,
+            landing=resolve_uri(t.landing, self.root),
+            lake=resolve_uri(t.lake, self.root),
+            config_source=self.config_source,
         )
 
     def select(self, tables: list[str] | tuple[str, ...] | None) -> list[TableSpec]:
@@ -204,6 +254,9 @@ class ResolvedTarget:
     settings: Target
     landing: str  # absolute folder path or s3:// URI
     lake: str
+    config_source: SourceMap | None = field(
+        default=None, compare=False, repr=False
+    )  # lh360.yaml: errors name its lines
 
     @property
     def engine(self) -> str:

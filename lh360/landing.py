@@ -12,7 +12,7 @@ from lh360.engines.base import IngestState
 from lh360.layout import landing_prefix
 from lh360.listing import Candidates, landing_candidates
 from lh360.spec import TableSpec
-from lh360.storage import FileInfo, store_for
+from lh360.storage import FileInfo, Upload, store_for
 
 
 @dataclass
@@ -104,6 +104,7 @@ def check_landing(
             f"{report.recent_files} file(s) landed{window}, fewer than min_files {spec.landing.min_files}"
         )
     store = store_for(target.landing, target.settings.aws)
+    uploads: list[Upload]
     try:
         uploads = store.uploads_in_progress(report.prefix)
     except Exception as exc:  # e.g. no s3:ListBucketMultipartUploads permission: say so, do not fail the check

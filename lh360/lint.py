@@ -1,7 +1,9 @@
-"""`lh360 lint`: load config and every spec, parse all their SQL and compile it for every dialect."""
+"""`lh360 lint`: load config and every spec, parse all their SQL and compile it for every dialect; and warn
+about what runs but may fail later (`lint_warnings`)."""
 
 from __future__ import annotations
 
+from lh360 import engines
 from lh360.config import Project, load_project
 from lh360.errors import ConfigError
 from lh360.spec import Expression, Reconcile, TableSpec
@@ -159,3 +161,73 @@ def _dotted(path: list) -> str:
     from lh360.yamlio import dotted
 
     return dotted(path)
+
+
+# ---- warnings: what compiles and runs, but may fail one day -------------------------------------------
+
+STRING_TYPES = {"TEXT", "VARCHAR", "CHAR", "NCHAR", "NVARCHAR", "STRING"}
+
+
+def lint_warnings(project: Project) -> list[ConfigError]:
+    """Silver `columns` and expectation rules with casts that fail under ANSI mode, when a target runs spec
+    SQL in it (Databricks: serverless and Spark 4 have ANSI on). There one value that does not parse stops
+    the whole refine batch; `try_cast` / `try_to_timestamp` give NULL instead (what the local engine does),
+    which an expectation can then catch. A cast of a column whose `schema_hints` type is the cast's own is
+    safe and not reported."""
+    if not any(engines.ENGINES[t.engine].ansi_sql for t in project.config.targets.values()):
+        return []
+    out: list[ConfigError] = []
+    for spec in project.specs.values():
+        if spec.silver is None:
+            continue
+        file = str(spec.file) if spec.file else None
+        source = spec.source_map
+        hints = {k.lower(): _type_key(v) for k, v in spec.bronze.schema_hints.items()}
+        texts = [(["silver", "columns", c], e) for c, e in spec.silver.columns.items()]
+        texts += [(["silver", "expectations", i, "rule"], e.rule) for i, e in enumerate(spec.silver.expectations)]
+        for path, text in texts:
+            try:
+                tree = parse_expression(text)
+            except SQLError:
+                continue  # lint reports it as an error
+            for reason in ansi_failures(tree, hints):
+                line = source.line(path) if source is not None else None
+                out.append(ConfigError(reason, file=file, line=line, field=_dotted(path)))
+    return out
+
+
+def ansi_failures(tree, hints: dict[str, str]) -> list[str]:
+    """The casts of one expression that fail under ANSI mode on a value that does not parse."""
+    from sqlglot import exp
+
+    out = []
+    for node in tree.find_all(exp.Cast, exp.StrToTime, exp.TsOrDsToDate):
+        if isinstance(node, exp.Cast) and node.args.get("safe"):
+            continue  # try_cast
+        if isinstance(node, exp.Cast) and node.to.this.name in STRING_TYPES:
+            continue  # anything casts to a string
+        operand = node.this
+        if isinstance(operand, exp.Literal) or (isinstance(operand, exp.Null)):
+            continue
+        if isinstance(operand, exp.Column) and isinstance(node, exp.Cast):
+            if hints.get(operand.name.lower()) == _type_key(node.to.sql("spark")):
+                continue  # bronze already holds that type
+        arg = operand.sql("spark")
+        if isinstance(node, exp.Cast):
+            target = node.to.sql("spark")
+            timestamp = node.to.this in (exp.DataType.Type.TIMESTAMP, exp.DataType.Type.TIMESTAMPTZ)
+            what = f"{'to_timestamp / ' if timestamp else ''}cast of {arg} to {target}"
+            fix = f"try_to_timestamp({arg})" if timestamp else f"try_cast({arg} AS {target})"
+        elif isinstance(node, exp.TsOrDsToDate):
+            what, fix = f"to_date({arg})", f"try_cast({arg} AS DATE)"
+        else:
+            what, fix = f"to_timestamp of {arg} with a format", f"try_to_timestamp({arg}, <format>)"
+        out.append(
+            f"under ANSI mode (Databricks serverless, Spark 4) the {what} fails the whole batch on one value "
+            f"that does not parse; write {fix} to get NULL instead (an expectation can then catch it)"
+        )
+    return out
+
+
+def _type_key(spark_type: str) -> str:
+    return "".join(str(spark_type).lower().split())

@@ -130,7 +130,7 @@ def preflight(s: Settings) -> int:
 def generate(s: Settings) -> int:
     """~100 rows of the demo's clientes in two files under the landing scratch prefix, and configs/ with a
     `smoke` target (local engine, landing and lake on S3, checks on Athena)."""
-    from lh360.demo_data import write_landing
+    from lh360.demo.generator import write_landing
 
     write_landing(s.work / "gen", rows=100, files=2, seed=7, start=datetime.now(UTC) - timedelta(hours=1))
     s3 = s.session().client("s3")

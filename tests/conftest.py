@@ -21,6 +21,19 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+
+# Areas whose every test starts something heavy: a JVM (spark), the moto server (aws), checkov or the
+# Terraform tree (terraform), Node (iam). They are `slow`: CI runs everything, `pytest -m "not slow"` is the
+# fast loop of a developer. Single slow tests elsewhere carry the marker themselves.
+SLOW_AREAS = ("spark", "aws", "terraform", "iam")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        parts = Path(str(item.fspath)).resolve().relative_to(TESTS).parts
+        if parts[0] in SLOW_AREAS or item.get_closest_marker("spark"):
+            item.add_marker(pytest.mark.slow)
 
 
 @dataclass

@@ -20,7 +20,7 @@ REGIOES = {
     "owner": "Equipe de Dados",
     "tags": {"dominio": "geografia"},
     "source": {"path": "regioes/"},
-    "landing": {"max_age": "1h", "min_files": 1},
+    "landing": {"max_age": "1h", "min_files": 1, "settle": "0s"},  # tests write files and ingest at once
     "silver": {
         "keys": ["uf"],
         "sequence_by": "updated_at",

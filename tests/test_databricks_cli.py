@@ -11,9 +11,14 @@ import time
 
 import pytest
 
-from tests.databricks_support import cli, cli_env, deploy_to, load, make_project, summary_line
+from tests.databricks_support import cli, cli_env, deploy_to, load, make_project, passing_checks, summary_line
 
 pytest_plugins = ["tests.databricks_fixtures"]  # fake_ws, project_root
+
+
+def names(body):
+    """A run's name without its submitter id (`lh360 ingest clientes [<epoch>.<n>]`)."""
+    return body["run_name"].rsplit(" [", 1)[0]
 
 
 @pytest.fixture
@@ -109,7 +114,7 @@ def test_promote_to_gold_runs_refine_then_each_gold_table(fake_ws, deployed):
     assert [r["relation"] for r in doc["refine"]] == ["silver.clientes"]
     golds = [r["relation"] for r in doc["aggregate"]]
     assert sorted(golds) == ["gold.clientes_por_segmento", "gold.clientes_por_uf"]
-    assert [b["run_name"] for b in fake_ws.submitted] == ["lh360 refine clientes"] + [
+    assert [names(b) for b in fake_ws.submitted] == ["lh360 refine clientes"] + [
         f"lh360 aggregate {g.split('.')[1]}" for g in golds
     ]
     assert {b["timeout_seconds"] for b in fake_ws.submitted} == {1800 + 60}
@@ -127,10 +132,9 @@ def test_plan_shows_the_exact_payloads_without_touching_the_network(fake_ws, dep
     assert sorted(kinds[2:4]) == [("aggregate", "gold.clientes_por_segmento"), ("aggregate", "gold.clientes_por_uf")]
     ingest = steps[0]
     body = ingest["jobs_submit"]
-    assert (
-        body["run_name"] == "lh360 ingest clientes"
-        and body["tasks"][0]["spark_python_task"]["parameters"][1] == "ingest"
-    )
+    assert names(body) == "lh360 ingest clientes" and body["tasks"][0]["spark_python_task"]["parameters"][1] == "ingest"
+    assert ingest["wire"] == "POST /api/2.2/jobs/runs/submit" and json.loads(ingest["wire_body"]) == body
+    assert ingest["wire_bytes"] == len(ingest["wire_body"].encode())
     assert ingest["job"]["reader_options"]["cloudFiles.schemaEvolutionMode"] == "addNewColumns"
     assert "MERGE INTO `lakehouse360`.`silver`.`clientes`" in steps[1]["sql"]
     assert steps[2]["sql"].startswith(f"CREATE OR REPLACE TABLE `lakehouse360`.`gold`.`{steps[2]['relation'][5:]}`")
@@ -144,15 +148,18 @@ def test_plan_shows_the_exact_payloads_without_touching_the_network(fake_ws, dep
     DatabricksEngine(target, poll_interval=0.01).ingest(project.specs["clientes"])
     engine = DatabricksEngine(target, poll_interval=0.01)
     planned = build_plan(project, target, engine, ["clientes"], "bronze").steps[0].detail["jobs_submit"]
+    detail = build_plan(project, target, engine, ["clientes"], "bronze").steps[0].detail
     DatabricksEngine(target, poll_interval=0.01).ingest(project.specs["clientes"])
     assert fake_ws.submitted[-1] == planned
+    assert fake_ws.requests_to("/jobs/runs/submit")[-1].raw == detail["wire_body"].encode()  # byte for byte
     assert fake_ws.submitted[-1]["idempotency_token"] != fake_ws.submitted[-2]["idempotency_token"]
 
 
 def test_plan_text(fake_ws, deployed):
     proc = cli(deployed, "-t", "prod", "plan", "clientes", "--to", "silver")
     assert proc.returncode == 0, proc.stderr
-    assert "jobs.submit  run_name 'lh360 ingest clientes'" in proc.stdout
+    assert "jobs.submit  run_name 'lh360 ingest clientes [<new>]'" in proc.stdout
+    assert "on the wire: POST /api/2.2/jobs/runs/submit, " in proc.stdout
     assert '"environment_version": "2"' in proc.stdout and "MERGE INTO" in proc.stdout
 
 
@@ -180,22 +187,6 @@ def test_databricks_options_on_a_local_target_are_a_usage_error(fake_ws, deploye
     assert proc.returncode == 2 and "only for runs on a remote engine" in proc.stderr
 
 
-def passing_checks(statement: str, params: list):
-    """The fake warehouse's answers to lh360's fused check queries: every check passes."""
-    import datetime as dt
-    import re
-
-    if statement.startswith("DESCRIBE HISTORY"):
-        return ["version"], [[3]]
-    if "AS `left`" in statement:
-        return ["left", "right"], [[10, 10]]
-    cols, row = [], []
-    for expr, alias in re.findall(r"(\w+)\([^`]*`?[^`]*`?\)? AS `(c\d+)`", statement):
-        cols.append(alias)
-        row.append(dt.datetime.now(dt.UTC) if expr.upper() == "MAX" else (100 if alias == "c0" else 0))
-    return cols, [row]
-
-
 def test_run_all_runs_every_step_on_databricks_and_validates_on_the_warehouse(fake_ws, deployed):
     import os
 
@@ -206,7 +197,7 @@ def test_run_all_runs_every_step_on_databricks_and_validates_on_the_warehouse(fa
     fake_ws.sql_handler = passing_checks
     proc = cli(deployed, "-t", "prod", "run", "--all", "--engine", "databricks-sql", "--run-id", "2025-06-01")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert [b["run_name"] for b in fake_ws.submitted][:2] == ["lh360 ingest clientes", "lh360 refine clientes"]
+    assert [names(b) for b in fake_ws.submitted][:2] == ["lh360 ingest clientes", "lh360 refine clientes"]
     assert len(fake_ws.submitted) == 4  # ingest, refine, two gold tables
     assert all(json.loads(b["tasks"][0]["spark_python_task"]["parameters"][3])["run_id"] == "2025-06-01"
                for b in fake_ws.submitted)  # fmt: skip

@@ -16,13 +16,14 @@ from lh360.engines.base import EngineOptions
 from lh360.engines.databricks import DatabricksEngine
 from lh360.engines.databricks.code import code_bundle
 from lh360.engines.databricks.journal import Journal, idempotency_token
-from lh360.engines.databricks.requests import gold_sql_databricks, submit_body
+from lh360.engines.databricks.requests import gold_sql_databricks, payload_file, submit_body, wire
 from lh360.errors import CheckFailed, ConfigError, EngineError, Interrupted, RunTimeout, UsageError
 from tests.databricks_support import CATALOG, deploy_to, load, make_project, summary_line
 
 pytest_plugins = ["tests.databricks_fixtures"]  # fake_ws, project_root
 
 SUBMIT = "/api/2.2/jobs/runs/submit"
+NEW_CLUSTER = {"spark_version": "15.4.x-scala2.12", "num_workers": 2, "node_type_id": "m5.large"}
 
 
 @pytest.fixture
@@ -61,10 +62,13 @@ def test_ingest_success_sends_the_exact_payload_and_reads_the_task_output(fake_w
     # exactly the body `lh360 plan` builds for this logical run
     entry = Journal(target).load("ingest", "clientes")
     assert entry.status == "finished" and entry.run_id == result.run.run_id
-    assert body == submit_body(target, spec, "ingest", entry, timeout=None)
-    assert body["run_name"] == "lh360 ingest clientes"
+    assert body == submit_body(target, spec, "ingest", entry, timeout=6 * 3600)
+    # the bytes on the wire are exactly the plan's (lh360 posts them itself: no SDK round trip)
+    (post,) = fake_ws.requests_to(SUBMIT)
+    assert post.raw == wire(body)
+    assert body["run_name"] == f"lh360 ingest clientes [{entry.submitter}]"
     assert body["idempotency_token"] == entry.token and len(entry.token) <= 64
-    assert "timeout_seconds" not in body  # no hidden default
+    assert body["timeout_seconds"] == 6 * 3600 + 60  # the documented default of databricks.timeout
     task = body["tasks"][0]
     assert task["spark_python_task"]["python_file"] == "/Workspace/Shared/lh360/lh360_job.py"
     assert task["environment_key"] == "lh360"
@@ -79,7 +83,7 @@ def test_ingest_success_sends_the_exact_payload_and_reads_the_task_output(fake_w
     assert payload["spec"]["bronze"]["schema_hints"] == {"id": "bigint", "renda_mensal": "decimal(18,2)"}
     assert "checks" not in payload["spec"]
     # the job accepts what we send
-    from lh360.spark.job import parse_payload
+    from lh360.spark.contract import parse_payload
 
     parse_payload(payload, "ingest")
     # the output was read from the TASK run (the parent answers 400 for multi-task runs)
@@ -107,8 +111,8 @@ def test_refine_and_aggregate_payloads(fake_ws, prod):
     sql = aggregate["gold"]["clientes_por_uf"]["sql"]
     assert "`lakehouse360`.`silver`.`clientes`" in sql and "silver.clientes " not in sql
     assert aggregate["gold"]["clientes_por_uf"]["path"].endswith("/gold/clientes_por_uf")
-    assert fake_ws.submitted[1]["run_name"] == "lh360 aggregate clientes_por_uf"
-    from lh360.spark.job import parse_payload
+    assert fake_ws.submitted[1]["run_name"].startswith("lh360 aggregate clientes_por_uf [")
+    from lh360.spark.contract import parse_payload
 
     parse_payload(refine, "refine")
     parse_payload(aggregate, "aggregate")
@@ -126,8 +130,8 @@ def test_gold_sql_is_qualified_with_the_catalog():
     [
         ({"existing_cluster_id": "0101-abc"}, {"existing_cluster_id": "0101-abc"}),
         (
-            {"new_cluster": {"spark_version": "15.4.x-scala2.12", "num_workers": 2, "node_type_id": "m5.large"}},
-            {"new_cluster": {"spark_version": "15.4.x-scala2.12", "num_workers": 2, "node_type_id": "m5.large"}},
+            {"new_cluster": {**NEW_CLUSTER, "data_security_mode": "SINGLE_USER"}},
+            {"new_cluster": {**NEW_CLUSTER, "data_security_mode": "SINGLE_USER"}},  # it survives
         ),
     ],
 )
@@ -389,7 +393,9 @@ def test_runs_refuse_code_that_differs_from_the_deployed(fake_ws, prod, monkeypa
     assert "is not this lh360's" in exc.value.message and not fake_ws.requests_to(SUBMIT)
 
 
-def test_a_payload_too_large_for_a_parameter_goes_to_a_workspace_file(fake_ws, tmp_path):
+def test_a_payload_too_large_for_a_parameter_goes_to_a_private_lake_file_removed_at_the_end(fake_ws, tmp_path):
+    import os
+
     from tests.databricks_support import REPO
 
     text = (REPO / "configs" / "tables" / "clientes.yaml").read_text()
@@ -399,12 +405,62 @@ def test_a_payload_too_large_for_a_parameter_goes_to_a_workspace_file(fake_ws, t
     make_project(root, spec_text=text)
     deploy_to(fake_ws, root)
     project, target = load(root)
-    result = engine(target).ingest(project.specs["clientes"])
+    fake_ws.script_run("success", running_polls=3)
+    detached = engine(target, detach=True).ingest(project.specs["clientes"])
+    token = detached.run.idempotency_token
     params = params_of(fake_ws.submitted[0])
     assert params[2] == "--payload-file"
-    assert params[3] == f"/Workspace/Shared/lh360/payloads/{result.run.idempotency_token}.json"
-    stored = json.loads(fake_ws.file(f"/Shared/lh360/payloads/{result.run.idempotency_token}.json"))
+    path = payload_file(target, token)
+    assert params[3] == path and "/_lh360/payloads/" in path and "/Shared/" not in path
+    stored = json.loads(open(path, encoding="utf-8").read())
     assert stored["spec"]["description"] == "x" * 9000
+    assert os.stat(path).st_mode & 0o077 == 0  # readable by its owner only
+    assert not [p for p in fake_ws.objects if "payloads" in p]  # nothing in the workspace
+    engine(target).ingest(project.specs["clientes"])  # attaches, sees the end
+    assert not os.path.exists(path)  # removed once the run has ended
+
+
+def test_the_inline_limit_is_measured_on_the_wire_encoding(fake_ws, tmp_path):
+    """A payload of Portuguese text with quotes under 8,000 bytes as UTF-8 text, far over once
+    escaped for the wire (quotes as \\\", ç as \\u00e7): it must not go inline."""
+    from lh360.engines.databricks.requests import MAX_INLINE_PARAMETERS, parameters_wire_size
+    from tests.databricks_support import REPO
+
+    text = (REPO / "configs" / "tables" / "clientes.yaml").read_text()
+    desc = 'ação "ç" ' * 250  # 2,750 bytes of UTF-8
+    text = text.replace("description: Clientes da base transacional RT2", "description: " + json.dumps(desc))
+    root = tmp_path / "acc"
+    root.mkdir()
+    make_project(root, spec_text=text)
+    project, target = load(root)
+    entry = Journal(target, tmp_path / "j").next_entry("ingest", "clientes")[0]
+    body = submit_body(target, project.specs["clientes"], "ingest", entry, timeout=None)
+    assert params_of(body)[2] == "--payload-file"
+    from lh360.engines.databricks.requests import payload_json, step_payload
+
+    as_text = payload_json(step_payload(target, project.specs["clientes"], "ingest", entry.logical_id))
+    assert (
+        len(as_text.encode()) < MAX_INLINE_PARAMETERS < parameters_wire_size(["--step", "ingest", "--payload", as_text])
+    )
+
+
+def test_braces_in_a_spec_are_never_a_dynamic_value_reference(fake_ws, tmp_path):
+    from lh360.spark.contract import parse_payload
+    from tests.databricks_support import REPO
+
+    text = (REPO / "configs" / "tables" / "clientes.yaml").read_text()
+    text = text.replace(
+        "description: Clientes da base transacional RT2", 'description: "ids {{job.id}} and {{task.name}}"'
+    )
+    root = tmp_path / "braces"
+    root.mkdir()
+    make_project(root, spec_text=text)
+    project, target = load(root)
+    entry = Journal(target, tmp_path / "j").next_entry("ingest", "clientes")[0]
+    body = submit_body(target, project.specs["clientes"], "ingest", entry, timeout=None)
+    assert "{{" not in wire(body).decode()
+    payload = parse_payload(params_of(body)[3], "ingest")  # what the job reads: the text as written
+    assert payload["spec"]["description"] == "ids {{job.id}} and {{task.name}}"
 
 
 def test_aggregate_on_the_sql_warehouse(fake_ws, tmp_path):
@@ -453,17 +509,17 @@ def test_an_interrupt_during_the_submit_cancels_the_run_its_token_names(fake_ws,
     project, target = prod
     fake_ws.script_run("never_ends")
     eng = engine(target)
-    real_submit = eng.client.jobs.submit
+    real_submit = eng._post_submit
     calls = {"n": 0}
 
-    def submit(**kw):
+    def submit(body):
         calls["n"] += 1
-        wait = real_submit(**kw)
+        run_id = real_submit(body)
         if calls["n"] == 1:
             raise KeyboardInterrupt  # Ctrl-C while the answer was on its way
-        return wait
+        return run_id
 
-    monkeypatch.setattr(eng.client.jobs, "submit", submit)
+    monkeypatch.setattr(eng, "_post_submit", submit)
     with pytest.raises(KeyboardInterrupt):
         eng.ingest(project.specs["clientes"])
     (run,) = fake_ws.runs.values()  # one run, found again by its token
@@ -478,8 +534,7 @@ def test_a_run_of_an_explicit_run_id_started_elsewhere_is_not_cancelled(fake_ws,
     spec = project.specs["clientes"]
     fake_ws.script_run("never_ends")
     other = engine(target, run_id="R", detach=True, journal=Journal(target, tmp_path / "other-box"))
-    run_id = other.ingest(spec).run.run_id
-    fake_ws.run(run_id).created_ms -= 60_000  # it started a minute ago
+    other.ingest(spec)  # the same instant: ownership must not come from comparing clocks
     with pytest.raises(RunTimeout) as exc:
         engine(target, run_id="R", timeout=0.2).ingest(spec)
     assert "it goes on" in exc.value.message

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lh360 import demo_data as dd
+from lh360.demo import generator as dd
 
 ROWS = 12_000
 UFS = {

@@ -38,7 +38,7 @@ def independent(files: list[Path]):
 
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    from lh360.demo_data import UFS
+    from lh360.demo.generator import UFS
 
     head = INDEPENDENT.format(
         files="[" + ", ".join(f"'{f}'" for f in files) + "]", ufs=", ".join(f"'{u}'" for u in UFS)
@@ -54,7 +54,7 @@ def independent(files: list[Path]):
 
 
 def test_landing_to_gold_matches_an_independent_duckdb_computation(project, run_cli, tmp_path):
-    from lh360.demo_data import write_landing
+    from lh360.demo.generator import write_landing
 
     spec = yaml.safe_load((REPO / "configs" / "tables" / "clientes.yaml").read_text())
     p = project(spec)

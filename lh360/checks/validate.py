@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from lh360 import signals
-from lh360.checks.compile import CompiledCheck, compile_relation
+from lh360.checks.compile import compile_relation
+from lh360.checks.kinds import CompiledCheck, JudgeContext, kind_of
 from lh360.config import Project, ResolvedTarget
 from lh360.engines.base import QueryRunner
 from lh360.errors import ConfigError, Interrupted, RunTimeout
 from lh360.jsonable import jsonable
-from lh360.spec import Freshness, Reconcile, Relationships, RowCount, TableSpec
+from lh360.spec import TableSpec
 from lh360.sql import SQLError
 
 STATUSES = ("pass", "warn", "fail", "error")
@@ -138,6 +139,7 @@ def _validate_relation(
     except SQLError as exc:
         raise ConfigError(str(exc), file=str(spec.file) if spec.file else None, field=f"checks.{relation}") from None
     checked_at = now.isoformat(timespec="seconds")
+    judging = JudgeContext(previous, now)
 
     def base(c: CompiledCheck, status: str, **kw: Any) -> CheckResult:
         return CheckResult(
@@ -178,7 +180,7 @@ def _validate_relation(
                 out.append(base(c, "error", message=f"query failed: {agg_error}", delta_version=version))
                 continue
             result = base(c, "pass", delta_version=version, query_id=agg_qid, seconds=agg_seconds, **agg_cost)
-            _judge(c, [values.get(a) for a in c.aliases], result, previous, now)
+            kind_of(c.spec).judge(c, [values.get(a) for a in c.aliases], result, judging)
         else:
             try:
                 res = runner.query(c.sql)
@@ -190,7 +192,7 @@ def _validate_relation(
                 out.append(base(c, "error", message=f"query failed: {_first(exc)}", delta_version=version))
                 continue
             result = base(c, "pass", delta_version=version, query_id=res.query_id, seconds=res.seconds, **_cost(res))
-            _judge(c, list(res.rows[0]) if res.rows else [None, None], result, previous, now)
+            kind_of(c.spec).judge(c, list(res.rows[0]) if res.rows else [None, None], result, judging)
         if result.status in ("warn", "fail") and c.sample_sql:
             try:
                 res = runner.query(c.sample_sql)
@@ -206,105 +208,6 @@ def _validate_relation(
 def _cost(res: Any) -> dict[str, Any]:
     """Bytes scanned and cost estimate of a QueryResult, for the CheckResult (None where the engine has none)."""
     return {"bytes_scanned": res.bytes_scanned, "cost_usd": (res.extra or {}).get("cost_usd")}
-
-
-def _failed(result: CheckResult, message: str) -> None:
-    result.status = "warn" if result.severity == "warn" else "fail"
-    result.message = message
-
-
-def _num(v: Any) -> float:
-    if v is None:
-        return 0.0
-    return float(v)
-
-
-def _judge(c: CompiledCheck, vals: list[Any], result: CheckResult, previous: dict, now: datetime) -> None:
-    spec = c.spec
-    if isinstance(spec, RowCount):
-        n = int(vals[0] or 0)
-        result.observed = n
-        problems = []
-        if spec.min is not None and n < spec.min:
-            problems.append(f"{n:,} rows, fewer than min {spec.min:,}")
-        if spec.max is not None and n > spec.max:
-            problems.append(f"{n:,} rows, more than max {spec.max:,}")
-        prev = previous.get((result.relation, result.check))
-        msg = f"{n:,} rows"
-        if spec.max_change_pct and prev is not None:
-            prev_n = int(float(prev))
-            change = abs(n - prev_n) * 100.0 / max(prev_n, 1)
-            msg += f" (last validate {prev_n:,}, change {change:.1f}%)"
-            if change > spec.max_change_pct:
-                problems.append(f"{n:,} rows, {change:.1f}% change from {prev_n:,} (max {spec.max_change_pct:g}%)")
-        result.message = msg
-        if problems:
-            _failed(result, "; ".join(problems))
-        return
-    if isinstance(spec, Freshness):
-        newest = vals[0]
-        result.observed = jsonable(newest)
-        if newest is None:
-            _failed(result, f"no {spec.column} values: the table is empty or the column is all NULL")
-            return
-        age = _age(newest, now)
-        if age is None:
-            result.status, result.message = "error", f"{spec.column} is not a date or timestamp ({newest!r})"
-            return
-        from lh360.durations import format_duration
-
-        result.message = f"newest {spec.column} is {format_duration(age)} old"
-        if age > spec.max_age:
-            _failed(
-                result,
-                f"newest {spec.column} is {format_duration(age)} old, older than {format_duration(spec.max_age)}",
-            )
-        return
-    if isinstance(spec, Reconcile):
-        left, right = (vals + [None, None])[:2]
-        result.observed = {"left": jsonable(left), "right": jsonable(right)}
-        diff = abs(_num(left) - _num(right))
-        result.message = f"left {jsonable(left)}, right {jsonable(right)}"
-        if diff > spec.tolerance:
-            _failed(
-                result,
-                f"left {jsonable(left)} ≠ right {jsonable(right)} (difference {diff:g}, tolerance {spec.tolerance:g})",
-            )
-        return
-    n = int(vals[0] or 0)
-    result.observed = n
-    result.failing_rows = n
-    allowed = getattr(spec, "max_failures", 0)
-    noun = {
-        "not_null": "NULL rows",
-        "unique": "duplicate rows",
-        "accepted_values": "rows with other values",
-        "expression": "failing rows",
-        "range": "rows out of range",
-        "relationships": "rows without a match",
-    }[c.kind]
-    if n == 1:
-        noun = noun.replace("rows", "row", 1)
-    result.message = f"{n:,} {noun}"
-    if isinstance(spec, Relationships):
-        result.message += f" in {spec.to}"
-    if n > allowed:
-        _failed(result, result.message + (f" (allowed {allowed})" if allowed else ""))
-
-
-def _age(value: Any, now: datetime) -> timedelta | None:
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)  # a naive timestamp from the engine is UTC (sessions run in UTC)
-        return now - value
-    if isinstance(value, date):
-        return now - datetime(value.year, value.month, value.day, tzinfo=UTC)
-    return None
 
 
 def _first(exc: BaseException) -> str:

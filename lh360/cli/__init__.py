@@ -244,12 +244,12 @@ def main(argv: list[str] | None = None) -> None:
     os._exit(code)
 
 
-def _click_exceptions() -> tuple[type, type, type]:
+def _click_exceptions() -> tuple[Any, Any, Any]:
     """(usage error, exit, abort) classes: typer >= 0.20 carries its own click, older ones use click."""
     try:
         from typer._click import ClickException
     except ImportError:  # pragma: no cover - older typer
-        from click import ClickException
+        from click import ClickException  # type: ignore[assignment]
     return ClickException, typer.Exit, typer.Abort
 
 

@@ -7,7 +7,18 @@ import sys
 import typer
 
 from lh360.cli import app, render, state
-from lh360.cli.options import DETACH, RUN_ID, TABLES, TIMEOUT, WAIT_LOCK, PlanFormat, PlanLayer, engine_options
+from lh360.cli.options import (
+    DETACH,
+    GENERATION,
+    NEW_CHECKPOINT,
+    RUN_ID,
+    TABLES,
+    TIMEOUT,
+    WAIT_LOCK,
+    PlanFormat,
+    PlanLayer,
+    engine_options,
+)
 
 
 @app.command()
@@ -77,6 +88,8 @@ def ingest(
     timeout: str = TIMEOUT,
     detach: bool = DETACH,
     run_id: str = RUN_ID,
+    new_checkpoint: bool = NEW_CHECKPOINT,
+    generation: str = GENERATION,
 ) -> None:
     """Landing → bronze: ingest new landing files exactly once (Auto Loader semantics).
 
@@ -86,7 +99,7 @@ def ingest(
 
     st = state(ctx)
     names = selected(tables, all_, "ingest")
-    lh = st.lakehouse(engine_options(timeout, detach, run_id), wait_lock=wait_lock)
+    lh = st.lakehouse(engine_options(timeout, detach, run_id, new_checkpoint, generation), wait_lock=wait_lock)
     results = lh.ingest(names)
     if st.out.json:
         st.out.emit({"target": lh.target.name, "ok": True, "tables": [r.as_dict() for r in results]})

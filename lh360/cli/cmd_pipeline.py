@@ -8,6 +8,8 @@ import typer
 
 from lh360.cli import app, render, state
 from lh360.cli.options import (
+    GENERATION,
+    NEW_CHECKPOINT,
     RUN_ID,
     TABLES,
     TIMEOUT,
@@ -41,6 +43,8 @@ def promote(
     wait_lock: float = WAIT_LOCK,
     timeout: str = TIMEOUT,
     run_id: str = RUN_ID,
+    new_checkpoint: bool = NEW_CHECKPOINT,
+    generation: str = GENERATION,
     full_refresh: bool = typer.Option(
         False,
         "--full-refresh",
@@ -57,7 +61,8 @@ def promote(
     Example:  lh360 promote clientes --to gold
     """
     st = state(ctx)
-    lh = st.lakehouse(engine_options(timeout, run_id=run_id), wait_lock=wait_lock)
+    options = engine_options(timeout, run_id=run_id, new_checkpoint=new_checkpoint, generation=generation)
+    lh = st.lakehouse(options, wait_lock=wait_lock)
     promotion = lh.promote(tables or None, to.value, full_refresh=full_refresh)
     if st.out.json:
         st.out.emit({"target": lh.target.name, "ok": True, **promotion.as_dict()})

@@ -40,15 +40,18 @@ def init(
 def lint(ctx: typer.Context) -> None:
     """Validate the config and every spec, and compile all their SQL for every dialect; nothing runs.
 
-    One error per line, naming file, line and field; exit 2 if there is any.
+    One error per line, naming file, line and field; exit 2 if there is any. Warnings (casts that fail under
+    ANSI mode when a target runs on Databricks) are listed too and do not change the exit code.
 
     Example:  lh360 lint
     """
     from lh360.errors import ConfigError
     from lh360.lint import lint as run_lint
+    from lh360.lint import lint_warnings
 
     st = state(ctx)
     project, errors = run_lint(st.config)
+    warnings = lint_warnings(project) if project else []
     n_specs = len(project.specs) if project else 0
     if st.out.json:
         st.out.emit(
@@ -56,11 +59,14 @@ def lint(ctx: typer.Context) -> None:
                 "ok": not errors,
                 "specs": n_specs,
                 "errors": [{"file": e.file, "line": e.line, "field": e.field, "message": e.reason} for e in errors],
+                "warnings": [{"file": w.file, "line": w.line, "field": w.field, "message": w.reason} for w in warnings],
             }
         )
     else:
         for e in errors:
             st.out.err.print(str(e), markup=False, highlight=False)
+        for w in warnings:  # they do not change the exit code
+            st.out.err.print(f"warning: {w}", markup=False, highlight=False)
         if not errors:
             st.out.print(
                 f"ok: config and {n_specs} spec(s) are valid; all SQL compiles for duckdb, athena and databricks"
@@ -100,7 +106,7 @@ def demo(
 
     Example:  lh360 demo --rows 20000 --files 20 --fresh
     """
-    from lh360.demo import run_demo
+    from lh360.demo.run import run_demo
 
     st = state(ctx)
     summary, shown = run_demo(st.lakehouse(), rows=rows, files=files, seed=seed, fresh=fresh)

@@ -76,9 +76,35 @@ RUN_ID = typer.Option(
 )
 
 
-def engine_options(timeout: str | None = None, detach: bool = False, run_id: str | None = None) -> EngineOptions:
-    """The command's --timeout/--detach/--run-id for the engine (which refuses what it cannot honour)."""
-    return EngineOptions(timeout=parse_timeout(timeout), detach=detach, run_id=run_id)
+NEW_CHECKPOINT = typer.Option(
+    False,
+    "--new-checkpoint",
+    help="Remote engines: start a new checkpoint generation for this step, after its checkpoint was lost "
+    "(lh360 refuses to run on without it; ingest skips the files bronze already holds).",
+)
+GENERATION = typer.Option(
+    None,
+    "--generation",
+    metavar="NAME",
+    help="With --new-checkpoint: the new generation's name (letters, digits, - and _; default: the time).",
+)
+
+
+def engine_options(
+    timeout: str | None = None,
+    detach: bool = False,
+    run_id: str | None = None,
+    new_checkpoint: bool = False,
+    generation: str | None = None,
+) -> EngineOptions:
+    """The command's --timeout/--detach/--run-id/--new-checkpoint for the engine (which refuses what it cannot
+    honour)."""
+    from lh360.errors import UsageError
+
+    if generation is not None and not new_checkpoint:
+        raise UsageError("--generation names a new checkpoint generation: give --new-checkpoint with it")
+    fresh = (generation or "") if new_checkpoint else None
+    return EngineOptions(timeout=parse_timeout(timeout), detach=detach, run_id=run_id, new_checkpoint=fresh)
 
 
 def value(choice: Enum | None) -> str | None:

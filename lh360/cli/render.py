@@ -244,6 +244,9 @@ def _render_submit(out: Output, d: dict[str, Any]) -> None:
         say(out, "   payload:")
         for line in json.dumps(d["payload"], indent=2, ensure_ascii=False).splitlines():
             say(out, f"     {line}")
+    if d.get("wire_body"):  # the exact bytes lh360 posts
+        say(out, f"   on the wire: {d['wire']}, {d['wire_bytes']} bytes:")
+        say(out, f"     {d['wire_body']}")
     opts = d["job"].get("reader_options")
     if opts:
         say(out, "   Auto Loader options:")
@@ -353,8 +356,8 @@ def render_promote(out: Output, promotion: Any) -> None:
             [a.relation, f"{a.rows_out:,}", _v(a.version), ", ".join(f"{k} v{v}" for k, v in a.sources.items())]
             for a in promotion.aggregate
         ]
-        cols = [("relation", LEFT), ("rows", RIGHT), ("version", RIGHT), ("computed from", LEFT)]
-        table(out, "promote → gold", cols, rows)
+        gold_cols = [("relation", LEFT), ("rows", RIGHT), ("version", RIGHT), ("computed from", LEFT)]
+        table(out, "promote → gold", gold_cols, rows)
 
 
 def render_validation(out: Output, report: Any) -> None:

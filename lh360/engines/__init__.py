@@ -23,6 +23,7 @@ class Registration:
     needs: tuple[str, ...] = ()  # target settings that must be set: "databricks", "databricks.warehouse_id"
     dialect: str | None = None  # validators: the SQL dialect their checks compile to
     embedded: bool = False  # runs on this machine with no cloud account (what `lh360 demo` needs)
+    ansi_sql: bool = False  # runs spec SQL in Spark's ANSI mode: one bad value in a cast fails the batch
 
     def load(self) -> Any:
         module, _, attr = self.ref.partition(":")
@@ -31,7 +32,7 @@ class Registration:
 
 ENGINES: dict[str, Registration] = {
     "local": Registration("lh360.engines.local:LocalEngine", embedded=True),
-    "databricks": Registration("lh360.engines.databricks:DatabricksEngine", needs=("databricks",)),
+    "databricks": Registration("lh360.engines.databricks:DatabricksEngine", needs=("databricks",), ansi_sql=True),
 }
 
 VALIDATORS: dict[str, Registration] = {

@@ -31,10 +31,16 @@ class EngineOptions:
     timeout: float | None = None  # seconds; None: the target's own setting
     detach: bool = False
     run_id: str | None = None
+    new_checkpoint: str | None = None  # start a new checkpoint generation: "" = a name minted now, else this name
 
     def given(self) -> list[str]:
         """The options set, as their command-line names (for an engine's refusal)."""
-        names = (("--timeout", self.timeout), ("--detach", self.detach), ("--run-id", self.run_id))
+        names = (
+            ("--timeout", self.timeout),
+            ("--detach", self.detach),
+            ("--run-id", self.run_id),
+            ("--new-checkpoint", self.new_checkpoint is not None),
+        )
         return [name for name, value in names if value]
 
 

@@ -241,7 +241,7 @@ def _fill_older_last_runs(lh: Lakehouse, graph: Lineage, last: dict[str, LastRun
     for relation, row in older.items():
         if relation not in last:
             ended = row.get("ended_at")
-            at = ended.timestamp() if hasattr(ended, "timestamp") else None
+            at = ended.timestamp() if isinstance(ended, datetime) else None
             last[relation] = LastRun(row["step"], row["status"], at, row.get("run_id"))
 
 

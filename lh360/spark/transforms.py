@@ -331,6 +331,15 @@ def refine_transform(df: DataFrame, spec: dict) -> tuple[DataFrame, DataFrame, d
     return deduped.drop(*[c for c in deduped.columns if c.startswith(_TMP)]), quarantine, counters
 
 
+def split_null_keys(df: DataFrame, keys: list[str]) -> tuple[DataFrame, DataFrame]:
+    """``(rows whose keys are all set, rows with a NULL key)``. A MERGE never matches a NULL key, so it
+    would insert such a row again when a batch is replayed; the job appends them apart, idempotently."""
+    missing = F.lit(False)
+    for k in keys:
+        missing = missing | col(k).isNull()
+    return df.where(~missing), df.where(missing)
+
+
 def _renamed_keys(df: DataFrame, keys: list[str], *extra: Column) -> DataFrame:
     """``df``'s key columns renamed to scratch names (joins never meet ambiguous references)."""
     return df.select(*[col(k).alias(f"{_TMP}k{i}") for i, k in enumerate(keys)], *extra)

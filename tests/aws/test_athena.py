@@ -44,7 +44,7 @@ def lakehouse(moto_url, tmp_path_factory):
         make_project(root, clientes=True)
         import boto3
 
-        from lh360.demo_data import write_landing
+        from lh360.demo.generator import write_landing
 
         write_landing(root / "gen", rows=400, files=4, seed=11, start=datetime.now(UTC) - timedelta(hours=20))
         upload_tree(boto3.client("s3"), root / "gen", "landing", "raw/clientes")

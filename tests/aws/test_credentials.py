@@ -41,7 +41,7 @@ PROD_COMMANDS = [
 def lakehouse(moto_url, tmp_path_factory):
     """The shipped config (`lh360 init`), its prod target untouched, on moto's buckets of the same names, with a
     `writer` target (local engine, same landing and lake) that fills the lake."""
-    from lh360.demo_data import write_landing
+    from lh360.demo.generator import write_landing
 
     root = tmp_path_factory.mktemp("credentials")
     with pytest.MonkeyPatch.context() as mp:

@@ -14,7 +14,7 @@ from awstest import ATHENA, REGION, cli, json_out, make_project, upload_tree
 
 
 def test_docs_build_on_a_databricks_athena_target_reads_s3(s3, tmp_path):
-    from lh360.demo_data import write_landing
+    from lh360.demo.generator import write_landing
 
     config_path = make_project(tmp_path, clientes=True)
     config = yaml.safe_load(config_path.read_text())

@@ -10,7 +10,7 @@ from awstest import cli, json_out, make_project, upload_tree
 
 
 def test_each_service_uses_its_own_configured_endpoint(s3, tmp_path, monkeypatch, moto_url):
-    from lh360.demo_data import write_landing
+    from lh360.demo.generator import write_landing
 
     make_project(
         tmp_path, clientes=True, aws={"endpoint_url": moto_url, "endpoints": {"athena": moto_url, "glue": moto_url}}

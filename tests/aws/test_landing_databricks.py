@@ -41,7 +41,7 @@ def commit_like_the_job(batch_id: int, files: list[str], *, schema_rows: int = 1
     import pyarrow as pa
     from deltalake import CommitProperties, Transaction, write_deltalake
 
-    from lh360.spark.job import bronze_commit_metadata
+    from lh360.spark.contract import bronze_commit_metadata
     from lh360.storage import delta_storage_options
 
     uri = "s3://lake/lh/bronze/eventos"

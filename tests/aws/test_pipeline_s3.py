@@ -22,7 +22,7 @@ def _rows(root, sql: str, target: str) -> list[list]:
 
 
 def test_pipeline_on_s3_gives_the_same_tables_as_on_local_folders(s3, tmp_path):
-    from lh360.demo_data import write_landing
+    from lh360.demo.generator import write_landing
 
     make_project(tmp_path, clientes=True)
     write_landing(
@@ -100,8 +100,8 @@ def test_kill_9_while_ingesting_from_s3_then_a_clean_run_is_exactly_once(s3, tmp
 # table lock is bypassed (as if each machine had its own): only the commit protocol decides.
 RACER = """
 import contextlib, os, sys, time
-import lh360.runner
-lh360.runner.table_lock = lambda *args, **kwargs: contextlib.nullcontext()
+import lh360.context
+lh360.context.table_lock = lambda *args, **kwargs: contextlib.nullcontext()
 import deltalake
 real = deltalake.write_deltalake
 def gated(*args, **kwargs):

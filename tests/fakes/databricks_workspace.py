@@ -8,15 +8,21 @@
 
 What it serves (JSON shapes as the real API, enough for databricks-sdk 0.162 to parse them):
 
-* ``GET /.well-known/databricks-config`` (host metadata the SDK fetches at ``Config()``); everything else
-  needs ``Authorization: Bearer <ws.token>`` (else 401).
+* ``GET /.well-known/databricks-config`` (host metadata the SDK fetches at ``Config()``): ``ws.well_known``
+  ``ok`` | ``404`` | ``drop`` (the connection closes unanswered), ``ws.well_known_delay`` seconds first.
+  Everything else needs ``Authorization: Bearer <ws.token>`` (else 401).
 * Jobs (``/api/2.0|2.1|2.2/jobs/runs/...``): ``submit`` (``idempotency_token``: one run per token, like
-  the service), ``get`` (every poll advances the run's scripted life cycle), ``get-output`` (of a TASK
-  run: on the parent of a multi-task run it answers 400 like the service), ``cancel``, ``list``.
+  the service; refused with 400 like the service: a key or enum value the SDK's dataclasses do not have, an
+  environment without ``environment_version``, a task naming an unknown ``environment_key``, serverless mixed
+  with cluster fields), ``get`` (every poll advances the run's scripted life cycle: QUEUED, BLOCKED,
+  WAITING_FOR_RETRY, states the service may add later, ``status`` with or without the deprecated ``state``),
+  ``get-output`` (of a TASK run: on the parent of a multi-task run it answers 400 like the service),
+  ``cancel``, ``list``. ``ws.requests[i].raw`` holds each body's bytes as sent.
 * Workspace (``/api/2.0/workspace/...``): ``import`` (JSON+base64 or multipart, as ``w.workspace.upload``
   sends), ``get-status``, ``mkdirs``, ``export`` (JSON or ``direct_download``), ``list``, ``delete``.
   Like the service, an import needs its parent folder (``mkdirs`` first) and ``overwrite`` to replace.
-* SQL statements (``/api/2.0/sql/statements``): execute, get, cancel, result chunk 0; results come from
+* SQL statements (``/api/2.0/sql/statements``): execute, get, cancel, result chunks (``ws.sql_chunk_rows``
+  rows each, ``next_chunk_index`` on all but the last); results come from
   ``ws.sql_handler(statement, parameters) -> (columns, rows)``; ``GET /api/2.0/sql/warehouses/{id}``.
 * Unity Catalog ``schemas`` and ``tables``: create / get / list / delete / ``tables/{name}/exists``.
 * ``GET /api/2.0/preview/scim/v2/Me`` (``w.current_user.me()``).
@@ -48,6 +54,13 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 OUTCOMES = ("success", "failed", "timedout", "internal_error", "canceled", "never_ends")
 TERMINAL = ("TERMINATED", "SKIPPED", "INTERNAL_ERROR")
+# RunLifeCycleState (deprecated `state`) → RunLifecycleStateV2State (`status.state`)
+V2_OF_V1 = {
+    "TERMINATED": "TERMINATED",
+    "SKIPPED": "TERMINATED",
+    "INTERNAL_ERROR": "TERMINATED",
+    "WAITING_FOR_RETRY": "WAITING",
+}
 STATEMENT_FINAL = ("SUCCEEDED", "FAILED", "CANCELED", "CLOSED")
 MULTI_TASK_OUTPUT_ERROR = (
     "Retrieving the output of runs with multiple tasks is not supported. "
@@ -63,6 +76,7 @@ class Request(NamedTuple):
     query: dict[str, str]
     body: Any  # parsed JSON, the multipart form fields (dict), or None
     headers: dict[str, str]
+    raw: bytes = b""  # the body's bytes as they came over the wire
 
 
 class SqlError(Exception):
@@ -90,6 +104,8 @@ class ScriptedRun:
     error_trace: str | None = None
     logs: str | None = None
     state_message: str | None = None
+    states: list[str] | None = None  # life-cycle states before RUNNING, one per poll (replaces pending_polls)
+    legacy_state: bool = True  # also answer the deprecated `state` (RunLifeCycleState) next to `status`
 
 
 @dataclass
@@ -207,6 +223,10 @@ class FakeWorkspace:
         self.default_outcome = "success"
         self.sql_handler: Callable[[str, list], tuple[list, list]] = lambda statement, parameters: ([], [])
         self.sql_delay_polls = 0
+        self.sql_chunk_rows: int | None = None  # rows per result chunk (None: one chunk), like large results
+        self.well_known = "ok"  # ok | 404 | drop: how /.well-known/databricks-config answers
+        self.well_known_delay = 0.0  # seconds before it answers (a slow host)
+        self.well_known_arrivals = 0  # probes received so far (counted before the delay)
         self._scripts: deque[ScriptedRun] = deque()
         self._injections: dict[str, _Injection] = {}
         self._tokens: dict[str, int] = {}
@@ -274,6 +294,8 @@ class FakeWorkspace:
         error_trace: str | None = None,
         logs: str | None = None,
         state_message: str | None = None,
+        states: list[str] | None = None,
+        legacy_state: bool = True,
     ) -> None:
         """Queue the outcome of the next submitted run (FIFO; unscripted runs use ``default_outcome``).
 
@@ -290,6 +312,12 @@ class FakeWorkspace:
         Any active run that gets ``runs/cancel`` turns TERMINATING for ``terminating_polls`` polls,
         then TERMINATED / CANCELED. ``logs`` is the task's stdout in get-output (e.g. the job's JSON
         summary line), for every outcome.
+
+        ``states`` replaces the PENDING polls with these life-cycle states, one per poll: QUEUED,
+        BLOCKED, WAITING_FOR_RETRY (``status.state`` WAITING), PENDING, or any other name, which the
+        fake answers as is in both ``state`` and ``status`` (a state added to the service later).
+        ``legacy_state=False`` answers only ``status`` (RunLifecycleStateV2State), not the deprecated
+        ``state``.
         """
         if outcome not in OUTCOMES:
             raise ValueError(f"outcome {outcome!r} is not one of {OUTCOMES}")
@@ -302,9 +330,10 @@ class FakeWorkspace:
         with self._lock:
             self._scripts.append(
                 ScriptedRun(
-                    outcome, pending_polls, running_polls, terminating_polls, error, error_trace, logs, state_message
+                    outcome, pending_polls, running_polls, terminating_polls, error, error_trace, logs,
+                    state_message, list(states) if states is not None else None, legacy_state,
                 )
-            )
+            )  # fmt: skip
 
     def inject_http_errors(
         self,
@@ -341,9 +370,11 @@ class FakeWorkspace:
 
     # ------------------------------------------------------------------ dispatch
 
-    def _handle(self, method: str, path: str, query: dict, body: Any, headers: dict) -> tuple[int, Any, dict]:
+    def _handle(
+        self, method: str, path: str, query: dict, body: Any, headers: dict, raw: bytes = b""
+    ) -> tuple[int, Any, dict]:
         with self._lock:
-            self.requests.append(Request(method, path, query, body, headers))
+            self.requests.append(Request(method, path, query, body, headers, raw))
             out = self._answer(method, path, query, body, headers)
             self.responses.append(out[0])
             return out
@@ -385,6 +416,8 @@ class FakeWorkspace:
 
     def _route(self, method: str, path: str, query: dict, body: Any) -> tuple[int, Any]:
         if path == "/.well-known/databricks-config" and method == "GET":
+            if self.well_known == "404":
+                raise _HttpError(404, "ENDPOINT_NOT_FOUND", "No API found for 'GET /.well-known/databricks-config'")
             return 200, {
                 "oidc_endpoint": f"{self.host}/oidc",
                 "workspace_id": self.workspace_id,
@@ -456,6 +489,9 @@ class FakeWorkspace:
         keys = [t.get("task_key") for t in tasks]
         if any(not k for k in keys) or len(set(keys)) != len(keys):
             raise _HttpError(400, "INVALID_PARAMETER_VALUE", "Every task needs a unique task_key.")
+        problems = submit_contract_errors(body) + _compute_errors(body)
+        if problems:
+            raise _HttpError(400, "INVALID_PARAMETER_VALUE", "; ".join(problems))
         script = self._scripts.popleft() if self._scripts else ScriptedRun(self.default_outcome)
         run_id, job_id = next(self._ids), next(self._ids) + 500_000
         task_ids = {k: next(self._ids) for k in keys}
@@ -483,9 +519,10 @@ class FakeWorkspace:
         s, k = run.script, run.polls
         if run.cancel_at is not None:
             return ("TERMINATING", None) if k - run.cancel_at <= s.terminating_polls else ("TERMINATED", "CANCELED")
-        if k <= s.pending_polls:
-            return "PENDING", None
-        if s.outcome == "never_ends" or k <= s.pending_polls + s.running_polls:
+        before = s.states if s.states is not None else ["PENDING"] * s.pending_polls
+        if k <= len(before):
+            return before[k - 1], None
+        if s.outcome == "never_ends" or k <= len(before) + s.running_polls:
             return "RUNNING", None
         return {
             "success": ("TERMINATED", "SUCCESS"),
@@ -527,7 +564,12 @@ class FakeWorkspace:
         }
         if result is not None:
             state["result_state"] = result
-        status: dict[str, Any] = {"state": "TERMINATED" if life in TERMINAL else life}
+        status: dict[str, Any] = {"state": V2_OF_V1.get(life, life)}
+        if life == "QUEUED":
+            status["queue_details"] = {
+                "code": "ACTIVE_RUNS_LIMIT_REACHED",
+                "message": "The workspace reached its limit of active task runs.",
+            }
         if life in TERMINAL:
             code, kind = {
                 "SUCCESS": ("SUCCESS", "SUCCESS"),
@@ -559,6 +601,8 @@ class FakeWorkspace:
         state, status = self._state_json(run)
         tid = run.task_run_ids[task_key]
         out = {**spec, "run_id": tid, "task_key": task_key, "state": state, "status": status, "attempt_number": 0}
+        if not run.script.legacy_state:
+            del out["state"]
         out.update(self._times(run), run_page_url=self._page_url(run, tid))
         if with_run_fields:  # runs/get or get-output metadata of a task run: a Run-shaped object
             out.update(
@@ -571,7 +615,7 @@ class FakeWorkspace:
 
     def _run_json(self, run: FakeRun) -> dict:
         state, status = self._state_json(run)
-        return {
+        out = {
             "job_id": run.job_id,
             "run_id": run.run_id,
             "number_in_job": run.run_id,
@@ -586,6 +630,9 @@ class FakeWorkspace:
             "tasks": [self._task_json(run, k) for k in run.task_run_ids],
             "run_page_url": self._page_url(run, run.run_id),
         }
+        if not run.script.legacy_state:
+            del out["state"]
+        return out
 
     def _output(self, run: FakeRun, metadata: dict) -> dict:
         out: dict[str, Any] = {"metadata": metadata}
@@ -726,9 +773,11 @@ class FakeWorkspace:
                 st.state = "CANCELED"
             return 200, {}
         if action and action.startswith("result/chunks/") and method == "GET":
-            if st.state != "SUCCEEDED" or not action.endswith("/0"):
-                raise _HttpError(400, "INVALID_PARAMETER_VALUE", "No such result chunk")
-            return 200, self._statement_json(st)["result"]
+            chunks = self._chunks(st) if st.state == "SUCCEEDED" else []
+            index = int(action.rsplit("/", 1)[1])
+            if not 0 <= index < len(chunks):
+                raise _HttpError(400, "INVALID_PARAMETER_VALUE", f"No such result chunk: {index}")
+            return 200, chunks[index]
         if action is None and method == "GET":
             st.observations += 1
             self._advance(st)
@@ -785,18 +834,37 @@ class FakeWorkspace:
         for i, c in enumerate(columns):
             name, type_name = c if isinstance(c, (tuple, list)) else (c, _sql_type([r[i] for r in rows]))
             cols.append({"name": name, "position": i, "type_name": type_name, "type_text": type_name})
+        chunks = self._chunks(st)
         out["manifest"] = {
             "format": st.body.get("format") or "JSON_ARRAY",
             "schema": {"column_count": len(cols), "columns": cols},
-            "total_chunk_count": 1,
-            "chunks": [{"chunk_index": 0, "row_offset": 0, "row_count": len(rows)}],
+            "total_chunk_count": len(chunks),
+            "chunks": [{k: c[k] for k in ("chunk_index", "row_offset", "row_count")} for c in chunks],
             "total_row_count": len(rows),
             "truncated": truncated,
         }
-        result: dict[str, Any] = {"chunk_index": 0, "row_offset": 0, "row_count": len(rows)}
-        if rows:  # like the service, an empty result has no data_array
-            result["data_array"] = [[_sql_value(v) for v in r] for r in rows]
-        out["result"] = result
+        out["result"] = chunks[0]
+        return out
+
+    def _chunks(self, st: FakeStatement) -> list[dict]:
+        """The statement's INLINE result chunks: each a ResultData (data_array as strings, next_chunk_index
+        and next_chunk_internal_link on all but the last), ``sql_chunk_rows`` rows each."""
+        _, rows = st.result
+        limit = st.body.get("row_limit")
+        if limit is not None:
+            rows = rows[: int(limit)]
+        size = self.sql_chunk_rows or max(1, len(rows))
+        starts = list(range(0, len(rows), size)) or [0]
+        out = []
+        for i, start in enumerate(starts):
+            part = rows[start : start + size]
+            chunk: dict[str, Any] = {"chunk_index": i, "row_offset": start, "row_count": len(part)}
+            if part:  # like the service, an empty result has no data_array
+                chunk["data_array"] = [[_sql_value(v) for v in r] for r in part]
+            if i + 1 < len(starts):
+                chunk["next_chunk_index"] = i + 1
+                chunk["next_chunk_internal_link"] = f"/api/2.0/sql/statements/{st.statement_id}/result/chunks/{i + 1}"
+            out.append(chunk)
         return out
 
     # ------------------------------------------------------------------ Unity Catalog
@@ -849,6 +917,87 @@ class FakeWorkspace:
         raise _HttpError(405, "METHOD_NOT_ALLOWED", f"{method} not allowed on unity-catalog/{kind}")
 
 
+CLUSTER_FIELDS = ("new_cluster", "existing_cluster_id", "job_cluster_key", "libraries")
+
+
+def _compute_errors(body: dict) -> list[str]:
+    """What runs/submit refuses about compute: environments without a version, a task naming an unknown
+    environment, serverless (environment_key) mixed with cluster fields."""
+    out = []
+    envs = {}
+    for i, env in enumerate(body.get("environments") or []):
+        key = env.get("environment_key") if isinstance(env, dict) else None
+        spec = (env.get("spec") if isinstance(env, dict) else None) or {}
+        if not key:
+            out.append(f"environments[{i}].environment_key is required")
+        if not (spec.get("environment_version") or spec.get("base_environment") or spec.get("client")):
+            out.append(f"environments[{i}].spec: either environment_version or base_environment must be provided")
+        envs[key] = env
+    for t in body.get("tasks") or []:
+        key = t.get("environment_key")
+        if key is not None and key not in envs:
+            out.append(f"task {t.get('task_key')}: environment_key {key!r} is not defined in environments")
+        mixed = [f for f in CLUSTER_FIELDS if f in t]
+        if key is not None and mixed:
+            out.append(f"task {t.get('task_key')}: environment_key (serverless) cannot be used with {', '.join(mixed)}")
+        if "new_cluster" in t and "existing_cluster_id" in t:
+            out.append(f"task {t.get('task_key')}: new_cluster and existing_cluster_id are mutually exclusive")
+    return out
+
+
+def submit_contract_errors(body: dict) -> list[str]:
+    """Every key of a runs/submit body that the SDK's dataclasses (generated from the API's specification)
+    do not have, and every enum value they do not list: the service refuses them. Written apart from lh360's
+    own check (lh360/engines/databricks/contract.py) so that a mistake in one is caught by the other."""
+    import dataclasses
+    import enum
+    import inspect
+    import typing
+
+    from databricks.sdk.service.jobs import JobsAPI
+
+    def strip(hint):
+        while typing.get_origin(hint) is typing.Union:
+            hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        return hint
+
+    def walk(value, hint, path, out):
+        hint = strip(hint)
+        origin = typing.get_origin(hint)
+        if value is None:
+            return
+        if origin is list:
+            for i, v in enumerate(value if isinstance(value, list) else []):
+                walk(v, typing.get_args(hint)[0], f"{path}[{i}]", out)
+        elif origin is dict:
+            for k, v in (value if isinstance(value, dict) else {}).items():
+                walk(v, typing.get_args(hint)[1], f"{path}.{k}", out)
+        elif isinstance(hint, type) and issubclass(hint, enum.Enum):
+            if value not in {e.value for e in hint}:
+                out.append(f"{path}: invalid value {value!r}")
+        elif dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                out.append(f"{path}: expected an object")
+                return
+            names = {f.name for f in dataclasses.fields(hint)}
+            hints = typing.get_type_hints(hint)
+            for k, v in value.items():
+                if k not in names:
+                    out.append(f"{path}.{k}: unknown field")
+                else:
+                    walk(v, hints[k], f"{path}.{k}", out)
+
+    params = set(inspect.signature(JobsAPI.submit).parameters) - {"self"}
+    hints = typing.get_type_hints(JobsAPI.submit)
+    out: list[str] = []
+    for k, v in body.items():
+        if k not in params:
+            out.append(f"{k}: unknown field")
+        else:
+            walk(v, hints[k], k, out)
+    return out
+
+
 class _Handler(BaseHTTPRequestHandler):
     workspace: FakeWorkspace
     protocol_version = "HTTP/1.1"
@@ -877,9 +1026,18 @@ class _Handler(BaseHTTPRequestHandler):
                 body = json.loads(raw)
             except ValueError:
                 body = raw
-        status, payload, headers = self.workspace._handle(
-            self.command, parts.path, query, body, dict(self.headers.items())
-        )
+        ws = self.workspace
+        if parts.path == "/.well-known/databricks-config":
+            ws.well_known_arrivals += 1  # counted on arrival, before any delay
+            if ws.well_known_delay:  # outside the workspace's lock: other requests go on meanwhile
+                time.sleep(ws.well_known_delay)
+            if ws.well_known == "drop":  # the connection closes with no answer (as a dead proxy or LB does)
+                with ws._lock:
+                    ws.requests.append(Request(self.command, parts.path, query, body, dict(self.headers.items()), raw))
+                    ws.responses.append(0)
+                self.close_connection = True
+                return
+        status, payload, headers = ws._handle(self.command, parts.path, query, body, dict(self.headers.items()), raw)
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         self.send_response(status)
         self.send_header(

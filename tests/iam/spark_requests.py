@@ -117,19 +117,19 @@ SCHEMA_FILES = ("_schemas/0",)
 
 def job_calls(payloads: dict[str, dict[str, Any]]) -> list[Call]:
     """Every modelled call of the ingest, refine and aggregate steps of one table."""
-    from lh360.spark import job
+    from lh360.spark import contract
 
     calls: list[Call] = []
     ingest, refine, aggregate = payloads["ingest"], payloads["refine"], payloads["aggregate"]
     calls += landing_reads(ingest["paths"]["landing"])
-    calls += stream_state(job.state_path(ingest, "schema"), SCHEMA_FILES)
-    calls += stream_state(job.checkpoint_location(ingest, "bronze"), CHECKPOINT_FILES)
+    calls += stream_state(contract.state_path(ingest, "schema"), SCHEMA_FILES)
+    calls += stream_state(contract.checkpoint_location(ingest, "bronze"), CHECKPOINT_FILES)
     calls += delta_writes(ingest["paths"]["bronze"])
     calls += delta_reads(refine["paths"]["bronze"])
-    calls += stream_state(job.checkpoint_location(refine, "silver"), CHECKPOINT_FILES)
+    calls += stream_state(contract.checkpoint_location(refine, "silver"), CHECKPOINT_FILES)
     calls += delta_writes(refine["paths"]["silver"])
     calls += delta_writes(refine["paths"]["quarantine"])
-    calls += delta_writes(job.metrics_path(refine))
+    calls += delta_writes(contract.metrics_path(refine))
     calls += delta_reads(aggregate["paths"]["silver"])
     for entry in aggregate["gold"].values():
         calls += delta_writes(entry["path"])

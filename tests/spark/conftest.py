@@ -57,9 +57,11 @@ def spark():
 
 
 class MemoryTarget:
-    """The methods of ``job.DeltaTarget`` on plain DataFrames, emulating what the job relies on from
-    Delta: MERGE semantics (via the reference ``scd1_apply``/``scd2_apply``) and app-transaction
-    idempotency (a write whose txnVersion is not above the app's last one is skipped)."""
+    """The methods of ``runtime.DeltaTarget`` on plain DataFrames, emulating what the job relies on from
+    Delta: MERGE semantics (via the reference ``scd1_apply``/``scd2_apply``), and app-transaction
+    idempotency of APPENDS only (a write whose txnVersion is not above the app's last one is skipped): a
+    MERGE carries no app transaction (serverless refuses the session confs that would give it one), so a
+    replayed MERGE is applied again, as on Databricks."""
 
     def __init__(self, spark, payload, *, bronze_stream=None, landing_stream=None):
         self.spark = spark
@@ -81,7 +83,10 @@ class MemoryTarget:
         # materialise (as a Delta commit would): later batches must not re-run this batch's plan
         return df.localCheckpoint(eager=True)
 
-    def _skip(self, app: str, batch_id: int) -> bool:
+    def _skip(self, step: str, batch_id: int) -> bool:
+        from lh360.spark import contract
+
+        app = contract.txn_app_id(self.payload, step)  # Delta keys app transactions by the writer's app id
         if batch_id <= self.txn.get(app, -1):
             return True
         self.txn[app] = batch_id
@@ -101,6 +106,11 @@ class MemoryTarget:
 
     def register_bronze(self):
         self.calls.append(("register_bronze",))
+
+    def ingested_files(self):
+        if self.bronze is None:
+            return self.spark.createDataFrame([], "_source_file string")
+        return self.bronze.select("_source_file").distinct()
 
     # refine
     def bronze_exists(self):
@@ -129,25 +139,31 @@ class MemoryTarget:
         from lh360.spark import transforms as T
 
         self.calls.append(("merge", batch_id, list(columns)))
-        if self._skip("refine", batch_id):
-            return {"inserted": 0, "updated": 0}
         spec = self.payload["spec"]
         keys, seq = T.keys_and_sequence(spec)
+        keyed, keyless = T.split_null_keys(source_df, keys)
         if T.scd_type(spec) == 2:
-            src = self._local(source_df)
+            src = self._local(keyed)
             changes = [r["_change"] for r in src.select("_change").collect()]
             ins, upd = changes.count("insert"), changes.count("close")
             self.silver = self._local(T.scd2_apply(self.silver, src, keys))
+            keyless = keyless.where("_change = 'insert'")
         else:
             from pyspark.sql import functions as F
 
             hits = self.silver.select(*keys).withColumn("_hit", F.lit(True))
             flags = [
-                r["_hit"] for r in T.scd1_upserts(self.silver, source_df, keys, seq).join(hits, keys, "left").collect()
+                r["_hit"] for r in T.scd1_upserts(self.silver, keyed, keys, seq).join(hits, keys, "left").collect()
             ]
             upd = sum(1 for f in flags if f)
             ins = len(flags) - upd
-            self.silver = self._local(T.scd1_apply(self.silver, source_df, keys, seq))
+            self.silver = self._local(T.scd1_apply(self.silver, keyed, keys, seq))
+        # rows without a key: appended with the writer options (a replay is skipped)
+        rows = self._local(keyless.select(*self.silver.columns))
+        n = rows.count()
+        if n and not self._skip("refine", batch_id):
+            self.silver = self._local(self.silver.unionByName(rows))
+            ins += n
         return {"inserted": ins, "updated": upd}
 
     def record_metrics(self, step, batch_id, counters):

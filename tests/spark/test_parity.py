@@ -1,7 +1,7 @@
 """Parity: the Spark job's transformations (lh360/spark/transforms.py, what runs on Databricks) and the local
 engine (DuckDB + delta-rs) turn the same bronze into the same silver, quarantine and gold.
 
-Input: the generated `clientes` landing data (lh360.demo_data, with its deliberately bad lines: malformed
+Input: the generated `clientes` landing data (lh360.demo.generator, with its deliberately bad lines: malformed
 JSON, wrong types, an unknown field, short CPFs, invalid UFs …), landed in two waves so the second wave
 updates customers of the first. The local engine ingests and refines each wave, then aggregates gold.
 Spark reads the very bronze files each local ingest committed (Auto Loader and Delta are not in
@@ -66,7 +66,7 @@ def bronze_files(path: Path) -> set[str]:
 
 @pytest.fixture(scope="module")
 def landing_waves(tmp_path_factory):
-    from lh360.demo_data import write_landing
+    from lh360.demo.generator import write_landing
 
     staging = tmp_path_factory.mktemp("staging")
     paths = write_landing(staging, rows=ROWS, files=FILES, seed=SEED, start=dt.datetime(2025, 6, 1, tzinfo=dt.UTC))

@@ -26,6 +26,10 @@ T = TypeVar("T")
 # the target's `databricks.profile` (CI and cron set variables; a laptop has a ~/.databrickscfg profile)
 ENV_AUTH = ("DATABRICKS_HOST", "DATABRICKS_CONFIG_PROFILE")
 SDK_RETRY_SECONDS = 300  # the SDK's own budget for retrying 429/503/connection errors on one call
+SDK_HTTP_SECONDS = 60  # the SDK's default timeout of one HTTP request
+PROBE_SECONDS = 8  # retry budget and request timeout while the SDK resolves its config
+CONNECT_SECONDS = 25  # first contact with a workspace (config, probe, auth) ends within this, or exit 3
+CANCEL_ON_SIGNAL_SECONDS = 15  # after SIGINT/SIGTERM, how long lh360 tries to cancel its run before exiting
 POLL_ENV = "LH360_POLL_INTERVAL"  # seconds between status polls of runs and statements (tuning, tests)
 
 
@@ -74,10 +78,16 @@ def workspace_client(target: ResolvedTarget, *, retry_seconds: float | None = No
     wins when it names a workspace; otherwise the target's `databricks.profile` from ~/.databrickscfg.
     `databricks.host` in the target pins the host either way. Credentials never come from lh360.yaml.
     `retry_seconds` bounds the SDK's own retries of 429/503/connection errors (default 300 s).
+
+    First contact is bounded: the SDK resolves its config (the `/.well-known/databricks-config` probe, OAuth
+    endpoints) with retries of up to `retry_timeout_seconds` each, which against an unreachable host means
+    minutes before the first API call. lh360 resolves it with a short budget, in a worker thread it waits
+    for at most CONNECT_SECONDS (SIGINT/SIGTERM still end the wait at once), and an unreachable workspace
+    is one line naming the host, exit 3.
     """
     from databricks.sdk import WorkspaceClient
-    from databricks.sdk.config import Config
 
+    route_sdk_logs()
     s = settings_of(target)
     kwargs: dict[str, Any] = {}
     if s.host:
@@ -85,16 +95,95 @@ def workspace_client(target: ResolvedTarget, *, retry_seconds: float | None = No
     if s.profile and not any(os.environ.get(v) for v in ENV_AUTH):
         kwargs["profile"] = s.profile
     budget = SDK_RETRY_SECONDS if retry_seconds is None else max(1, min(SDK_RETRY_SECONDS, math.ceil(retry_seconds)))
-    kwargs["retry_timeout_seconds"] = budget
+    where = kwargs.get("host") or os.environ.get("DATABRICKS_HOST") or f"profile {kwargs.get('profile')!r}"
     try:
-        cfg = Config(**kwargs)
+        cfg = bounded(lambda: _resolve_config(kwargs), CONNECT_SECONDS, f"the Databricks workspace {where}")
     except ValueError as exc:  # the SDK masks secrets in its messages (token=***)
         how = f"profile {kwargs['profile']!r}" if "profile" in kwargs else "the DATABRICKS_* environment"
         raise ConfigError(
             f"Databricks authentication for target {target.name!r} failed ({how}): {_first_line(exc)}",
             field=f"targets.{target.name}.databricks.profile",
         ) from None
+    cfg.retry_timeout_seconds = budget  # the ApiClient reads both when it is built, below
+    cfg.http_timeout_seconds = SDK_HTTP_SECONDS
     return WorkspaceClient(config=cfg)
+
+
+def _resolve_config(kwargs: dict[str, Any]):
+    """The SDK's Config with a short retry budget, then proof that its host answers HTTP at all."""
+    from databricks.sdk.config import Config
+
+    cfg = Config(**kwargs, retry_timeout_seconds=PROBE_SECONDS, http_timeout_seconds=PROBE_SECONDS)
+    if cfg.host and not cfg.workspace_id:  # the metadata probe failed (or the host has none): is it there?
+        check_reachable(cfg.host)
+    return cfg
+
+
+def check_reachable(host: str) -> None:
+    """One HTTP request to the host's root (any answer will do: a redirect to the login page, 401, 404),
+    through the same proxies the SDK uses; no answer is an EngineError naming the host."""
+    import requests
+
+    try:
+        requests.get(f"{host.rstrip('/')}/", timeout=(5, 5), allow_redirects=False)
+    except requests.RequestException as exc:
+        raise EngineError(
+            f"cannot reach the Databricks workspace at {host}: {_reason(exc)} "
+            "(check DATABRICKS_HOST or the profile's host, and the network)"
+        ) from None
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause of a requests/urllib3 error, short: 'Connection refused', 'timed out'."""
+    text = str(exc)
+    for marker in ("Connection refused", "Name or service not known", "timed out", "No route to host",
+                   "Temporary failure in name resolution", "Network is unreachable",
+                   "closed connection without response"):  # fmt: skip
+        if marker in text:
+            return marker
+    return _first_line(exc)[:200]
+
+
+def bounded(fn: Callable[[], T], seconds: float, what: str) -> T:
+    """fn() in a daemon thread, waited for at most `seconds` (an EngineError naming `what` after that).
+    Its exception is re-raised here. The main thread's wait is interruptible: a signal ends it at once,
+    whatever the library in the thread is doing (its sleeps, its retries, its own `except` clauses)."""
+    import threading
+
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=work, name="lh360-databricks-connect", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise EngineError(f"{what} did not answer within {seconds:.0f}s (check the host and the network)")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+class _ToLh360Logging(logging.Handler):
+    """Hands the SDK's log records to lh360's logger tree, so they come out with lh360's handler and format
+    (`--log-format json` stays one JSON object per line) instead of Python's bare last-resort printer."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger("lh360.databricks.sdk").handle(record)
+
+
+def route_sdk_logs() -> None:
+    """Route the `databricks.sdk` logger through lh360's logging, at lh360's level (once)."""
+    sdk = logging.getLogger("databricks.sdk")
+    if not any(isinstance(h, _ToLh360Logging) for h in sdk.handlers):
+        sdk.addHandler(_ToLh360Logging())
+    sdk.propagate = False
+    level = logging.getLogger("lh360").getEffectiveLevel()
+    sdk.setLevel(max(level, logging.INFO) if level > logging.DEBUG else logging.DEBUG)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -167,15 +256,18 @@ def poll(
 
 
 @contextmanager
-def cancel_on_interrupt(cancel: Callable[[], None]) -> Iterator[None]:
+def cancel_on_interrupt(cancel: Callable[[], None], limit: float | None = None) -> Iterator[None]:
     """On SIGINT (KeyboardInterrupt) or SIGTERM (Interrupted, raised by the CLI's handler), run `cancel`
-    with both signals held back — a second Ctrl-C must not abandon the cancel half-way — then re-raise."""
+    with both signals held back — a second Ctrl-C must not abandon the cancel half-way — for at most
+    `limit` seconds (default CANCEL_ON_SIGNAL_SECONDS: cron and systemd expect a stop within seconds, and
+    a failing workspace would otherwise hold lh360 for the SDK's whole retry budget), then re-raise."""
     try:
         yield
     except (KeyboardInterrupt, Interrupted):
+        seconds = CANCEL_ON_SIGNAL_SECONDS if limit is None else limit
         with signals_held():
             try:
-                cancel()
+                bounded(cancel, seconds, "cancelling the remote work")
             except Exception as exc:  # noqa: BLE001 - report, then still exit 130/143
                 log.warning("could not cancel the remote work: %s", _first_line(exc))
         raise

@@ -14,7 +14,12 @@ from typing import Any
 from lh360 import __version__
 
 JOB_FILE = "lh360_job.py"  # lh360/spark/job.py, uploaded under this name
-CODE_FILES = {JOB_FILE: "job.py", "transforms.py": "transforms.py"}  # uploaded name → lh360/spark/<file>
+CODE_FILES = {  # uploaded name → lh360/spark/<file>: the job and the modules it imports, side by side
+    JOB_FILE: "job.py",
+    "contract.py": "contract.py",
+    "runtime.py": "runtime.py",
+    "transforms.py": "transforms.py",
+}
 MANIFEST_FILE = "lh360_code.json"  # {"sha256": …} of the uploaded code, written last by deploy
 
 

@@ -165,7 +165,7 @@ class DatabricksDeployer:
         return out
 
     def _plan_tables(self, missing_schemas: set[str]) -> list[Action]:
-        from lh360.spark.job import create_external_table_sql
+        from lh360.spark.contract import create_external_table_sql
 
         out = []
         for display, full, path in self.relations():

@@ -9,16 +9,20 @@ A run is a `spark_python_task` on `<workspace_dir>/lh360_job.py` (uploaded by `l
 `--step` and `--payload` (or `--payload-file` when the payload is too large for a parameter), on
 serverless compute (an `environments` entry) unless the target names `existing_cluster_id` or a
 `new_cluster` (requests.py). lh360 polls `jobs.get_run` itself: it shows state changes, elapsed time and
-the run page, judges TERMINATED by `result_state`, shows the task's error and trace on failure (exit 3;
-exit 1 for a `fail` expectation; exit 4 on a timeout), and cancels the run it started on SIGINT/SIGTERM or
-timeout. Idempotency tokens: journal.py. What bronze already holds: landing_state.py.
+the run page, judges an ended run by its `status` (results.py), shows the job's own error first, then the
+task's trace on failure (exit 3; exit 1 for a `fail` expectation; exit 4 on a timeout), and cancels the run
+it started on SIGINT/SIGTERM or timeout. Every run has a timeout (`databricks.timeout`, default 6h).
+The submit body is posted verbatim (requests.py: what `lh360 plan` shows is what is sent). Idempotency
+tokens and ownership: journal.py. What bronze already holds: landing_state.py.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from lh360 import __version__
@@ -48,37 +52,33 @@ from lh360.engines.databricks.client import (
     workspace_client,
     workspace_dir_api,
 )
-from lh360.engines.databricks.code import MANIFEST_FILE, code_bundle, read_workspace_json, write_workspace_file
-from lh360.engines.databricks.journal import Entry, Journal
+from lh360.engines.databricks.code import MANIFEST_FILE, code_bundle, read_workspace_json
+from lh360.engines.databricks.journal import Entry, Journal, submitter_of
 from lh360.engines.databricks.requests import (
-    PAYLOADS_DIR,
+    SUBMIT_PATH,
     gold_owner,
+    payload_file,
     payload_json,
-    sdk_kwargs,
     step_payload,
     submit_body,
+    wire,
 )
-from lh360.engines.databricks.results import (
-    describe_state,
-    is_terminal,
-    job_counters,
-    life_cycle,
-    result_state,
-    step_result,
-)
+from lh360.engines.databricks.results import RunView, job_counters, step_result
 from lh360.errors import CheckFailed, EngineError, RunTimeout, UsageError, first_line
 from lh360.spec import TableSpec
+from lh360.storage import is_s3, store_for
 
 log = logging.getLogger("lh360.databricks")
 
 DEFAULT_POLL_SECONDS = 5.0
 DEFAULT_CANCEL_WAIT = 30.0
+GET_RUN_PATH = "/api/2.2/jobs/runs/get"
 
 
 class DatabricksEngine:
     """Runs ingest / refine / aggregate of a `databricks` target as one-time runs, from the ops box.
 
-    `options.timeout` (seconds; default the target's `databricks.timeout`, else none): a run still going
+    `options.timeout` (seconds; default the target's `databricks.timeout`, 6h unless set): a run still going
     after it is cancelled and the step exits 4. `options.detach`: submit and return at once (the result
     carries the run id). `options.run_id`: the logical id of this run for the idempotency tokens (journal.py).
     `console`: where state changes are shown. `client`: a ready WorkspaceClient (tests).
@@ -110,12 +110,22 @@ class DatabricksEngine:
         self.cancel_wait = cancel_wait
         self._client = client
         self.journal = journal or Journal(target)
+        self.new_checkpoint = options.new_checkpoint  # None, or a new generation's name ("" = minted)
+        self._started: dict[tuple[str, str], str] = {}  # (step, table) → the generation this command started
         self._code_checked = False
 
     # ---- Engine protocol ------------------------------------------------------------------------
 
     def ingest(self, spec: TableSpec, *, progress: Progress | None = None) -> StepResult:
-        """landing → bronze: one run of the job's Auto Loader step."""
+        """landing → bronze: one run of the job's Auto Loader step. Refused (exit 2, naming them) while
+        pending landing files hold JSON arrays over several lines, which Auto Loader cannot read as the
+        local engine does (landing_format.py)."""
+        from lh360.engines.databricks.landing_format import describe, pending_multiline_arrays
+        from lh360.engines.databricks.landing_state import ingested
+
+        arrays = pending_multiline_arrays(self.target, spec, ingested(self.target, spec).files)
+        if arrays:
+            raise UsageError(f"ingest {spec.table}: {describe(arrays)}")
         return self.run_step("ingest", spec)
 
     def refine(self, spec: TableSpec, *, full_refresh: bool = False) -> StepResult:
@@ -138,15 +148,20 @@ class DatabricksEngine:
 
     def ingested(self, spec: TableSpec) -> IngestState:
         """The landing files the job's Auto Loader runs committed to bronze (their commits name them)."""
+        from lh360.engines.databricks.landing_format import describe, pending_multiline_arrays
         from lh360.engines.databricks.landing_state import ingested
 
-        return ingested(self.target, spec)
+        state = ingested(self.target, spec)
+        arrays = pending_multiline_arrays(self.target, spec, state.files)
+        if arrays:  # `lh360 landing` shows it; `lh360 ingest` refuses them
+            state.warnings.append(describe(arrays) + " (lh360 ingest refuses them)")
+        return state
 
     def explain(self, project: Project, step: PlannedStep, *, inspect: bool = True) -> Explanation:
         """The exact jobs.submit body (or warehouse SQL) of the step, offline (explain.py)."""
         from lh360.engines.databricks.explain import explain
 
-        return explain(self, project, step)
+        return explain(self, project, step, inspect)
 
     def spec_drift(self, spec: TableSpec) -> None:
         """The Spark job does not record the spec silver was built with (nor can it rebuild silver yet)."""
@@ -196,32 +211,44 @@ class DatabricksEngine:
         name = gold_name or spec.table  # what the run is about: the table, or the gold table
         layer = "gold" if gold_name else ("bronze" if step == "ingest" else "silver")
         label = f"{step} {name}"
+        relation = f"{layer}.{name}"
         started = time.monotonic()
         self.check_code()
-        for _ in range(2):  # at most: a stale run of an earlier invocation reported, then a fresh one
+        for _ in range(3):  # at most: a cancelled run waited out, a stale run reported, then a fresh one
             entry, resumed = self.journal.next_entry(step, name, self.run_id)
-            body = submit_body(self.target, spec, step, entry, timeout=self.timeout, gold_name=gold_name)
+            stream = self._stream(step, spec, resumed)
+            body = submit_body(self.target, spec, step, entry, timeout=self.timeout, gold_name=gold_name, stream=stream)
             run_info = RemoteRun(idempotency_token=entry.token, logical_id=entry.logical_id, attached=resumed)
-            relation = f"{layer}.{name}"
             try:
                 if "--payload-file" in body["tasks"][0]["spark_python_task"]["parameters"]:
-                    self._upload_payload(step, spec, entry, gold_name)
+                    self._upload_payload(step, spec, entry, gold_name, stream)
                 self.journal.submitted(step, name, entry)  # before the POST: a crash after it reuses the token
                 log.info("submit", extra={"fields": {"run": label, "token": entry.token, "resumed": resumed}})
-                with cancel_on_interrupt(partial(self._cancel_by_token, body, label, step, name, entry, started)):
-                    run_id = int(self.client.jobs.submit(**sdk_kwargs(body)).run_id)
+                with cancel_on_interrupt(partial(self._cancel_by_token, body, label, step, name, entry)):
+                    run_id = self._post_submit(body)
                 entry.run_id = run_id
                 self.journal.save(step, name, entry)
-                run = self.client.jobs.get_run(run_id)
+                run = self._get_run(run_id)
             except (DatabricksError, TimeoutError) as exc:
                 raise api_error(f"{label}: submitting the run", exc) from None
             run_info.run_id, run_info.run_page_url = run_id, run.run_page_url
-            # a run this invocation did not start: a resumed token, or an explicit --run-id that already had one
-            earlier = resumed or (self.run_id is not None and (is_terminal(run) or _started_before(run, started)))
-            if earlier and is_terminal(run):
+            # the journal's submitter id against the run's: this box started the run, or it attached to one
+            # another box or invocation started (never decided by comparing clocks)
+            owned = self._owns(run, entry)
+            if resumed and entry.cancel_requested and self.run_id is None:
+                # an earlier invocation asked to cancel this run and exited before it ended: let it end
+                # (two streams on one checkpoint never run at once), then start a fresh run
+                self._say(f"{label}: run {run_id}, cancelled by an earlier invocation, has not ended; waiting for it")
+                run = self._wait(run, label, step, name, entry, owned=owned)
+                self.journal.finished(step, name, entry, "CANCELED_BY_LH360")
+                self._remove_payload(entry)
+                continue
+            earlier = resumed or not owned
+            if earlier and run.is_terminal():
+                self._remove_payload(entry)
                 if self.run_id is None:
                     # the run of an invocation that died ended while nobody watched: report it, then run anew
-                    outcome = describe_state(run)
+                    outcome = run.describe()
                     self._say(
                         f"{label}: run {run_id} of an earlier invocation (same token) had already ended {outcome}; "
                         "submitting a new run"
@@ -229,34 +256,83 @@ class DatabricksEngine:
                     self.journal.finished(step, name, entry, outcome)
                     continue
                 run_info.attached = True
-                self._say(f"{label}: run {run_id} of --run-id {self.run_id} already ended {describe_state(run)}")
+                self._say(f"{label}: run {run_id} of --run-id {self.run_id} already ended {run.describe()}")
                 return self._finish(run, step, spec.table, relation, run_info, entry, name, started)
             if earlier:
                 run_info.attached = True
                 self._say(f"{label}: attached to run {run_id}, started by an earlier invocation (same token)")
             if self.detach:
-                run_info.state, run_info.detached = life_cycle(run), True
+                run_info.state, run_info.detached = run.life_cycle(), True
                 self._say(f"{label}: submitted run {run_id} (detached)  {run.run_page_url or ''}".rstrip())
                 return step_result(step, spec.table, relation, run_info, time.monotonic() - started)
-            # a run another live invocation may be waiting for (an explicit --run-id it started) is not ours
-            # to cancel; a run this invocation started, or resumed from one that died, is
-            owned = not (earlier and self.run_id is not None)
             run = self._wait(run, label, step, name, entry, owned=owned)
             return self._finish(run, step, spec.table, relation, run_info, entry, name, started)
         raise EngineError(f"{label}: could not start a fresh run")  # pragma: no cover - the loop returns
 
-    def _cancel_by_token(self, body: dict, label: str, step: str, name: str, entry: Entry, started: float) -> None:
+    def _stream(self, step: str, spec: TableSpec, resumed: bool) -> dict[str, Any]:
+        """The checkpoint generation of an ingest/refine stream (checkpoints.py): the current one, a new one
+        (--new-checkpoint), or a refusal (exit 3) when the checkpoint was lost while its table holds data.
+        A resumed submission already runs in its generation: it is not checked again."""
+        from lh360.engines.databricks import checkpoints
+
+        if step not in checkpoints.LAYER_OF_STEP:
+            return {}
+        layer = checkpoints.LAYER_OF_STEP[step]
+        generation = checkpoints.current(self.target, spec.table, layer)
+        if self.new_checkpoint is not None and not resumed:
+            key = (step, spec.table)
+            if key not in self._started:  # one new generation per table and command, not per attempt
+                self._started[key] = checkpoints.start(self.target, spec.table, layer, self.new_checkpoint, generation)
+            return {"state_generation": self._started[key], "recover": True}
+        if not resumed:
+            folder = checkpoints.lost(self.target, spec, step, generation)
+            if folder is not None:
+                raise checkpoints.lost_error(self.target, spec, step, folder)
+        return {"state_generation": generation} if generation else {}
+
+    def _owns(self, run: RunView, entry: Entry) -> bool:
+        """Whether this box's journal made the submission that created `run` (so lh360 may cancel it)."""
+        if entry.submitter:
+            return submitter_of(run.run_name) == entry.submitter
+        return self.run_id is None  # a journal entry of an older lh360: its own logical run, as before
+
+    def _post_submit(self, body: dict) -> int:
+        """POST the body's exact bytes (requests.wire: what `lh360 plan` shows); the SDK's client still
+        authenticates and retries 429/503 and lost connections (the token makes a retried POST one run)."""
+        headers = {"Accept": "application/json", "Content-Type": "application/json"}
+        workspace_id = getattr(self.client.config, "workspace_id", None)
+        if workspace_id:
+            headers["X-Databricks-Workspace-Id"] = str(workspace_id)
+        answer = self.client.api_client.do("POST", SUBMIT_PATH, data=wire(body), headers=headers)
+        return int(answer["run_id"])
+
+    def _get_run(self, run_id: int) -> RunView:
+        """`runs/get` as raw JSON (results.RunView): the SDK's dataclasses would turn a state they do not
+        know into None."""
+        headers = {"Accept": "application/json"}
+        return RunView(self.client.api_client.do("GET", GET_RUN_PATH, query={"run_id": run_id}, headers=headers))
+
+    def _cancel_by_token(self, body: dict, label: str, step: str, name: str, entry: Entry) -> None:
         """Interrupted while submitting: the run may exist without lh360 knowing its id. The same token
-        names it (or starts it, at most once): cancel it unless it was there before this invocation."""
-        run_id = int(self.client.jobs.submit(**sdk_kwargs(body)).run_id)
-        if self.run_id is not None and _started_before(self.client.jobs.get_run(run_id), started):
+        names it (or starts it, at most once): cancel it if this box's submission created it."""
+        run_id = self._post_submit(body)
+        entry.run_id = run_id
+        run = self._get_run(run_id)
+        if not self._owns(run, entry):
             return
         self._say(f"{label}: interrupted while submitting; cancelling run {run_id}")
-        self._cancel(run_id)
-        entry.run_id = run_id
-        self.journal.finished(step, name, entry, "CANCELED_BY_LH360")
+        self._cancel_and_record(run_id, step, name, entry)
 
-    def _wait(self, run: Any, label: str, step: str, name: str, entry: Entry, *, owned: bool = True) -> Any:
+    def _cancel_and_record(self, run_id: int, step: str, name: str, entry: Entry) -> None:
+        """Cancel the run; the journal says "finished" only once the run was seen ending, else the cancel
+        is recorded as requested and the next invocation waits for the run to end."""
+        self.journal.cancel_requested(step, name, entry)
+        final = self._cancel(run_id)
+        if final is not None:
+            self.journal.finished(step, name, entry, "CANCELED_BY_LH360")
+            self._remove_payload(entry)
+
+    def _wait(self, run: RunView, label: str, step: str, name: str, entry: Entry, *, owned: bool = True) -> RunView:
         """Poll until the run ends; cancel it (if `owned`) on SIGINT/SIGTERM (re-raised) or at the deadline
         (RunTimeout)."""
         from databricks.sdk.errors import DatabricksError
@@ -267,31 +343,29 @@ class DatabricksEngine:
 
         def cancel() -> None:
             if not owned:
-                self._say(
-                    f"{label}: leaving run {run_id} running (another invocation of --run-id {self.run_id} started it)"
-                )
+                self._say(f"{label}: leaving run {run_id} running (another invocation or machine started it)")
                 return
             self._say(f"{label}: cancelling run {run_id}")
-            self._cancel(run_id)
-            self.journal.finished(step, name, entry, "CANCELED_BY_LH360")
+            self._cancel_and_record(run_id, step, name, entry)
 
         try:
             with cancel_on_interrupt(cancel):
                 status.update(run)
-                if is_terminal(run):
+                if run.is_terminal():
                     return run
                 return poll(
-                    lambda: self.client.jobs.get_run(run_id),
-                    is_terminal,
+                    lambda: self._get_run(run_id),
+                    lambda r: r.is_terminal(),
                     deadline=deadline,
                     interval=self.poll_interval,
                     on_value=status.update,
                 )
-        except Expired:
+        except Expired as exc:
             cancel()
+            last = exc.last.describe() if isinstance(exc.last, RunView) else "?"
             raise RunTimeout(
-                f"{label}: Databricks run {run_id} did not finish within {format_elapsed(self.timeout)}"
-                + ("; lh360 cancelled it" if owned else "; it goes on"),
+                f"{label}: Databricks run {run_id} did not finish within {format_elapsed(self.timeout)} "
+                f"(last seen {last})" + ("; lh360 cancelled it" if owned else "; it goes on"),
                 detail=f"run page: {status.url}" if status.url else None,
             ) from None
         except (DatabricksError, TimeoutError) as exc:
@@ -307,22 +381,24 @@ class DatabricksEngine:
         finally:
             status.close()
 
-    def _cancel(self, run_id: int) -> None:
-        """Cancel the run and wait (at most cancel_wait seconds) until Databricks says it ended."""
+    def _cancel(self, run_id: int) -> RunView | None:
+        """Cancel the run and wait (at most cancel_wait seconds) until Databricks says it ended; the run as
+        last seen ended, or None when it had not ended by then."""
         self.client.jobs.cancel_run(run_id)
         try:
-            poll(
-                lambda: self.client.jobs.get_run(run_id),
-                is_terminal,
+            return poll(
+                lambda: self._get_run(run_id),
+                lambda r: r.is_terminal(),
                 deadline=Deadline(self.cancel_wait),
                 interval=min(self.poll_interval, 2.0),
             )
         except Expired:
             log.warning("run %s was asked to cancel and had not ended %ss later", run_id, self.cancel_wait)
+            return None
 
     def _finish(
         self,
-        run: Any,
+        run: RunView,
         step: str,
         table: str,
         relation: str,
@@ -331,24 +407,30 @@ class DatabricksEngine:
         name: str,
         started: float,
     ) -> StepResult:
-        """Judge a terminal run by its result_state, record it, and raise with the task's error if it failed."""
+        """Judge an ended run, record it, and raise with the job's own error (then the task's) if it failed."""
         label = f"{step} {name}"
-        lc, rs = life_cycle(run), result_state(run)
+        lc, rs = run.life_cycle(), run.result_state()
         run_info.state, run_info.result_state = lc, rs
         run_info.run_page_url = run.run_page_url or run_info.run_page_url
-        self.journal.finished(step, name, entry, describe_state(run))
+        cancelled_by_lh360 = entry.cancel_requested
+        self.journal.finished(step, name, entry, run.describe())
+        self._remove_payload(entry)
         output = self._output(run)
         summary = output.get("summary") or {}
         run_info.job = job_counters(summary)
-        if lc == "TERMINATED" and rs == "SUCCESS":
+        if rs == "SUCCESS":
             fields = {"run": label, "run_id": run_info.run_id, **_scalars(summary)}
             log.info("run succeeded", extra={"fields": fields})
             return step_result(step, table, relation, run_info, time.monotonic() - started)
-        msg = (getattr(run.state, "state_message", None) or "").strip()
-        error = output.get("error") or summary.get("error") or msg or "no error message"
+        msg = run.state_message
+        # the job's own error first: it catches everything and says what went wrong; the task's `error` is
+        # then only the wrapper's word for the script's exit
+        error = summary.get("error") or output.get("error") or msg or "no error message"
         page = f"run page: {run_info.run_page_url}" if run_info.run_page_url else ""
-        detail = "\n".join(x for x in (output.get("error_trace") or "", page) if x) or None
+        task_error = output.get("error") if output.get("error") and output.get("error") != error else ""
+        detail = "\n".join(x for x in (task_error, output.get("error_trace") or "", page) if x) or None
         where = f"{label}: Databricks run {run_info.run_id}"
+        code = run.termination_code()
         if rs == "TIMEDOUT":
             raise RunTimeout(f"{where} TIMEDOUT on Databricks (its timeout_seconds): {msg or error}", detail=detail)
         if summary.get("error_kind") == "expectation_failed":
@@ -358,14 +440,16 @@ class DatabricksEngine:
         if lc == "SKIPPED":
             raise EngineError(f"{where} was SKIPPED: {first_line(msg or error)}", detail=detail)
         if rs == "CANCELED":
-            raise EngineError(f"{where} was CANCELED (not by this lh360): {first_line(msg or error)}", detail=detail)
-        raise EngineError(f"{where} {rs or lc}: {first_line(error)}", detail=detail)
+            by = "by an earlier lh360 invocation" if cancelled_by_lh360 else "not by this lh360"
+            raise EngineError(f"{where} was CANCELED ({by}): {first_line(msg or error)}", detail=detail)
+        why = f" ({code})" if code and code not in (rs, "RUN_EXECUTION_ERROR") else ""
+        raise EngineError(f"{where} {rs or lc}{why}: {first_line(error)}", detail=detail)
 
-    def _output(self, run: Any) -> dict[str, Any]:
+    def _output(self, run: RunView) -> dict[str, Any]:
         """The task's error, trace and the job's JSON summary (get_run_output of the TASK run)."""
-        from lh360.spark.job import parse_summary  # stdlib-only part of the job
+        from lh360.spark.contract import parse_summary  # stdlib only
 
-        task_run_id = run.tasks[0].run_id if run.tasks and run.tasks[0].run_id else run.run_id
+        task_run_id = run.task_run_id
         try:
             out = self.client.jobs.get_run_output(task_run_id)
         except Exception as exc:  # noqa: BLE001 - the run's state is the verdict; its output is a bonus
@@ -373,16 +457,36 @@ class DatabricksEngine:
             return {}
         return {"error": out.error, "error_trace": _tail(out.error_trace), "summary": parse_summary(out.logs) or {}}
 
-    def _upload_payload(self, step: str, spec: TableSpec, entry: Entry, gold_name: str | None) -> None:
-        payload = payload_json(step_payload(self.target, spec, step, entry.logical_id, gold_name))
-        folder = f"{workspace_dir_api(self.settings.workspace_dir)}/{PAYLOADS_DIR}"
-        self.client.workspace.mkdirs(folder)
-        write_workspace_file(self.client, f"{folder}/{entry.token}.json", payload.encode())
+    def _upload_payload(
+        self, step: str, spec: TableSpec, entry: Entry, gold_name: str | None, stream: dict[str, Any] | None = None
+    ) -> None:
+        """A payload too large for a parameter, written to the lake's private `_lh360/payloads/`."""
+        payload = payload_json(step_payload(self.target, spec, step, entry.logical_id, gold_name, stream))
+        uri = payload_file(self.target, entry.token)
+        try:
+            if is_s3(uri):  # the lake bucket is private to lh360's identities
+                store_for(uri, self.target.settings.aws).write_bytes(uri, payload.encode())
+            else:  # a lake folder (development): readable by its owner only, from the first byte
+                _write_private(Path(uri), payload.encode())
+        except Exception as exc:  # noqa: BLE001 - S3 or a folder: say what failed, exit 3
+            raise EngineError(
+                f"{step} {gold_name or spec.table}: writing the payload to {uri}: {first_line(exc)}"
+            ) from None
+
+    def _remove_payload(self, entry: Entry) -> None:
+        """Remove the payload file of an ended run (it holds the spec and the lake's paths)."""
+        uri = payload_file(self.target, entry.token)
+        try:
+            store = store_for(uri, self.target.settings.aws)
+            if store.exists(uri):
+                store.delete(uri)
+        except Exception as exc:  # noqa: BLE001 - a leftover file is no failure of the step
+            log.warning("could not remove the payload file %s: %s", uri, first_line(exc))
 
     def aggregate_on_warehouse(self, spec: TableSpec, name: str) -> StepResult:
         """`databricks.aggregate_on: warehouse`: the gold query as one statement on the SQL warehouse."""
         from lh360.engines.databricks.statements import DatabricksSQLRunner
-        from lh360.spark.job import gold_sql
+        from lh360.spark.contract import gold_sql
 
         started = time.monotonic()
         payload = step_payload(self.target, spec, "aggregate", self.run_id or "warehouse", name)
@@ -418,8 +522,8 @@ class _RunStatus:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
-    def update(self, run: Any) -> None:
-        state = describe_state(run)
+    def update(self, run: RunView) -> None:
+        state = run.describe()
         self.url = run.run_page_url or self.url
         if state != self.last:
             first = self.last is None
@@ -452,9 +556,15 @@ def _scalars(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if isinstance(v, (int, float, str)) and k != "lh360_job"}
 
 
-def _started_before(run: Any, monotonic_start: float) -> bool:
-    """Whether the run started before this step did (so another invocation submitted it)."""
-    start_ms = getattr(run, "start_time", None)
-    if not start_ms:
-        return False
-    return start_ms / 1000 < time.time() - (time.monotonic() - monotonic_start) - 1
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a file only its owner can read (0600 in a 0700 folder), atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

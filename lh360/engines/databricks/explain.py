@@ -1,5 +1,5 @@
-"""`lh360 plan -t <databricks target>`: the exact `jobs.submit` bodies and SQL a run would send. Offline:
-it reads the specs and the local idempotency journal, and never calls the workspace."""
+"""`lh360 plan -t <databricks target>`: the exact `jobs.submit` bodies (and their bytes on the wire) and SQL a
+run would send. Offline: it reads the specs and the local idempotency journal, and never calls the workspace."""
 
 from __future__ import annotations
 
@@ -7,35 +7,42 @@ from typing import TYPE_CHECKING, Any
 
 from lh360.config import Project
 from lh360.engines.base import Explanation, PlannedStep
-from lh360.engines.databricks.requests import gold_owner, step_payload, submit_body
+from lh360.engines.databricks.requests import SUBMIT_PATH, gold_owner, step_payload, submit_body, wire
 
 if TYPE_CHECKING:
     from lh360.engines.databricks.engine import DatabricksEngine
 
 
-def explain(engine: DatabricksEngine, project: Project, step: PlannedStep) -> Explanation:
+def explain(engine: DatabricksEngine, project: Project, step: PlannedStep, inspect: bool = True) -> Explanation:
     """One step's jobs.submit body (payload, compute, idempotency token) and the SQL the job would run, or
     the statement for the SQL warehouse (`aggregate_on: warehouse`)."""
-    from lh360.spark import job  # the stdlib-only half of the job: payload parsing and SQL builders
+    from lh360.spark import contract  # the stdlib-only half of the job: payload parsing and SQL builders
 
     s = engine.settings
     spec = project.specs[step.table]
     gold = gold_owner(project, step.relation)[1] if step.kind == "aggregate" else None
     name = gold or spec.table
     entry, resumes = engine.journal.peek(step.kind, name, engine.run_id)
-    payload = step_payload(engine.target, spec, step.kind, entry.logical_id, gold)
+    stream = _stream(engine, spec, step.kind) if inspect else {}
+    payload = step_payload(engine.target, spec, step.kind, entry.logical_id, gold, stream)
     detail: dict[str, Any] = {"engine": "databricks", "logical_id": entry.logical_id}
     if step.kind == "aggregate" and s.aggregate_on == "warehouse":
-        statement = job.gold_sql(payload, gold)
+        assert gold is not None  # an aggregate step names its gold table
+        statement = contract.gold_sql(payload, gold)
         detail.update(on="warehouse", warehouse_id=s.warehouse_id, statements=[statement])
         return Explanation(detail, statement)
-    body = submit_body(engine.target, spec, step.kind, entry, timeout=engine.timeout, gold_name=gold)
-    job_plan = job.plan(job.parse_payload(payload, step.kind))
+    body = submit_body(engine.target, spec, step.kind, entry, timeout=engine.timeout, gold_name=gold, stream=stream)
+    job_plan = contract.plan(contract.parse_payload(payload, step.kind))
+    on_the_wire = wire(body)
     detail.update(
         run_name=body["run_name"],
         idempotency_token=entry.token,
         resumes_earlier_submission=resumes,
         jobs_submit=body,
+        # the exact bytes lh360 posts (it sends them itself: no SDK round trip between here and the service)
+        wire=f"POST {SUBMIT_PATH}",
+        wire_body=on_the_wire.decode("ascii"),
+        wire_bytes=len(on_the_wire),
         payload=payload,
         job=job_plan,
     )
@@ -46,3 +53,16 @@ def explain(engine: DatabricksEngine, project: Project, step: PlannedStep) -> Ex
     else:
         sql = ";\n\n".join(g["sql"] for g in job_plan.get("gold", []))
     return Explanation(detail, sql)
+
+
+def _stream(engine: DatabricksEngine, spec, step: str) -> dict:
+    """The checkpoint generation the step's stream runs in (read from the lake; nothing when it cannot be)."""
+    from lh360.engines.databricks import checkpoints
+
+    if step not in checkpoints.LAYER_OF_STEP:
+        return {}
+    try:
+        generation = checkpoints.current(engine.target, spec.table, checkpoints.LAYER_OF_STEP[step])
+    except Exception:  # noqa: BLE001 - a plan shows what it can
+        return {}
+    return {"state_generation": generation} if generation else {}

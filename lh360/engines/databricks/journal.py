@@ -14,6 +14,16 @@ The *logical id* of a run is
   already started instead of a second one; lh360 then waits for that run. If that run had already ended
   while nobody watched, its outcome is reported and a fresh logical run (n+1) is submitted.
 
+"finished" is recorded only once the run was SEEN in a terminal state. A run lh360 asked to cancel that had
+not ended yet stays "submitted" with `cancel_requested`: the next invocation waits for it to end before it
+starts a new one (two streams on one checkpoint never run at once).
+
+Ownership. Every submission also carries a *submitter* id, `<epoch>.<n>` of this ops box's journal, in its
+run name (`lh360 ingest clientes [3f9a2c1b0d11.7]`). Databricks answers a repeated token with the run the
+FIRST submitter created, so comparing the run's submitter with the journal's says whether this box
+started the run (and may cancel it) or attached to a run another box or invocation started, never by
+comparing clocks.
+
 The journal lives in `$XDG_STATE_HOME/lh360/databricks/<key>/` (default ~/.local/state), one file per
 step and table, written atomically; steps of one table are serialized by the table lock.
 """
@@ -23,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 import uuid
 from dataclasses import asdict, dataclass
@@ -59,6 +70,19 @@ class Entry:
     submitted_at: str | None = None
     finished_at: str | None = None
     outcome: str | None = None
+    submitter: str | None = None  # <epoch>.<seq> of the journal that made the submission (run name)
+    cancel_requested: bool = False  # lh360 asked Databricks to cancel the run and has not seen it end
+
+
+def run_name(step: str, name: str, submitter: str | None) -> str:
+    """The run's name: what it does, and who submitted it (the submitter id decides ownership)."""
+    return f"lh360 {step} {name}" + (f" [{submitter}]" if submitter else "")
+
+
+def submitter_of(run_name_text: str | None) -> str | None:
+    """The submitter id in a run name made by run_name(), or None."""
+    m = re.search(r" \[([^\[\]]+)\]$", run_name_text or "")
+    return m.group(1) if m else None
 
 
 class Journal:
@@ -120,27 +144,32 @@ class Journal:
     def next_entry(self, step: str, table: str, run_id: str | None = None) -> tuple[Entry, bool]:
         """The submission to make now and whether it resumes one that never saw its end."""
         last = self.load(step, table)
-        if run_id is not None:
-            seq = (last.seq + 1) if last else 1
-            return Entry(seq, run_id, idempotency_token(self.target, step, table, run_id), "submitted"), False
-        if last is not None and last.status == "submitted":
+        if last is not None and last.status == "submitted" and (run_id is None or last.logical_id == run_id):
             return last, True
         seq = (last.seq + 1) if last else 1
-        logical = f"{self.epoch}.{seq}"
-        return Entry(seq, logical, idempotency_token(self.target, step, table, logical), "submitted"), False
+        submitter = f"{self.epoch}.{seq}"
+        logical = run_id if run_id is not None else submitter
+        token = idempotency_token(self.target, step, table, logical)
+        return Entry(seq, logical, token, "submitted", submitter=submitter), False
 
     def peek(self, step: str, table: str, run_id: str | None = None) -> tuple[Entry, bool]:
         """Like next_entry, without creating anything on disk (for `lh360 plan`)."""
         last = self.load(step, table)
-        if run_id is not None or (last is not None and last.status == "submitted"):
-            return self.next_entry(step, table, run_id)
+        if last is not None and last.status == "submitted" and (run_id is None or last.logical_id == run_id):
+            return last, True
         seq = (last.seq + 1) if last else 1
         epoch_file = self.dir / "epoch"
         epoch = epoch_file.read_text().strip() if epoch_file.exists() else None
+        submitter = f"{epoch}.{seq}" if epoch else "<new>"
+        if run_id is not None:
+            return Entry(
+                seq, run_id, idempotency_token(self.target, step, table, run_id), "planned", submitter=submitter
+            ), False
         if epoch is None:
-            return Entry(seq, "<new>", "<minted at the first submit>", "planned"), False
-        logical = f"{epoch}.{seq}"
-        return Entry(seq, logical, idempotency_token(self.target, step, table, logical), "planned"), False
+            return Entry(seq, "<new>", "<minted at the first submit>", "planned", submitter=submitter), False
+        return Entry(
+            seq, submitter, idempotency_token(self.target, step, table, submitter), "planned", submitter=submitter
+        ), False
 
     def submitted(self, step: str, table: str, entry: Entry) -> None:
         entry.status = "submitted"
@@ -148,7 +177,14 @@ class Journal:
         self.save(step, table, entry)
 
     def finished(self, step: str, table: str, entry: Entry, outcome: str) -> None:
+        """The run was seen in a terminal state (never call it before)."""
         entry.status, entry.outcome, entry.finished_at = "finished", outcome, _now()
+        entry.cancel_requested = False
+        self.save(step, table, entry)
+
+    def cancel_requested(self, step: str, table: str, entry: Entry) -> None:
+        """lh360 asked Databricks to cancel the run; it stays "submitted" until it is seen ending."""
+        entry.status, entry.cancel_requested = "submitted", True
         self.save(step, table, entry)
 
 

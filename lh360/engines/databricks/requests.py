@@ -1,17 +1,19 @@
 """What lh360 sends to Databricks for a step: the job's payload and the exact `jobs/runs/submit` body (also
-what `lh360 plan` shows)."""
+what `lh360 plan` shows), and its bytes on the wire: lh360 posts them itself, so no SDK round trip can
+drop a key between the plan and the service."""
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from lh360.config import ExistingCluster, ResolvedTarget
 from lh360.engines.databricks.client import settings_of, workspace_dir_fs
 from lh360.engines.databricks.code import JOB_FILE
-from lh360.engines.databricks.journal import Entry
-from lh360.errors import UsageError
+from lh360.engines.databricks.journal import Entry, run_name
+from lh360.errors import ConfigError, UsageError
 from lh360.layout import Lake
 from lh360.spec import TableSpec
 from lh360.storage import join
@@ -19,7 +21,11 @@ from lh360.storage import join
 PAYLOADS_DIR = "payloads"
 ENVIRONMENT_KEY = "lh360"
 ENVIRONMENT_VERSION = "2"  # serverless environment: Python 3.11, pyspark via Spark Connect
-MAX_INLINE_PAYLOAD = 8000  # bytes of --payload JSON; larger payloads go to a workspace file
+# bytes of {"parameters": [...]} on the wire; the service documents 10,000 bytes for the parameters of
+# run-now and nothing for submit: larger payloads go to a file (payload_file)
+MAX_INLINE_PARAMETERS = 8000
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+SUBMIT_PATH = "/api/2.2/jobs/runs/submit"
 SERVER_TIMEOUT_GRACE = 60  # the run's own timeout_seconds = lh360's timeout + this (a dead ops box still stops it)
 
 
@@ -55,9 +61,15 @@ def quarantine_table(catalog: str, table: str) -> str:
 
 
 def step_payload(
-    target: ResolvedTarget, spec: TableSpec, step: str, logical_id: str, gold_name: str | None = None
+    target: ResolvedTarget,
+    spec: TableSpec,
+    step: str,
+    logical_id: str,
+    gold_name: str | None = None,
+    stream: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The job's payload (lh360/spark/job.py's format) for one step of one table (aggregate: one gold table)."""
+    """The job's payload (lh360/spark/job.py's format) for one step of one table (aggregate: one gold table).
+    `stream`: the checkpoint generation of an ingest/refine stream (`state_generation`, `recover`)."""
     s = settings_of(target)
     lake = Lake(target.lake)
     t = spec.table
@@ -78,6 +90,7 @@ def step_payload(
     }
     if step == "refine":
         payload["tables"] = {"quarantine": quarantine_table(s.catalog, t)}
+    payload.update(stream or {})
     if step == "aggregate":
         names = [gold_name] if gold_name else list(spec.gold)
         payload["gold"] = {
@@ -87,12 +100,26 @@ def step_payload(
 
 
 def payload_json(payload: dict[str, Any]) -> str:
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    """The payload as compact JSON in which no `{{` can ever appear: every `{` inside a string is written
+    `\\u007b`. Databricks substitutes `{{job.id}}`-style dynamic value references in task parameters (and
+    refuses unknown ones in a known namespace), so a spec holding `{{...}}` would otherwise change or fail
+    on its way to the job; outside strings JSON never puts two `{` side by side. json.loads reads it back
+    unchanged."""
+    text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    return _JSON_STRING.sub(lambda m: m.group(0).replace("{", "\\u007b"), text)
 
 
 def payload_file(target: ResolvedTarget, token: str) -> str:
-    """Where a payload too large for a task parameter is uploaded (a file path on the compute)."""
-    return f"{workspace_dir_fs(settings_of(target).workspace_dir)}/{PAYLOADS_DIR}/{token}.json"
+    """Where a payload too large for a task parameter goes: the lake's private `_lh360/payloads/` (the ops
+    box writes its ledgers there; the job reads the lake), removed once the run has ended. Never a
+    workspace folder such as /Shared, which every workspace user can read."""
+    return join(target.lake, "_lh360", PAYLOADS_DIR, f"{token}.json")
+
+
+def parameters_wire_size(params: list[str]) -> int:
+    """Bytes of `{"parameters": [...]}` as it goes on the wire (quotes escaped, non-ASCII as \\uXXXX): what
+    the service's parameter limit measures."""
+    return len(_wire_json({"parameters": params}))
 
 
 def submit_body(
@@ -103,19 +130,24 @@ def submit_body(
     *,
     timeout: float | None,
     gold_name: str | None = None,
+    stream: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The exact JSON body of `POST /api/2.2/jobs/runs/submit` for one step (what `lh360 plan` shows)."""
+    """The JSON body of `POST /api/2.2/jobs/runs/submit` for one step (what `lh360 plan` shows; `wire()`
+    gives its exact bytes). Refused with exit 2 when the Databricks API's contract does not have a key or
+    value of it (contract.py)."""
     s = settings_of(target)
-    payload = payload_json(step_payload(target, spec, step, entry.logical_id, gold_name))
-    if len(payload.encode()) <= MAX_INLINE_PAYLOAD:
-        params = ["--step", step, "--payload", payload]
-    else:
+    payload = payload_json(step_payload(target, spec, step, entry.logical_id, gold_name, stream))
+    params = ["--step", step, "--payload", payload]
+    if parameters_wire_size(params) > MAX_INLINE_PARAMETERS:
         params = ["--step", step, "--payload-file", payload_file(target, entry.token)]
     task: dict[str, Any] = {
         "task_key": f"lh360_{step}",
         "spark_python_task": {"python_file": f"{workspace_dir_fs(s.workspace_dir)}/{JOB_FILE}", "parameters": params},
     }
-    body: dict[str, Any] = {"run_name": f"lh360 {step} {gold_name or spec.table}", "idempotency_token": entry.token}
+    body: dict[str, Any] = {
+        "run_name": run_name(step, gold_name or spec.table, entry.submitter),
+        "idempotency_token": entry.token,
+    }
     compute = s.compute
     if compute == "serverless":
         task["environment_key"] = ENVIRONMENT_KEY
@@ -129,15 +161,73 @@ def submit_body(
     body["tasks"] = [task]
     if timeout is not None:
         body["timeout_seconds"] = int(math.ceil(timeout)) + SERVER_TIMEOUT_GRACE
+    if s.run_viewers:
+        body["access_control_list"] = [viewer.acl() for viewer in s.run_viewers]
+    check_body(target, body)
     return body
 
 
-def sdk_kwargs(body: dict[str, Any]) -> dict[str, Any]:
-    """submit_body → keyword arguments of `w.jobs.submit` (SDK dataclasses); the SDK sends back `body`."""
-    from databricks.sdk.service.jobs import JobEnvironment, SubmitTask
+def wire(body: dict[str, Any]) -> bytes:
+    """The exact bytes lh360 posts for `body` (and `lh360 plan --json` shows as `wire_body`)."""
+    return _wire_json(body)
 
-    kw = dict(body)
-    kw["tasks"] = [SubmitTask.from_dict(t) for t in body["tasks"]]
-    if "environments" in body:
-        kw["environments"] = [JobEnvironment.from_dict(e) for e in body["environments"]]
-    return kw
+
+def _wire_json(doc: Any) -> bytes:
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode("ascii")
+
+
+UC_ACCESS_MODES = {  # data_security_mode values whose clusters can read and write Unity Catalog tables
+    "SINGLE_USER", "USER_ISOLATION", "DATA_SECURITY_MODE_AUTO", "DATA_SECURITY_MODE_STANDARD",
+    "DATA_SECURITY_MODE_DEDICATED",
+}  # fmt: skip
+
+
+def check_body(target: ResolvedTarget, body: dict[str, Any]) -> None:
+    """Refuse (exit 2, naming the key) a body the Databricks API would refuse or the SDK would not carry:
+    a user's `new_cluster` key or enum value is a config error of the target; anything else lh360 built
+    means the installed databricks-sdk is too old to know it."""
+    from lh360.engines.databricks.contract import sdk_too_old, submit_problems
+
+    problems = submit_problems(body)
+    if not problems:
+        _check_new_cluster(target, body)
+        return
+    first = problems[0]
+    if first.parts[:3] == ("tasks", 0, "new_cluster"):
+        raise _cluster_error(target, first.parts[3:], first.reason + _more(problems))
+    raise UsageError(
+        f"jobs.submit body: {first}{_more(problems)}: " + (sdk_too_old() or "a bug in lh360, please report it")
+    )
+
+
+def _check_new_cluster(target: ResolvedTarget, body: dict[str, Any]) -> None:
+    cluster = body["tasks"][0].get("new_cluster")
+    if cluster is None:
+        return
+    mode = cluster.get("data_security_mode")
+    if mode in UC_ACCESS_MODES or (mode is None and cluster.get("kind")):
+        return  # with `kind` set, an unset mode is DATA_SECURITY_MODE_AUTO
+    got = f"{mode!r} has no Unity Catalog access" if mode else "not set: the cluster would have no Unity Catalog access"
+    raise _cluster_error(
+        target,
+        ("data_security_mode",),
+        f"{got}; lh360's job writes Unity Catalog tables: use one of {', '.join(sorted(UC_ACCESS_MODES))}",
+    )
+
+
+def _cluster_error(target: ResolvedTarget, parts: tuple, message: str) -> ConfigError:
+    """A ConfigError at `targets.<t>.databricks.compute.new_cluster.<parts>`, with its file and line."""
+    from lh360.yamlio import dotted
+
+    path = ("targets", target.name, "databricks", "compute", "new_cluster", *parts)
+    source = target.config_source
+    return ConfigError(
+        message,
+        file=source.file if source else None,
+        line=source.line(path) if source else None,
+        field=dotted(path),
+    )
+
+
+def _more(problems: list) -> str:
+    return f" (and {len(problems) - 1} more: {'; '.join(map(str, problems[1:4]))})" if len(problems) > 1 else ""

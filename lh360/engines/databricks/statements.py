@@ -185,8 +185,11 @@ class DatabricksSQLRunner:
 
 
 def make_runner(project: Any, target: ResolvedTarget, **options: Any) -> DatabricksSQLRunner:
-    """The `--engine databricks-sql` validator of a target (lh360.checks.runner_for)."""
-    return DatabricksSQLRunner(target, **options)
+    """The `--engine databricks-sql` validator of a target (lh360.checks.runner_for). It connects at once:
+    an unreachable workspace is one error (exit 3) before any check, not one failed check after another."""
+    runner = DatabricksSQLRunner(target, **options)
+    runner.client  # noqa: B018 - first contact now
+    return runner
 
 
 def _secs(seconds: float | None) -> str:

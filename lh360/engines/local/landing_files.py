@@ -13,6 +13,7 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from lh360.config import ResolvedTarget
 from lh360.storage import FileInfo, is_s3, store_for
@@ -135,7 +136,7 @@ def _gunzip(src: Path, dst: Path, limit: int | None) -> Path:
             if raw.read(2) != GZIP_MAGIC:
                 raise FileProblem("quarantine", "not a gzip file (a .gz name without the gzip header)")
             raw.seek(0)
-            data = raw if limit is None else _Limited(raw, limit)
+            data: Any = raw if limit is None else _Limited(raw, limit)
             with gzip.open(data, "rb") as stream, open(dst, "wb") as out:
                 shutil.copyfileobj(stream, out, 1 << 20)
     except EOFError:
@@ -276,12 +277,19 @@ def _array_to_ndjson(src: Path, dst: Path, limit: int | None = None) -> Path | N
     return dst
 
 
+def _skip_ws(text: str, i: int) -> int:
+    """The index of the first non-whitespace character at or after i (_WS always matches)."""
+    m = _WS.match(text, i)
+    assert m is not None
+    return m.end()
+
+
 def _array_elements(text: str) -> list[str] | None:
     """The raw text of each element of the one JSON array in `text`, or None."""
-    i = _WS.match(text, 0).end()
+    i = _skip_ws(text, 0)
     if text[i : i + 1] != "[":
         return None
-    i = _WS.match(text, i + 1).end()
+    i = _skip_ws(text, i + 1)
     out: list[str] = []
     if text[i : i + 1] == "]":
         return out if not text[i + 1 :].strip() else None
@@ -290,13 +298,13 @@ def _array_elements(text: str) -> list[str] | None:
         if end is None:
             return None
         out.append(text[i:end])
-        i = _WS.match(text, end).end()
+        i = _skip_ws(text, end)
         sep = text[i : i + 1]
         if sep == "]":
             return out if not text[i + 1 :].strip() else None
         if sep != ",":
             return None
-        i = _WS.match(text, i + 1).end()
+        i = _skip_ws(text, i + 1)
 
 
 # ---- the step --------------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ against Spark in tests/test_promote_spark_parity.py:
   (`11:00-03:00` → 11:00). Spark's TIMESTAMP is an instant: we cast to TIMESTAMPTZ (connection in UTC,
   Spark's session zone on the jobs), so the offset is honoured and offset-less strings mean UTC.
 * `to_timestamp(s, fmt)` → `TRY_STRPTIME` (NULL on a bad value, as Spark outside ANSI mode), as an instant.
+* `try_to_timestamp(s[, fmt])` (sqlglot does not know it; the ANSI-safe spelling Databricks needs) → the
+  same as `to_timestamp(s[, fmt])` above, which already gives NULL on a bad value.
 * `initcap`: Spark lower-cases the string and upper-cases the first letter and every letter after a space
   (only ' ' separates words). sqlglot's emulation is right but costs two regex passes per row; ours is a
   split on ' ' and one list transform.
@@ -34,9 +36,30 @@ def _initcap(arg):
     return template
 
 
-def _fix(node):
+def _try_to_timestamp(node):
+    """try_to_timestamp(s[, fmt]) as sqlglot's own to_timestamp(s[, fmt]) node (which spark_semantics then makes safe)."""
+    import sqlglot
     from sqlglot import exp
 
+    args = node.expressions
+    fmt = f", {args[1].sql('spark')}" if len(args) == 2 else ""
+    parsed = sqlglot.parse_one(f"to_timestamp(__lh360_s{fmt})", read="spark")
+    for column in list(parsed.find_all(exp.Column)):
+        if column.name == "__lh360_s":
+            column.replace(args[0].copy())
+    return parsed
+
+
+def spark_semantics(node):
+    """One node of a Spark SQL tree, rewritten so DuckDB gives it Spark's meaning (casts, to_timestamp, …)."""
+    from sqlglot import exp
+
+    if (
+        isinstance(node, exp.Anonymous)
+        and str(node.this).lower() == "try_to_timestamp"
+        and 1 <= len(node.expressions) <= 2
+    ):
+        node = _try_to_timestamp(node)
     if isinstance(node, exp.Cast) and not isinstance(node, exp.TryCast) and node.to.this == exp.DataType.Type.TIMESTAMP:
         return exp.TryCast(this=node.this, to=exp.DataType.build("TIMESTAMPTZ"))
     if isinstance(node, exp.StrToTime):
@@ -51,7 +74,7 @@ def _fix(node):
 
 def to_duckdb(tree, *, identify: bool = False) -> str:
     """A parsed Spark SQL tree (expression or query) as DuckDB SQL with Spark's meaning."""
-    fixed = tree.copy().transform(_fix)
+    fixed = tree.copy().transform(spark_semantics)
     return fixed.sql(dialect="duckdb", identify=identify)
 
 

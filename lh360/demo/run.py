@@ -28,7 +28,7 @@ def write_demo_landing(
     settle: timedelta = timedelta(0),
 ) -> tuple[list[Path], bool]:
     """Write the sample files unless the folder already holds some; returns (paths, written)."""
-    from lh360.demo_data import DEFAULT_SPAN, write_landing
+    from lh360.demo.generator import DEFAULT_SPAN, write_landing
 
     folder = Path(join(target.landing, spec_path))
     existing = [p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")] if folder.exists() else []

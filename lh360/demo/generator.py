@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import json
 import math
 import os
 import random
@@ -32,8 +33,10 @@ from array import array
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from statistics import NormalDist
+from typing import Any
 
 __all__ = [
     "BAD_KINDS",
@@ -93,234 +96,22 @@ UFS = ("AC AL AP AM BA CE DF ES GO MA MT MS MG PA PB PR PE PI RJ RN RS RO RR SC 
 # Reference data
 # --------------------------------------------------------------------------
 
-# UF, population in thousands (Censo 2022, rounded), CPF fiscal-region digit.
-_UF_DATA = """
-SP 44411 8|MG 20539 6|RJ 16055 7|BA 14141 5|PR 11444 9|RS 10883 0|PE 9059 4
-CE 8794 3|PA 8121 2|SC 7610 9|GO 7056 1|MA 6776 3|PB 3974 4|AM 3941 2|ES 3834 7
-MT 3659 1|RN 3302 4|PI 3271 3|AL 3128 4|DF 2817 1|MS 2757 1|SE 2210 5|RO 1582 2
-TO 1511 1|AC 830 2|AP 734 2|RR 636 2
-"""
-
-# UF: city:population(thousands):DDD:first CEP prefix-last CEP prefix; ...
-_CITY_DATA = """
-SP: São Paulo:11450:11:01000-05999; Guarulhos:1291:11:07000-07399;
- Campinas:1139:19:13000-13139; São Bernardo do Campo:811:11:09600-09899;
- Santo André:748:11:09000-09299; Osasco:728:11:06000-06299;
- Sorocaba:723:15:18000-18109; Ribeirão Preto:698:16:14000-14114;
- São José dos Campos:697:12:12200-12249; São José do Rio Preto:480:17:15000-15099;
- Jundiaí:443:11:13200-13219; Piracicaba:423:19:13400-13427;
- Santos:418:13:11000-11099; Bauru:379:14:17000-17099
-RJ: Rio de Janeiro:6211:21:20000-23799; São Gonçalo:896:21:24400-24799;
- Duque de Caxias:808:21:25000-25299; Nova Iguaçu:785:21:26000-26099;
- Campos dos Goytacazes:483:22:28000-28099; Niterói:481:21:24000-24399;
- Petrópolis:278:24:25600-25799; Volta Redonda:261:24:27200-27299
-MG: Belo Horizonte:2316:31:30000-31999; Uberlândia:713:34:38400-38414;
- Contagem:621:31:32000-32399; Juiz de Fora:540:32:36000-36099;
- Montes Claros:414:38:39400-39409; Betim:411:31:32500-32699;
- Uberaba:337:34:38000-38099; Governador Valadares:257:33:35000-35099;
- Ipatinga:227:31:35160-35164
-BA: Salvador:2418:71:40000-42499; Feira de Santana:616:75:44000-44099;
- Vitória da Conquista:370:77:45000-45099; Camaçari:300:71:42800-42849;
- Juazeiro:237:74:48900-48909; Itabuna:186:73:45600-45612
-PR: Curitiba:1773:41:80000-82999; Londrina:555:43:86000-86099;
- Maringá:409:44:87000-87099; Ponta Grossa:358:42:84000-84099;
- Cascavel:348:45:85800-85829; São José dos Pinhais:329:41:83000-83099;
- Foz do Iguaçu:285:45:85850-85869
-RS: Porto Alegre:1332:51:90000-91999; Caxias do Sul:463:54:95000-95124;
- Canoas:347:51:92000-92479; Pelotas:325:53:96000-96099;
- Santa Maria:271:55:97000-97119; Novo Hamburgo:227:51:93300-93599;
- Passo Fundo:206:54:99000-99099
-PE: Recife:1488:81:50000-52999; Jaboatão dos Guararapes:643:81:54000-54499;
- Petrolina:386:87:56300-56339; Caruaru:378:81:55000-55099;
- Olinda:349:81:53000-53399; Paulista:342:81:53400-53499
-CE: Fortaleza:2428:85:60000-61599; Caucaia:355:85:61600-61699;
- Juazeiro do Norte:286:88:63000-63099; Maracanaú:234:85:61900-61939;
- Sobral:203:88:62000-62099
-PA: Belém:1303:91:66000-66999; Ananindeua:478:91:67000-67199;
- Santarém:331:93:68000-68099; Marabá:266:94:68500-68509;
- Castanhal:192:91:68740-68749
-SC: Joinville:616:47:89200-89239; Florianópolis:537:48:88000-88099;
- Blumenau:361:47:89000-89099; São José:270:48:88100-88122;
- Itajaí:264:47:88300-88319; Chapecó:254:49:89800-89816;
- Criciúma:214:48:88800-88819; Balneário Camboriú:139:47:88330-88339
-GO: Goiânia:1437:62:74000-74899; Aparecida de Goiânia:527:62:74900-74999;
- Anápolis:398:62:75000-75149; Rio Verde:225:64:75900-75909
-MA: São Luís:1037:98:65000-65109; Imperatriz:273:99:65900-65919;
- São José de Ribamar:244:98:65110-65119; Timon:174:99:65630-65639
-PB: João Pessoa:833:83:58000-58099; Campina Grande:419:83:58400-58439;
- Santa Rita:149:83:58300-58309; Patos:103:83:58700-58709
-AM: Manaus:2063:92:69000-69099; Itacoatiara:103:92:69100-69109;
- Manacapuru:101:92:69400-69409; Parintins:96:92:69150-69159
-ES: Serra:520:27:29160-29184; Vila Velha:467:27:29100-29129;
- Cariacica:353:27:29140-29159; Vitória:322:27:29000-29099;
- Cachoeiro de Itapemirim:185:28:29300-29319; Linhares:166:27:29900-29919
-MT: Cuiabá:650:65:78000-78099; Várzea Grande:300:65:78110-78159;
- Rondonópolis:244:66:78700-78749; Sinop:196:66:78550-78559
-RN: Natal:751:84:59000-59139; Mossoró:264:84:59600-59649;
- Parnamirim:252:84:59140-59159
-PI: Teresina:866:86:64000-64099; Parnaíba:162:86:64200-64219;
- Picos:83:89:64600-64607
-AL: Maceió:957:82:57000-57099; Arapiraca:234:82:57300-57319
-DF: Brasília:2817:61:70000-72799
-MS: Campo Grande:898:67:79000-79129; Dourados:243:67:79800-79849;
- Três Lagoas:132:67:79600-79609
-SE: Aracaju:602:79:49000-49099; Nossa Senhora do Socorro:192:79:49160-49169;
- Lagarto:105:79:49400-49409
-RO: Porto Velho:460:69:76800-76834; Ji-Paraná:124:69:76900-76914;
- Ariquemes:96:69:76870-76879
-TO: Palmas:302:63:77000-77270; Araguaína:171:63:77800-77829;
- Gurupi:85:63:77400-77449
-AC: Rio Branco:364:68:69900-69923; Cruzeiro do Sul:91:68:69980-69981
-AP: Macapá:442:96:68900-68914; Santana:107:96:68925-68929
-RR: Boa Vista:413:95:69300-69339; Rorainópolis:31:95:69373-69373
-"""
-
-_GENERIC_BAIRROS = (
-    "Centro|Jardim América|Jardim Europa|Vila Nova|Boa Vista|Santa Cruz|São José|"
-    "Santo Antônio|Bela Vista|Jardim das Flores|Cidade Nova|Jardim Primavera|"
-    "Planalto|Distrito Industrial|Vila Maria|Nossa Senhora Aparecida|São Cristóvão|"
-    "Jardim Botânico|Parque das Árvores|Alto da Boa Vista|Liberdade|Santa Mônica|"
-    "Novo Horizonte|Jardim Brasil|Vila Operária|Morada do Sol|Esplanada|Floresta|"
-    "Ipiranga|Jardim Itália|Santa Luzia|São Francisco|São Benedito|Vila Rica|"
-    "Cidade Alta|Cidade Jardim|Jardim Tropical|Parque Industrial|Vila Esperança|"
-    "Conjunto Habitacional"
-).split("|")
-
-_CITY_BAIRROS = {
-    "São Paulo": "Pinheiros|Vila Mariana|Moema|Tatuapé|Santana|Mooca|Itaim Bibi|"
-    "Perdizes|Lapa|Butantã|Ipiranga|Penha|Itaquera|Capão Redondo|Jabaquara|"
-    "Liberdade|Bela Vista|Consolação|Brás|Vila Prudente|Campo Limpo|Santo Amaro|"
-    "Jardim Paulista|Vila Madalena|Cidade Tiradentes|Sapopemba|Grajaú|"
-    "Brasilândia|Freguesia do Ó|Casa Verde|Tucuruvi|Saúde",
-    "Rio de Janeiro": "Copacabana|Tijuca|Botafogo|Barra da Tijuca|Ipanema|Leblon|"
-    "Flamengo|Méier|Madureira|Campo Grande|Bangu|Jacarepaguá|"
-    "Recreio dos Bandeirantes|Vila Isabel|Grajaú|Centro|Laranjeiras|Penha|"
-    "Realengo|Santa Cruz|Ilha do Governador|Irajá",
-    "Belo Horizonte": "Savassi|Pampulha|Lourdes|Funcionários|Buritis|Castelo|Sion|"
-    "Santa Efigênia|Barreiro|Venda Nova|Santa Tereza|Gutierrez|Padre Eustáquio|"
-    "Floresta|Centro|Serra",
-    "Brasília": "Asa Sul|Asa Norte|Lago Sul|Lago Norte|Sudoeste|Noroeste|Taguatinga|"
-    "Ceilândia|Águas Claras|Guará|Samambaia|Sobradinho|Gama|Planaltina|Cruzeiro|"
-    "Vicente Pires",
-    "Salvador": "Barra|Pituba|Rio Vermelho|Itapuã|Ondina|Graça|Brotas|Liberdade|"
-    "Cabula|Imbuí|Stella Maris|Caminho das Árvores|Federação|Pernambués|Paripe",
-    "Fortaleza": "Aldeota|Meireles|Benfica|Messejana|Papicu|Fátima|Cocó|Parangaba|"
-    "Montese|Mucuripe|Centro|Barra do Ceará",
-    "Recife": "Boa Viagem|Casa Forte|Graças|Espinheiro|Madalena|Torre|Várzea|"
-    "Boa Vista|Pina|Imbiribeira|Afogados|Casa Amarela",
-    "Curitiba": "Batel|Água Verde|Centro|Bigorrilho|Portão|Boqueirão|Cajuru|"
-    "Santa Felicidade|Cabral|Juvevê|Rebouças|Sítio Cercado|Cidade Industrial",
-    "Porto Alegre": "Moinhos de Vento|Bela Vista|Menino Deus|Petrópolis|"
-    "Cidade Baixa|Bom Fim|Centro Histórico|Tristeza|Partenon|Sarandi|Restinga|"
-    "Auxiliadora",
-    "Manaus": "Adrianópolis|Ponta Negra|Centro|Cidade Nova|Aleixo|Flores|Parque 10 de Novembro|Compensa|Japiim|Chapada",
-    "Belém": "Nazaré|Umarizal|Batista Campos|Marco|Pedreira|Jurunas|Guamá|Cremação|Reduto|Sacramenta",
-    "Goiânia": "Setor Bueno|Setor Marista|Setor Oeste|Jardim Goiás|Setor Central|"
-    "Setor Sul|Setor Universitário|Parque Amazônia|Jardim América|"
-    "Setor Pedro Ludovico",
-}
-
-_STREET_NAMES = (
-    "das Flores|São João|Sete de Setembro|XV de Novembro|Tiradentes|Dom Pedro II|"
-    "Santos Dumont|Marechal Deodoro|Barão do Rio Branco|Duque de Caxias|"
-    "Floriano Peixoto|Rui Barbosa|Castro Alves|José de Alencar|Visconde de Mauá|"
-    "das Palmeiras|dos Andradas|Primeiro de Maio|Treze de Maio|Bela Vista|da Paz|"
-    "do Comércio|da Independência|Princesa Isabel|Pedro Álvares Cabral|"
-    "Machado de Assis|Monteiro Lobato|Carlos Gomes|Benjamin Constant|"
-    "Quintino Bocaiúva|Bento Gonçalves|Oswaldo Cruz|Olavo Bilac|Cecília Meireles|"
-    "Amazonas|Bahia|Paraná|Minas Gerais|Goiás|Pernambuco|Ceará|Maranhão|Alagoas|"
-    "Sergipe|Piauí|dos Ipês|das Acácias|dos Girassóis|das Orquídeas|dos Jasmins|"
-    "das Hortênsias|Sete de Abril|Manoel da Nóbrega|Padre Anchieta|"
-    "Anita Garibaldi|Getúlio Vargas|Juscelino Kubitschek|Presidente Vargas|Brasil|"
-    "São Sebastião|Santa Catarina|João Pessoa|Frei Caneca|Voluntários da Pátria|"
-    "Tomé de Souza|Chico Mendes|Ayrton Senna|Dom Bosco|Vinte e Um de Abril"
-).split("|")
-
-_STREET_TYPES = (
-    ("Rua", 70),
-    ("Avenida", 17),
-    ("Travessa", 5),
-    ("Alameda", 4),
-    ("Praça", 2),
-    ("Estrada", 2),
-)
-
-_FIRST_F = (
-    "Maria:40|Ana:24|Francisca:8|Antônia:6|Adriana:6|Juliana:8|Márcia:5|Fernanda:8|"
-    "Patrícia:7|Aline:6|Sandra:5|Camila:7|Amanda:6|Bruna:6|Jéssica:5|Letícia:5|"
-    "Júlia:7|Luciana:5|Vanessa:5|Mariana:7|Gabriela:6|Vera:3|Vitória:4|Larissa:5|"
-    "Cláudia:4|Beatriz:6|Luana:3|Rita:3|Sônia:3|Renata:5|Eliane:3|Josefa:3|"
-    "Simone:4|Natália:4|Cristiane:4|Carla:4|Débora:3|Rosângela:3|Jaqueline:3|"
-    "Rosa:2|Daniela:4|Aparecida:3|Marlene:2|Terezinha:2|Raimunda:2|Andréa:3|"
-    "Fabiana:3|Lúcia:3|Raquel:3|Ângela:3|Rafaela:3|Joana:2|Luzia:2|Elaine:3|"
-    "Daniele:3|Regina:3|Daiane:2|Sabrina:2|Isabela:3|Alice:4|Helena:4|Valentina:3|"
-    "Laura:4|Manuela:3|Sophia:3|Lívia:3|Giovanna:3|Heloísa:3|Lorena:3|Yasmin:2|"
-    "Cecília:3|Eduarda:3|Clara:3|Sarah:2|Lara:2|Melissa:2|Carolina:4|Tatiane:3|"
-    "Priscila:3|Kelly:2|Michele:3|Viviane:3|Thaís:3|Bianca:3|Érica:2|Silvana:2|"
-    "Cíntia:2|Karina:2|Mônica:3|Denise:3|Elisângela:2|Roberta:3|Paula:3|Gisele:2|"
-    "Flávia:3|Sueli:2|Tânia:2"
-)
-_FIRST_M = (
-    "José:36|João:24|Antônio:14|Francisco:10|Carlos:12|Paulo:10|Pedro:10|Lucas:10|"
-    "Luiz:8|Marcos:8|Luís:5|Gabriel:9|Rafael:8|Daniel:7|Marcelo:7|Bruno:7|"
-    "Eduardo:6|Felipe:7|Raimundo:4|Rodrigo:6|Manoel:4|Mateus:5|André:6|Fernando:6|"
-    "Fábio:5|Leonardo:5|Gustavo:6|Guilherme:6|Leandro:4|Tiago:4|Anderson:4|"
-    "Ricardo:5|Márcio:4|Jorge:4|Sebastião:3|Alexandre:5|Roberto:5|Edson:3|Diego:4|"
-    "Vitor:4|Sérgio:4|Cláudio:3|Matheus:5|Thiago:5|Geraldo:3|Adriano:3|Luciano:3|"
-    "Júlio:3|Renato:4|Alex:3|Vinícius:4|Rogério:3|Samuel:3|Ronaldo:3|Mário:3|"
-    "Flávio:3|Igor:3|Douglas:3|Davi:3|Miguel:4|Arthur:4|Heitor:3|Bernardo:3|"
-    "Enzo:3|Lorenzo:2|Théo:2|Benjamin:2|Nicolas:2|Henrique:3|Murilo:3|Caio:3|"
-    "Otávio:2|Wellington:3|Wagner:3|Reginaldo:2|Valdir:2|Cícero:2|Severino:2|"
-    "Joaquim:2|Benedito:2|Osvaldo:2|Nelson:2|Everton:2|Jefferson:2|Wesley:2|"
-    "Emerson:2|Hugo:2|Raul:2|Ivan:2|Giovanni:2|Kauã:2|Ruan:1|Yuri:2|Fernandes:0"
-)
-_MIDDLE_F = (
-    "Aparecida|Eduarda|Clara|Luiza|Cristina|Helena|Vitória|Júlia|Beatriz|Carolina|"
-    "Gabriela|Alice|Cecília|Fernanda|Regina|Lúcia|Teresa|Rita|Paula|Isabel"
-).split("|")
-_MIDDLE_M = (
-    "Pedro|Paulo|Carlos|Henrique|Eduardo|Gabriel|Vitor|Miguel|Lucas|Antônio|"
-    "Roberto|Augusto|Guilherme|Felipe|Rafael|Luiz|Ricardo|Marcos|Francisco|Batista"
-).split("|")
-# surname:weight:particle ("-" = none)
-_SURNAMES = (
-    "Silva:80:da|Santos:60:dos|Oliveira:50:de|Souza:40:de|Rodrigues:30:-|"
-    "Ferreira:30:-|Alves:28:-|Pereira:28:-|Lima:25:de|Gomes:24:-|Costa:20:da|"
-    "Ribeiro:20:-|Martins:18:-|Carvalho:17:de|Almeida:16:de|Lopes:15:-|Soares:15:-|"
-    "Fernandes:14:-|Vieira:14:-|Barbosa:13:-|Rocha:12:da|Dias:12:-|"
-    "Nascimento:12:do|Andrade:11:de|Moreira:11:-|Nunes:10:-|Marques:10:-|"
-    "Machado:10:-|Mendes:10:-|Freitas:10:de|Cardoso:9:-|Ramos:9:-|Gonçalves:9:-|"
-    "Santana:9:de|Teixeira:8:-|Araújo:10:de|Correia:7:-|Cavalcanti:6:-|Monteiro:6:-|"
-    "Moura:6:de|Pinto:6:-|Cunha:6:da|Castro:6:de|Campos:6:-|Reis:6:dos|Melo:7:de|"
-    "Batista:6:-|Barros:6:de|Farias:5:de|Pires:5:-|Xavier:4:-|Azevedo:5:de|"
-    "Brito:5:de|Fonseca:5:da|Miranda:5:de|Borges:5:-|Sales:4:de|Medeiros:5:de|"
-    "Aguiar:4:de|Coelho:4:-|Viana:4:-|Tavares:4:-|Siqueira:4:de|Moraes:5:de|"
-    "Prado:3:do|Macedo:3:de|Rezende:3:de|Guimarães:4:-|Queiroz:4:de|Bezerra:4:-|"
-    "Duarte:4:-|Assis:3:de|Sampaio:3:-|Leite:4:-|Nogueira:4:-|Matos:4:de|"
-    "Peixoto:3:-|Bastos:3:-|Amaral:3:do|Brandão:3:-|Pacheco:3:-|Vasconcelos:3:de|"
-    "Magalhães:3:-|Figueiredo:3:de|Lacerda:3:de|Torres:3:-|Sousa:8:de|"
-    "Conceição:6:da|Paiva:3:de|Freire:3:-|Neves:4:das|Bueno:2:-|Camargo:2:de|"
-    "Toledo:2:de|Schmidt:1:-|Müller:1:-|Yamamoto:1:-|Nakamura:1:-|Sato:1:-|"
-    "Rossi:1:-|Ferraz:2:-|Jesus:6:de|Luz:2:da|Paula:3:de"
-)
-
-_EMAIL_DOMAINS = (
-    ("gmail.com", 30),
-    ("hotmail.com", 12),
-    ("outlook.com", 7),
-    ("yahoo.com.br", 4),
-    ("uol.com.br", 3),
-    ("bol.com.br", 3),
-    ("icloud.com", 2),
-    ("terra.com.br", 1),
-    ("empresa.com.br", 2),
-)
-_EMAIL_DOMAINS_PJ = (
-    ("empresa.com.br", 30),
-    ("gmail.com", 20),
-    ("hotmail.com", 8),
-    ("outlook.com", 6),
-)
+# Seed-independent reference data (data/reference.json, package data): UFs with population and CPF fiscal
+# region, cities with population, DDD and CEP ranges, bairros, streets, names, e-mail domains.
+_REF = json.loads(resources.files("lh360.demo").joinpath("data/reference.json").read_text(encoding="utf-8"))
+_UF_DATA: str = _REF["uf_data"]  # "UF population(thousands) region|…"
+_CITY_DATA: str = _REF["city_data"]  # "UF: city:population(thousands):DDD:first CEP prefix-last CEP prefix; …"
+_GENERIC_BAIRROS: list[str] = _REF["generic_bairros"]
+_CITY_BAIRROS: dict[str, str] = _REF["city_bairros"]  # city → "bairro|bairro|…"
+_STREET_NAMES: list[str] = _REF["street_names"]
+_STREET_TYPES: tuple[tuple[str, int], ...] = tuple((n, w) for n, w in _REF["street_types"])
+_FIRST_F: str = _REF["first_f"]
+_FIRST_M: str = _REF["first_m"]
+_MIDDLE_F: list[str] = _REF["middle_f"]
+_MIDDLE_M: list[str] = _REF["middle_m"]
+_SURNAMES: str = _REF["surnames"]
+_EMAIL_DOMAINS: tuple[tuple[str, int], ...] = tuple((n, w) for n, w in _REF["email_domains"])
+_EMAIL_DOMAINS_PJ: tuple[tuple[str, int], ...] = tuple((n, w) for n, w in _REF["email_domains_pj"])
 
 _TAGS = ("premium", "app", "agencia", "pix", "cartao", "investidor", "novo")
 # relative tag weights per segment: varejo, alta_renda, private, pj_micro
@@ -429,12 +220,12 @@ class _Static:
                 parsed.append((name.strip(), int(pop), int(ddd), lo, hi))
             uf_total = sum(p[1] for p in parsed)
             local: list[tuple[_City, float]] = []
-            for name, pop, ddd, lo, hi in parsed:
-                city = _City(_check_json_safe(name), uf, ddd, uf_region[uf])
+            for city_name, city_pop, city_ddd, lo, hi in parsed:
+                city = _City(_check_json_safe(city_name), uf, city_ddd, uf_region[uf])
                 self.cities.append(city)
                 city.cep_range = (lo, hi)
-                city_weights.append((city, uf_pop[uf] * pop / uf_total))
-                local.append((city, pop))
+                city_weights.append((city, uf_pop[uf] * city_pop / uf_total))
+                local.append((city, city_pop))
                 self._build_streets(city, lo, hi)
             self.by_uf[uf] = _weighted(local, 256)
         assert sorted(self.by_uf) == sorted(UFS)
@@ -713,7 +504,7 @@ def _make_renderer(rows: int, seed: int, start: datetime | None, span: timedelta
     lag = rows // span_s + 2  # rows per second of timeline, plus margin
 
     day_cache: dict[int, str] = {}
-    last = [-1, ""]  # the most recent updated_at offset and its text
+    last: list[Any] = [-1, ""]  # the most recent updated_at offset and its text
     blk = [-1, 0]  # the most recent block and its update slot
 
     def day_str(ordinal: int) -> str:

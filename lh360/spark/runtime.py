@@ -1,0 +1,404 @@
+"""The Spark side of lh360's job: Delta and Unity Catalog I/O (DeltaTarget), the micro-batch functions and
+the availableNow streams of ingest and refine, and the gold aggregate. pyspark is imported inside the
+functions (Spark Connect on serverless).
+
+Serverless compute is Spark Connect: it accepts only a short allow-list of Spark confs and refuses
+``cache()``/``persist()``. The job sets no conf and caches nothing; every write is idempotent by itself:
+appends carry the DataFrameWriter options ``txnAppId``/``txnVersion`` (the micro-batch id), and the refine
+MERGE, which cannot carry them, changes nothing when a batch is replayed (a version no later than silver's
+is ignored), except for rows whose key is NULL (they never match): those are appended apart, with the
+writer options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+
+if __package__:  # inside the lh360 package (the ops box, the tests)
+    from lh360.spark import contract as C
+    from lh360.spark import transforms as T
+else:  # uploaded: the files sit side by side and job.py put their folder on sys.path
+    import contract as C  # type: ignore[no-redef]
+    import transforms as T  # type: ignore[no-redef]
+
+
+def load_payload(args: argparse.Namespace, spark_factory=None) -> dict:
+    if args.payload_file:
+        text = read_payload_file(args.payload_file, spark_factory)
+    else:
+        text = args.payload
+    return C.parse_payload(text, args.step)
+
+
+def read_payload_file(path: str, spark_factory=None) -> str:
+    """A payload file: a local or /Workspace path with open(); a cloud URI (the lake's private
+    `_lh360/payloads/`, where the ops box puts payloads too large for a parameter) through Spark, which
+    holds the lake's credentials."""
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", path) and not path.startswith("file:"):
+        if spark_factory is None:
+            raise C.PayloadError(f"--payload-file: {path} is a URI: reading it needs Spark")
+        try:
+            rows = spark_factory().read.text(path, wholetext=True).collect()
+        except Exception as e:
+            raise C.PayloadError(f"--payload-file: cannot read {path}: {C.short_error(e, 500)}") from e
+        return rows[0][0] if rows else ""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError as e:
+        raise C.PayloadError(f"--payload-file: cannot read {path}: {e}") from e
+
+
+# --------------------------------------------------------------------------- Spark I/O
+
+
+def _ship_modules() -> None:
+    """foreachBatch functions run in a server-side Python worker on serverless / Spark Connect, where the
+    job's files are not on sys.path: pickle this module, the contract and the transforms by value."""
+    try:
+        from pyspark import cloudpickle
+
+        for module in (sys.modules[__name__], C, T):
+            cloudpickle.register_pickle_by_value(module)
+    except Exception:
+        pass
+
+
+def _delta_exists(spark, path: str) -> bool:
+    try:
+        spark.read.format("delta").load(path).schema  # noqa: B018 - reads the Delta log
+        return True
+    except Exception:
+        return False
+
+
+def _table_exists(spark, name: str) -> bool:
+    try:
+        return bool(spark.catalog.tableExists(name))
+    except Exception:
+        try:
+            spark.sql(f"DESCRIBE TABLE {name}")
+            return True
+        except Exception:
+            return False
+
+
+def last_commit_rows(spark, name: str, user_metadata: str) -> int:
+    """Rows the table's last commit wrote (its operationMetrics), if that commit is the one whose
+    userMetadata is given; 0 otherwise (Delta skipped a replayed append: nothing was written)."""
+    row = spark.sql(f"DESCRIBE HISTORY {name} LIMIT 1").first()
+    if row is None or (row["userMetadata"] or "") != user_metadata:
+        return 0
+    metrics = row["operationMetrics"] or {}
+    return int(metrics.get("numOutputRows") or 0)
+
+
+class DeltaTarget:
+    """The Delta/Unity Catalog side of ingest and refine (the part open-source Spark cannot run).
+    Tests substitute an in-memory target with the same methods."""
+
+    landing_format = "cloudFiles"  # Auto Loader; tests use a plain file stream ("json")
+
+    def __init__(self, spark, payload: dict):
+        self.spark = spark
+        self.payload = payload
+        self.spec = payload["spec"]
+        self.paths = payload["paths"]
+
+    # ingest
+    def read_landing_stream(self, options: dict[str, str]):
+        """The Auto Loader stream with the lineage columns (``_batch_id`` is added per batch)."""
+        from pyspark.sql import functions as F
+
+        return (
+            self.spark.readStream.format(self.landing_format)
+            .options(**options)
+            .load(self.paths["landing"])
+            .select(
+                "*",
+                F.col("_metadata.file_path").alias("_source_file"),
+                F.col("_metadata.file_modification_time").alias("_source_modified_at"),
+                F.current_timestamp().alias("_ingested_at"),
+                F.col("_metadata.file_size").alias(C.FILE_SIZE_COLUMN),
+            )
+        )
+
+    def append_bronze(self, df, batch_id: int, files: list[str] | None = None) -> None:
+        opts = C.bronze_writer_options(self.payload, batch_id, files)
+        self._append(df, opts, C.table_name(self.payload, "bronze"), self.paths["bronze"])
+
+    def _append(self, df, options: dict[str, str], name: str | None, path: str) -> None:
+        """Append by the table's name once Unity Catalog has it: a schema that grows (mergeSchema) is then
+        recorded in the catalog too. A write to the path would change the Delta log only, and UC's
+        metadata (information_schema, Catalog Explorer, readers through UC) would not show the new
+        columns. Before the table is registered (its first write), by path."""
+        writer = df.write.format("delta").mode("append").options(**options)
+        if name and _table_exists(self.spark, name):
+            writer.saveAsTable(name)
+        else:
+            writer.save(path)
+
+    def ingested_files(self):
+        """The landing files bronze already holds (one `_source_file` column), to keep them out of the first
+        run of a new checkpoint generation."""
+        if not _delta_exists(self.spark, self.paths["bronze"]):
+            return self.spark.createDataFrame([], "_source_file string")
+        return self.spark.read.format("delta").load(self.paths["bronze"]).select("_source_file").distinct()
+
+    def register_bronze(self) -> None:
+        if _delta_exists(self.spark, self.paths["bronze"]):
+            self.spark.sql(C.create_external_table_sql(C.table_name(self.payload, "bronze"), self.paths["bronze"]))
+
+    # refine
+    def bronze_exists(self) -> bool:
+        return _delta_exists(self.spark, self.paths["bronze"])
+
+    def read_bronze_stream(self):
+        """Bronze as a Delta streaming source: only the rows committed since the last run."""
+        return self.spark.readStream.format("delta").load(self.paths["bronze"])
+
+    def ensure_silver(self, columns: list[tuple[str, str]]) -> None:
+        name, path = C.table_name(self.payload, "silver"), self.paths["silver"]
+        if not _table_exists(self.spark, name):
+            if _delta_exists(self.spark, path):  # data without a catalog entry: adopt it
+                self.spark.sql(C.create_external_table_sql(name, path))
+            else:
+                part = T.silver_spec(self.spec).get("partition_by") or []
+                self.spark.sql(C.create_external_table_sql(name, path, columns, list(part)))
+        existing = {f.name.lower() for f in self.spark.table(name).schema.fields}
+        missing = [(c, t) for c, t in columns if c.lower() not in existing]
+        if missing:
+            self.spark.sql(C.add_columns_sql(name, missing))
+
+    def read_current(self):
+        df = self.spark.table(C.table_name(self.payload, "silver"))
+        return df.where("is_current") if "is_current" in df.columns else df
+
+    def append_quarantine(self, df, batch_id: int) -> None:
+        name = self.payload["tables"].get("quarantine")
+        self._append(df, C.quarantine_writer_options(self.payload, batch_id), name, self.paths["quarantine"])
+        if name:
+            self.spark.sql(C.create_external_table_sql(name, self.paths["quarantine"]))
+
+    def merge(self, source_df, batch_id: int, columns: list[str]) -> dict[str, int | None]:
+        """MERGE the rows with a key (a replay changes nothing), append those without one (a replay is
+        skipped by the writer options). No session conf: serverless refuses Delta's txn confs. The counters
+        are the commits' own metrics (MERGE returns them; the append's come from its commit)."""
+        keys, _ = T.keys_and_sequence(self.spec)
+        keyed, keyless = T.split_null_keys(source_df, keys)
+        view = C.view_name(self.payload, "refine")
+        keyed.createOrReplaceTempView(view)
+        json_columns = [f.name for f in source_df.schema.fields if T.has_map(f.dataType)]
+        rows = self.spark.sql(C.merge_sql(self.payload, columns, C.quote(view), json_columns)).collect()
+        metrics = rows[0].asDict() if rows else {}
+        ins, upd = metrics.get("num_inserted_rows"), metrics.get("num_updated_rows")
+        appended = self._append_keyless(keyless, batch_id, columns)
+        if ins is not None:
+            ins = int(ins) + appended
+        return {"inserted": ins, "updated": upd}
+
+    def _append_keyless(self, keyless, batch_id: int, columns: list[str]) -> int:
+        """Append the NULL-key rows of a batch, as the MERGE would have inserted them (SCD2: its `insert`
+        rows); their count from the commit's operationMetrics (0 when there were none, or when this batch
+        had been appended before and Delta skipped the replay)."""
+        scd2 = T.scd_type(self.spec) == 2
+        if scd2:
+            keyless = keyless.where(T.col(T.CHANGE_COLUMN) == "insert")
+        cols = [c for c in columns if c not in T.SCD2_COLUMNS] + (list(T.SCD2_COLUMNS) if scd2 else [])
+        rows = keyless.select(*[T.col(c) for c in cols])
+        if not rows.limit(1).collect():
+            return 0
+        opts = C.null_key_writer_options(self.payload, batch_id)
+        opts["userMetadata"] = json.dumps({"lh360.step": "refine", "lh360.batch_id": int(batch_id)})
+        name = C.table_name(self.payload, "silver")
+        rows.write.format("delta").mode("append").options(**opts).saveAsTable(name)
+        return last_commit_rows(self.spark, name, opts["userMetadata"])
+
+    # both
+    def record_metrics(self, step: str, batch_id: int, counters: dict) -> None:
+        from pyspark.sql import functions as F
+
+        p = self.payload
+        df = self.spark.createDataFrame(
+            [(p["run_id"], step, p["table"], int(batch_id), json.dumps(counters, default=str))],
+            "run_id string, step string, C.table_name string, batch_id bigint, counters string",
+        ).withColumn("recorded_at", F.current_timestamp())
+        opts = {"mergeSchema": "true", "txnAppId": C.txn_app_id(p, f"metrics-{step}"), "txnVersion": str(batch_id)}
+        df.write.format("delta").mode("append").options(**opts).save(C.metrics_path(p))
+
+    def read_metrics(self, step: str) -> list[dict]:
+        if not _delta_exists(self.spark, C.metrics_path(self.payload)):
+            return []
+        from pyspark.sql import functions as F
+
+        df = self.spark.read.format("delta").load(C.metrics_path(self.payload))
+        rows = df.where((F.col("run_id") == self.payload["run_id"]) & (F.col("step") == step)).collect()
+        return [json.loads(r["counters"]) for r in sorted(rows, key=lambda r: r["batch_id"])]
+
+
+def ingest_batch(batch_df, batch_id: int, payload: dict, target) -> dict:
+    """One Auto Loader micro-batch: stamp ``_batch_id``, append to bronze (idempotent), count."""
+    from pyspark.sql import functions as F
+
+    out = batch_df.withColumn("_batch_id", F.lit(int(batch_id)).cast("bigint"))
+    if payload.get("recover"):  # the first run of a new checkpoint: what bronze already holds stays out
+        out = out.join(target.ingested_files(), "_source_file", "left_anti")
+    # one pass over the batch (no cache(): serverless refuses it): rows, rescued rows, and each file with its
+    # size (Auto Loader gives a file to one micro-batch only, so sizes add up); then the write
+    has_size = C.FILE_SIZE_COLUMN in out.columns
+    file_cols = ["_source_file", C.FILE_SIZE_COLUMN] if has_size else ["_source_file"]
+    aggs = [F.count(F.lit(1)).alias("rows"), F.collect_set(F.struct(*file_cols)).alias("files")]
+    if C.RESCUED_DATA_COLUMN in out.columns:
+        aggs.append(F.count(C.RESCUED_DATA_COLUMN).alias("rescued"))
+    row = out.agg(*aggs).first()
+    files = [f["_source_file"] for f in row["files"] if f["_source_file"] is not None]
+    counters = {"batch_id": int(batch_id), "rows_in": int(row["rows"]), "files": len(files)}
+    counters["rows_out"] = counters["rows_in"]
+    if C.RESCUED_DATA_COLUMN in out.columns:
+        counters["rescued"] = int(row["rescued"])
+    data = out
+    if has_size:
+        counters["bytes"] = sum(int(f[C.FILE_SIZE_COLUMN] or 0) for f in row["files"])
+        data = out.drop(C.FILE_SIZE_COLUMN)
+    if counters["rows_in"]:
+        target.append_bronze(data, batch_id, files)
+    target.record_metrics("ingest", batch_id, counters)
+    return counters
+
+
+def refine_batch(batch_df, batch_id: int, payload: dict, target) -> dict:
+    """One bronze micro-batch -> quarantine + silver MERGE. Raises ExpectationFailed before writing."""
+    spec = payload["spec"]
+    # no cache(): serverless refuses it; each action reads the batch's bronze files again
+    source, quarantine, counters = T.refine_transform(batch_df, spec)
+    counters["batch_id"] = int(batch_id)
+    columns = T.silver_schema_columns(source, spec)
+    target.ensure_silver(columns)
+    if counters["quarantined"]:
+        target.append_quarantine(quarantine, batch_id)
+    data_cols = [c for c, _ in columns if c not in T.SCD2_COLUMNS]
+    if T.scd_type(spec) == 2:
+        changes = T.scd2_changes(target.read_current(), source, spec)
+        result = target.merge(changes, batch_id, data_cols)
+        if result.get("inserted") is None:  # no MERGE metrics: count what was applied
+            n = {
+                r[T.CHANGE_COLUMN]: r["n"]
+                for r in changes.groupBy(T.CHANGE_COLUMN).count().withColumnRenamed("count", "n").collect()
+            }
+            result = {"inserted": n.get("insert", 0), "updated": n.get("close", 0)}
+    elif counters["kept"]:
+        result = target.merge(source.select(*[T.col(c) for c in data_cols]), batch_id, data_cols)
+    else:
+        result = {"inserted": 0, "updated": 0}
+    ins, upd = result.get("inserted"), result.get("updated")
+    counters["inserted"], counters["updated"] = ins, upd
+    counters["rows_out"] = None if ins is None and upd is None else int(ins or 0) + int(upd or 0)
+    target.record_metrics("refine", batch_id, counters)
+    return counters
+
+
+def _run_stream(start_query, step: str, allow_restart: bool) -> int:
+    """Run an availableNow query to completion; restart it (at most C.MAX_SCHEMA_RESTARTS times) when it
+    stopped on a schema change the restart resolves. Returns the number of restarts."""
+    restarts = 0
+    while True:
+        query = start_query()
+        try:
+            query.awaitTermination()
+            exc = query.exception()
+            if exc is not None:
+                raise RuntimeError(str(exc))
+            return restarts
+        except Exception as e:
+            if allow_restart and restarts < C.MAX_SCHEMA_RESTARTS and C.is_marked(e, C.SCHEMA_CHANGE_MARKERS[step]):
+                restarts += 1
+                print(
+                    f"lh360: {step}: schema changed, restarting the stream ({restarts}/{C.MAX_SCHEMA_RESTARTS})",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                continue
+            raise
+
+
+def run_ingest(spark, payload: dict, target_factory=DeltaTarget) -> dict:
+    """Landing -> bronze with Auto Loader (availableNow). ``target_factory(spark, payload)`` builds
+    the Delta side (tests pass an in-memory one); it is also called inside foreachBatch."""
+    target = target_factory(spark, payload)
+    opts = C.autoloader_options(payload)
+    _ship_modules()
+
+    def batch(df, batch_id):
+        ingest_batch(df, batch_id, payload, target_factory(df.sparkSession, payload))
+
+    def start():
+        return (
+            target.read_landing_stream(opts)
+            .writeStream.queryName(f"lh360-ingest-{payload['table']}")
+            .foreachBatch(batch)
+            .option("checkpointLocation", C.checkpoint_location(payload, "bronze"))
+            .trigger(availableNow=True)
+            .start()
+        )
+
+    zero = {"rows_in": 0, "rows_out": 0, "files": 0, "bytes": 0, "rescued": 0, "batches": 0}
+    try:
+        restarts = _run_stream(start, "ingest", opts["cloudFiles.schemaEvolutionMode"] == "addNewColumns")
+    except Exception as e:
+        if C.is_marked(e, C.EMPTY_LANDING_MARKERS):
+            return {**zero, "note": "landing is empty: no file to infer a schema from yet"}
+        raise
+    target.register_bronze()
+    per_batch = target.read_metrics("ingest")
+    return {**zero, **C.sum_counters(per_batch), "batches": len(per_batch), "schema_restarts": restarts}
+
+
+def run_refine(spark, payload: dict, target_factory=DeltaTarget) -> dict:
+    """Bronze -> silver: a Delta stream (availableNow, own checkpoint) whose foreachBatch runs
+    :func:`refine_batch`. A failed ``fail`` expectation stops it before that batch writes anything."""
+    target = target_factory(spark, payload)
+    zero = {"rows_in": 0, "rows_out": 0, "dropped": 0, "quarantined": 0, "warned": {}, "failed": {}, "batches": 0}
+    if not target.bronze_exists():
+        return {**zero, "note": "bronze does not exist yet: nothing to refine"}
+    _ship_modules()
+
+    def batch(df, batch_id):
+        refine_batch(df, batch_id, payload, target_factory(df.sparkSession, payload))
+
+    def start():
+        return (
+            target.read_bronze_stream()
+            .writeStream.queryName(f"lh360-refine-{payload['table']}")
+            .foreachBatch(batch)
+            .option("checkpointLocation", C.checkpoint_location(payload, "silver"))
+            .trigger(availableNow=True)
+            .start()
+        )
+
+    restarts = _run_stream(start, "refine", True)
+    per_batch = target.read_metrics("refine")
+    return {**zero, **C.sum_counters(per_batch), "batches": len(per_batch), "schema_restarts": restarts}
+
+
+def run_aggregate(spark, payload: dict) -> dict:
+    tables = {}
+    for name in payload["gold"]:
+        started = time.monotonic()
+        spark.sql(C.gold_sql(payload, name))
+        rows = spark.table(C.table_name(payload, "gold", name)).count()
+        tables[name] = {"rows": rows, "seconds": round(time.monotonic() - started, 3)}
+    return {"rows_out": sum(t["rows"] for t in tables.values()), "tables": tables}
+
+
+RUNNERS = {"ingest": run_ingest, "refine": run_refine, "aggregate": run_aggregate}
+
+
+def get_spark(payload: dict):
+    from pyspark.sql import SparkSession
+
+    # no builder options: on serverless (Spark Connect) static confs such as the app name cannot be set
+    return SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
