@@ -17,7 +17,7 @@ def commit_like_the_job(uri: str, batch_id: int, paths: list[str]) -> None:
     import pyarrow as pa
     from deltalake import CommitProperties, Transaction, write_deltalake
 
-    from lh360.spark.job import bronze_commit_metadata
+    from lh360.spark.contract import bronze_commit_metadata
 
     data = pa.table({"id": list(range(len(paths))), "_source_file": paths, "_batch_id": [batch_id] * len(paths)})
     write_deltalake(
