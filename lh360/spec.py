@@ -60,6 +60,10 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# why lh360 itself quarantines a row, besides the spec's rules: a malformed line, a NULL key
+QUARANTINE_REASONS = ("corrupt_record", "null_key")
+
+
 class Source(Strict):
     system: str | None = None
     object: str | None = None
@@ -139,6 +143,9 @@ class Silver(Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"duplicate expectation name {', '.join(dupes)}")
+        reserved = sorted(set(names) & set(QUARANTINE_REASONS))
+        if reserved:
+            raise ValueError(f"expectation name {', '.join(reserved)} is lh360's own quarantine reason: rename it")
         if self.scd == 2 and {"valid_from", "valid_to", "is_current"} & set(self.columns):
             raise ValueError("scd: 2 adds valid_from, valid_to and is_current itself; rename those columns")
         return self

@@ -7,7 +7,10 @@ The rules are the ones lh360/spark/transforms.py implements for Databricks (a pa
 2. Expectations: a row passes a rule only if it is TRUE (NULL fails). warn counts; drop removes;
    quarantine moves the row to `<lake>/quarantine/<table>` with `_failed_rules` (every rule it failed, in
    spec order), `_source_file`, `_batch_id`, `_quarantined_at`; quarantine beats drop; any `fail` row
-   stops the step before anything is written (CheckFailed, exit 1).
+   stops the step before anything is written (CheckFailed, exit 1). Before the spec's rules, lh360's own
+   reasons: a malformed line (bronze's `_rescued_data._corrupt_record`) is quarantined as `corrupt_record`
+   with its raw text in `_corrupt_record`, no rule evaluated on it; a row with a NULL key as `null_key`
+   (a merge can never match it: it never enters silver).
 3. Which version of a key wins: the greatest `sequence_by`, NULL being the lowest value (a NULL never
    freezes a key: any known sequence replaces it). Ties go to the latest arrival: the greatest `_batch_id`,
    then the file ingested later within its batch (`_source_modified_at`, then `_source_file`: the order
@@ -59,10 +62,12 @@ from lh360.config import ResolvedTarget
 from lh360.delta import commit_properties, open_table, txn_version
 from lh360.errors import CheckFailed, ConfigError, EngineError, LH360Error, LockBusy, UsageError
 from lh360.layout import Lake
-from lh360.spec import TableSpec
+from lh360.spec import QUARANTINE_REASONS, TableSpec
 from lh360.storage import delta_storage_options, join, store_for, to_delta_uri
 
 TMP = "__lh360_"
+# quarantine reasons of lh360's own, besides the spec's rules (no expectation may be named so)
+CORRUPT_RECORD, NULL_KEY = QUARANTINE_REASONS  # a malformed line (its raw text kept); a NULL key
 SCD2_COLUMNS = ("valid_from", "valid_to", "is_current")
 LINEAGE = ("_source_file", "_batch_id")
 # bronze columns that order ties by arrival (rule 3); carried under scratch names, never written out
@@ -307,20 +312,36 @@ def refine_sql(
 
     lineage = [bronze(m, t, m) for m, t in (("_source_file", "VARCHAR"), ("_batch_id", "BIGINT"))]
     lineage += [bronze(m, t, TMP + alias) for m, t, alias in ARRIVAL]
+    corrupt, null_key = q(TMP + "corrupt"), q(TMP + "null_key")
+    if bronze_columns is None or "_rescued_data" in bronze_columns:  # a malformed line's raw text
+        lineage.append(f"json_extract_string({q('_rescued_data')}, '$._corrupt_record') AS {corrupt}")
+    else:
+        lineage.append(f"NULL::VARCHAR AS {corrupt}")
     select = ",\n    ".join([*(f"{expr} AS {q(name)}" for name, expr in cols), *lineage])
-    flags = [f"coalesce(({expr}), false) AS {q(f'{TMP}ok{i}')}" for i, (_, expr, _) in enumerate(rs)]
+    # rules are not evaluated on a malformed line (its columns are NULL for want of a record, not by value)
+    flags = [
+        f"coalesce(({expr}), false) OR {corrupt} IS NOT NULL AS {q(f'{TMP}ok{i}')}" for i, (_, expr, _) in enumerate(rs)
+    ]
+    missing_key = " OR ".join(f"{q(k)} IS NULL" for k in silver.keys)
+    flags.append(f"({missing_key}) AND {corrupt} IS NULL AS {null_key}")
     q_rules = [f"NOT {q(f'{TMP}ok{i}')}" for i, (_, _, a) in enumerate(rs) if a == "quarantine"]
+    q_rules = [f"{corrupt} IS NOT NULL", null_key, *q_rules]  # lh360's own reasons, then the spec's
     d_rules = [f"NOT {q(f'{TMP}ok{i}')}" for i, (_, _, a) in enumerate(rs) if a == "drop"]
     refined = (
-        f"SELECT *,\n  {' OR '.join(q_rules) or 'false'} AS {q(TMP + 'q')},\n  {' OR '.join(d_rules) or 'false'} AS {q(TMP + 'd')}\n"
+        f"SELECT *,\n  {' OR '.join(q_rules)} AS {q(TMP + 'q')},\n  {' OR '.join(d_rules) or 'false'} AS {q(TMP + 'd')}\n"
         f"FROM (\n  SELECT p.*{''.join(', ' + f for f in flags)}\n  FROM (\n    SELECT\n    {select}\n    FROM {source}\n  ) AS p\n)"
     )
-    failed = ", ".join(f"CASE WHEN NOT {q(f'{TMP}ok{i}')} THEN {lit(n)} END" for i, (n, _, _) in enumerate(rs))
-    failed_rules = f"list_filter([{failed}], lambda r: r IS NOT NULL)::VARCHAR[]" if rs else "[]::VARCHAR[]"
+    failed = [f"CASE WHEN {null_key} THEN {lit(NULL_KEY)} END"]
+    failed += [f"CASE WHEN NOT {q(f'{TMP}ok{i}')} THEN {lit(n)} END" for i, (n, _, _) in enumerate(rs)]
+    failed_rules = (
+        f"CASE WHEN {corrupt} IS NOT NULL THEN [{lit(CORRUPT_RECORD)}] "
+        f"ELSE list_filter([{', '.join(failed)}], lambda r: r IS NOT NULL) END::VARCHAR[]"
+    )
     data = ", ".join(q(n) for n in names)
     quarantine = (
         f'SELECT {data}, {failed_rules} AS "_failed_rules", "_source_file", "_batch_id", '
-        f'$quarantined_at::TIMESTAMPTZ AS "_quarantined_at"\nFROM {TMP}refined WHERE {q(TMP + "q")}'
+        f'$quarantined_at::TIMESTAMPTZ AS "_quarantined_at", {corrupt} AS "_corrupt_record"\n'
+        f"FROM {TMP}refined WHERE {q(TMP + 'q')}"
     )
     keys = ", ".join(q(k) for k in silver.keys)
     order = latest_first(silver.sequence_by, names)
@@ -570,12 +591,16 @@ def _count(con, spec: TableSpec, result: RefineResult) -> None:
     rs = rules(spec)
     aggs = ["count(*)"] + [f"count(*) FILTER (WHERE NOT {q(f'{TMP}ok{i}')})" for i in range(len(rs))]
     aggs += [
+        f"count(*) FILTER (WHERE {q(TMP + 'corrupt')} IS NOT NULL)",
+        f"count(*) FILTER (WHERE {q(TMP + 'null_key')})",
         f"count(*) FILTER (WHERE {q(TMP + 'q')})",
         f"count(*) FILTER (WHERE {q(TMP + 'd')} AND NOT {q(TMP + 'q')})",
     ]
     row = con.execute(f"SELECT {', '.join(aggs)} FROM {TMP}refined").fetchall()[0]
     result.rows_in = int(row[0])
     result.rule_failures = {name: int(row[1 + i]) for i, (name, _, _) in enumerate(rs)}
+    # lh360's own quarantine reasons, when they occurred
+    result.rule_failures |= {n: int(v) for n, v in ((CORRUPT_RECORD, row[-4]), (NULL_KEY, row[-3])) if v}
     result.quarantined = int(row[-2])
     result.dropped = int(row[-1])
     result.kept = result.rows_in - result.quarantined - result.dropped
