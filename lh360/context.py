@@ -34,6 +34,7 @@ from lh360.engines.base import (
     IngestResult,
     MaintainResult,
     RefineResult,
+    ReplayResult,
 )
 from lh360.errors import CheckFailed, Interrupted, LH360Error, UsageError
 from lh360.lock import table_lock
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from lh360.ledger import Ledger
     from lh360.maintenance import Overrides
     from lh360.plan import Plan
+    from lh360.quarantine import QuarantineListing
 
 LAYERS_TO = ("silver", "gold")
 
@@ -260,6 +262,27 @@ class Lakehouse:
                 "engine": report.dialect,
             }
         return report
+
+    def quarantine(self, table: str) -> QuarantineListing:
+        """`quarantine list`: the table's quarantined rows by rule and batch (read only, no lock)."""
+        from lh360.quarantine import quarantine_listing
+
+        (spec,) = self.project.select([table])
+        return quarantine_listing(self.target, spec)
+
+    def replay_quarantine(self, table: str) -> ReplayResult:
+        """`quarantine replay`: under the table's lock, the engine re-evaluates the quarantined rows against
+        the spec's rules and merges those that pass; one run-ledger row."""
+        (spec,) = self.project.select([table])
+        if spec.silver is None:
+            raise UsageError(f"{table}: the spec has no silver section, so nothing is ever quarantined")
+        with self._table_lock(table), self.ledger.step(table, f"silver.{table}", "replay") as rec:
+            signals.check()
+            result = self.engine.replay_quarantine(spec)
+            rec.rows_in, rec.rows_out = result.evaluated, result.inserted + result.updated
+            rec.version_after = result.silver_version
+            rec.detail = {k: v for k, v in result.as_dict().items() if k not in ("step", "relation", "table", "engine")}
+        return result
 
     def maintain(
         self,

@@ -580,3 +580,48 @@ def render_maintenance(out: Output, results: list[Any]) -> None:
 
 def _bytes(n: int | None) -> str:
     return "-" if n is None else human_bytes(n)
+
+
+# ---- quarantine --------------------------------------------------------------------------------------
+
+
+def render_quarantine(out: Output, listing: Any) -> None:
+    """`lh360 quarantine list`: rows by rule and batch, then the totals."""
+    rows = [
+        [
+            g.rule,
+            _v(g.batch_id),
+            f"{g.rows:,}",
+            f"{g.pending:,}",
+            f"{g.replayed:,}",
+            g.first_quarantined_at or "-",
+            g.last_quarantined_at or "-",
+        ]
+        for g in listing.groups
+    ]
+    cols = [("rule", LEFT), ("batch", RIGHT), ("rows", RIGHT), ("pending", RIGHT), ("replayed", RIGHT)]
+    cols += [("first quarantined", LEFT), ("last quarantined", LEFT)]
+    table(out, f"quarantine.{listing.table} (v{_v(listing.version)})", cols, rows)
+    replayed = ", ".join(f"{n:,} {outcome}" for outcome, n in listing.replayed.items())
+    say(
+        out,
+        f"{listing.rows:,} row(s): {listing.pending:,} pending"
+        + (f", replayed: {replayed}" if replayed else "")
+        + " (a row counts under every rule it failed)",
+    )
+
+
+def replay_line(r: Any) -> str:
+    """What `quarantine replay` did, in one line."""
+    if r.replay_run is None:
+        return (
+            f"replay {r.table}: {r.evaluated:,} quarantined row(s) evaluated, none passes today's rules; "
+            "nothing written"
+        )
+    how = " (finished an interrupted replay)" if r.resumed else ""
+    return (
+        f"replay {r.table}{how}: {r.evaluated:,} evaluated, {r.passed:,} passed → silver ({r.inserted:,} inserted, "
+        f"{r.updated:,} updated, {r.stale:,} older than silver's), {r.dropped:,} dropped, "
+        f"{r.still_quarantined:,} still quarantined → silver v{_v(r.silver_version)}, "
+        f"quarantine v{_v(r.quarantine_version)}"
+    )

@@ -231,6 +231,36 @@ class MaintainResult:
         return _as_dict(self)
 
 
+@dataclass
+class ReplayResult:
+    """`quarantine replay`: quarantined rows re-evaluated against today's rules, those that pass merged."""
+
+    table: str
+    engine: str
+    replay_run: int | None = None  # the number of this replay (its commits' app transaction version)
+    resumed: bool = False  # finished a replay an interrupted run had marked in quarantine, not yet merged
+    evaluated: int = 0  # quarantined rows not replayed before, evaluated again
+    passed: int = 0  # …that pass every rule now: merged into silver by the sequence rules
+    dropped: int = 0  # …that fail a `drop` rule now: leave quarantine, reach no table
+    still_quarantined: int = 0  # …that still fail a quarantine rule, are malformed or have a NULL key
+    inserted: int = 0
+    updated: int = 0  # SCD2: versions appended over a current row
+    stale: int = 0  # passed, but silver already holds the key with a newer (or the same) sequence
+    quarantine_version: int | None = None
+    silver_version: int | None = None
+    seconds: float = 0.0
+    run: RemoteRun | None = None
+
+    step = "replay"
+
+    @property
+    def relation(self) -> str:
+        return f"silver.{self.table}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return _as_dict(self)
+
+
 StepResult = IngestResult | RefineResult | AggregateResult
 
 
@@ -351,6 +381,12 @@ class Engine(Protocol):
 
     def explain(self, project: Project, step: PlannedStep, *, inspect: bool = True) -> Explanation:
         """What the step would do and its SQL, writing nothing (`inspect`: may read the lake)."""
+        ...
+
+    def replay_quarantine(self, spec: TableSpec) -> ReplayResult:
+        """Re-evaluate the quarantined rows not replayed yet against the spec's rules; merge those that pass
+        into silver by the sequence rules and mark them replayed in quarantine (kept), exactly once across
+        crashes. An engine that cannot refuses it (UsageError)."""
         ...
 
     def spec_drift(self, spec: TableSpec) -> SpecDrift | None:

@@ -158,6 +158,12 @@ class FakeEngine:
     def spec_drift(self, spec: Any) -> None:
         return None
 
+    def replay_quarantine(self, spec: Any) -> Any:
+        from lh360.engines.base import ReplayResult
+
+        self._step("replay", spec.table)
+        return ReplayResult(table=spec.table, engine=NAME)
+
     def maintain(self, relation: str, work: MaintenanceWork) -> MaintainResult:
         self._step("maintain", relation)
         return MaintainResult(relation=relation, table=relation.split(".", 1)[1], engine=NAME, done=work.tasks())

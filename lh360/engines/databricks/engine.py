@@ -163,6 +163,11 @@ class DatabricksEngine:
 
         return explain(self, project, step, inspect)
 
+    def replay_quarantine(self, spec: TableSpec) -> Any:
+        raise UsageError(
+            f"quarantine replay runs on the local engine only; target {self.target.name!r} is on Databricks"
+        )
+
     def spec_drift(self, spec: TableSpec) -> None:
         """The Spark job does not record the spec silver was built with (nor can it rebuild silver yet)."""
         return None

@@ -18,6 +18,7 @@ from lh360.engines.base import (
     PlannedStep,
     Progress,
     RefineResult,
+    ReplayResult,
     SpecDrift,
 )
 from lh360.errors import UsageError
@@ -67,6 +68,12 @@ class LocalEngine:
         from lh360.engines.local.explain import explain
 
         return explain(self.target, project, step, inspect=inspect)
+
+    def replay_quarantine(self, spec: TableSpec) -> ReplayResult:
+        """Quarantined rows against today's rules; those that pass merged (lh360.engines.local.replay)."""
+        from lh360.engines.local.replay import replay
+
+        return replay(self.target, spec)
 
     def spec_drift(self, spec: TableSpec) -> SpecDrift | None:
         """Silver's commits record the hash of the spec it was built with (lh360.engines.local.refine)."""
