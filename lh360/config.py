@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from lh360 import engines
 from lh360.durations import parse_duration
 from lh360.errors import ConfigError
-from lh360.spec import CHECK_KINDS, TableSpec
+from lh360.spec import CHECK_KINDS, Maintenance, TableSpec
 from lh360.yamlio import SourceMap, dotted, expand_env, line_of, load_source, path_matcher
 
 DEFAULT_CONFIG = Path("configs") / "lh360.yaml"
@@ -122,6 +122,7 @@ class Target(Strict):
     aws: AwsSettings = AwsSettings()
     databricks: DatabricksSettings | None = None
     athena: AthenaSettings | None = None
+    maintenance: Maintenance = Maintenance()  # when `run` compacts, checkpoints, cleans logs and vacuums
 
     @field_validator("engine")
     @classmethod

@@ -26,7 +26,16 @@ from lh360.config import Project, ResolvedTarget
 from lh360.console import Console, NullConsole
 from lh360.deps import owner_of, promote_scope
 from lh360.engines import engine_for
-from lh360.engines.base import AggregateResult, Engine, EngineOptions, IngestResult, RefineResult
+from lh360.engines.base import (
+    MISSING_TABLE,
+    AggregateResult,
+    Engine,
+    EngineOptions,
+    IngestResult,
+    MaintainResult,
+    RefineResult,
+    ReplayResult,
+)
 from lh360.errors import CheckFailed, Interrupted, LH360Error, UsageError
 from lh360.lock import table_lock
 
@@ -34,7 +43,9 @@ if TYPE_CHECKING:
     from lh360.checks.validate import ValidationReport
     from lh360.landing import LandingReport
     from lh360.ledger import Ledger
+    from lh360.maintenance import Overrides
     from lh360.plan import Plan
+    from lh360.quarantine import QuarantineListing
 
 LAYERS_TO = ("silver", "gold")
 
@@ -67,6 +78,8 @@ class RunSummary:
     ingest: list[IngestResult] | None = None
     promotion: Promotion | None = None
     validation: ValidationReport | None = None
+    maintenance: list[MaintainResult] | None = None  # the maintenance that was due (tables where something ran)
+    full_refresh_due: list[str] = field(default_factory=list)  # silver built with another spec: never done by run
     steps: list[dict[str, Any]] = field(default_factory=list)  # the run-ledger rows this run wrote
 
     def fail(self, step: str, exc: LH360Error | Interrupted) -> None:
@@ -82,6 +95,7 @@ class RunSummary:
             "exit_code": self.exit_code,
             "failed_step": self.failed_step,
             "error": self.error,
+            "full_refresh_due": self.full_refresh_due,
         }
         if self.error_detail:
             d["error_detail"] = self.error_detail
@@ -93,6 +107,8 @@ class RunSummary:
             d.update(self.promotion.as_dict())
         if self.validation is not None:
             d["validate"] = self.validation.as_dict()
+        if self.maintenance is not None:
+            d["maintenance"] = [r.as_dict() for r in self.maintenance]
         d["steps"] = self.steps
         return d
 
@@ -140,6 +156,13 @@ class Lakehouse:
         from lh360.plan import build_plan
 
         return build_plan(self.project, self.target, self.engine, tables, to, inspect=inspect)
+
+    def tables(self) -> list[dict[str, Any]]:
+        """`lh360 tables`: per relation of every spec, rows, version, last commit and run; silver rows say
+        whether a full refresh is due (the spec changed since silver was built)."""
+        from lh360.inventory import inventory
+
+        return inventory(self.project, self.target, self.engine)
 
     def landing(self, tables: list[str] | None = None, *, full_listing: bool | None = None) -> list[LandingReport]:
         from lh360.landing import check_landing
@@ -240,9 +263,125 @@ class Lakehouse:
             }
         return report
 
+    def quarantine(self, table: str) -> QuarantineListing:
+        """`quarantine list`: the table's quarantined rows by rule and batch (read only, no lock)."""
+        from lh360.quarantine import quarantine_listing
+
+        (spec,) = self.project.select([table])
+        return quarantine_listing(self.target, spec)
+
+    def replay_quarantine(self, table: str) -> ReplayResult:
+        """`quarantine replay`: under the table's lock, the engine re-evaluates the quarantined rows against
+        the spec's rules and merges those that pass; one run-ledger row."""
+        (spec,) = self.project.select([table])
+        if spec.silver is None:
+            raise UsageError(f"{table}: the spec has no silver section, so nothing is ever quarantined")
+        with self._table_lock(table), self.ledger.step(table, f"silver.{table}", "replay") as rec:
+            signals.check()
+            result = self.engine.replay_quarantine(spec)
+            rec.rows_in, rec.rows_out = result.evaluated, result.inserted + result.updated
+            rec.version_after = result.silver_version
+            rec.detail = {k: v for k, v in result.as_dict().items() if k not in ("step", "relation", "table", "engine")}
+        return result
+
+    def maintain(
+        self,
+        tables: list[str] | None = None,
+        *,
+        overrides: Overrides | None = None,
+        due_only: bool = False,
+        ledgers: bool | None = None,
+        locked: bool = False,
+    ) -> list[MaintainResult]:
+        """Compaction, checkpoints, log cleanup and VACUUM of every lake table of `tables` (all specs when
+        None), quarantine included, and of the ledgers (`ledgers`; default: when no table is named). Each
+        spec's tables under its lock; `due_only`: only what the `maintenance:` policy says is due (`run`),
+        else every task the policy has not turned off, or those `overrides.tasks` names. One run-ledger row
+        per table where something ran."""
+        from lh360 import maintenance as m
+
+        overrides = overrides or m.Overrides()
+        overrides.check()
+        now = m.now()
+        results: list[MaintainResult] = []
+        for spec in self.project.select(tables):
+            with self._lock_unless(locked, spec.table):
+                pol = m.policy(self.target, spec)
+                record = m.load_record(self.target, spec.table)
+                try:
+                    for relation in m.relations(spec):
+                        tasks = self._maintenance_tasks(record, relation, pol, now, overrides, due_only)
+                        if tasks:
+                            work = m.work_for(pol, tasks, overrides=overrides)
+                            result = self._maintain_one(
+                                spec.table, relation, lambda r=relation, w=work: self.engine.maintain(r, w)
+                            )
+                            record.mark(relation, result.done, now)
+                            results.append(result)
+                finally:
+                    m.save_record(self.target, record)
+        if ledgers if ledgers is not None else not tables:
+            results += self._maintain_ledgers(overrides, due_only, now, wait=not due_only)
+        return [r for r in results if r.done or r.skipped and not _missing(r)]
+
+    def _maintenance_tasks(self, record, relation, pol, now: float, overrides, due_only: bool) -> set[str]:
+        from lh360.maintenance import TASKS
+
+        if due_only:
+            due = record.due(relation, pol, now)
+            return due & set(overrides.tasks) if overrides.tasks else due
+        if overrides.tasks:
+            return set(overrides.tasks)
+        return {t for t in TASKS if pol.every(t) is not None}
+
+    def _maintain_one(self, table: str, relation: str, call: Any) -> MaintainResult:
+        signals.check()  # a signal some library swallowed stops the run between steps
+        with self.ledger.step(table, relation, "maintain") as rec:
+            result = call()
+            result.table = table
+            rec.take(result)
+            rec.quiet = _missing(result)  # a table that does not exist (yet): no row
+        self.console.step_finished(result)
+        return result
+
+    def _maintain_ledgers(self, overrides, due_only: bool, now: float, *, wait: bool) -> list[MaintainResult]:
+        """The run and check ledgers, under their own lock (`lh360.ledgers`). `run` skips them when another
+        process maintains them (`wait` False); `maintain` waits like for any table."""
+        from lh360 import maintenance as m
+        from lh360.errors import LockBusy
+
+        results = []
+        try:
+            lock = table_lock(
+                self.target.lake,
+                m.LEDGERS,
+                wait=self.wait_lock if wait else 0.0,
+                aws=self.target.settings.aws,
+                run_id=self.ledger.run_id,
+            )
+            with lock:
+                pol = m.policy(self.target)
+                record = m.load_record(self.target, m.LEDGERS)
+                try:
+                    for relation in m.LEDGER_RELATIONS:
+                        tasks = self._maintenance_tasks(record, relation, pol, now, overrides, due_only)
+                        if tasks:
+                            work = m.work_for(pol, tasks, overrides=overrides, locked=False)
+                            call = lambda r=relation, w=work: m.maintain_ledger(self.target, r, w)  # noqa: E731
+                            result = self._maintain_one("*", relation, call)
+                            record.mark(relation, result.done, now)
+                            results.append(result)
+                finally:
+                    m.save_record(self.target, record)
+        except LockBusy:
+            if wait:
+                raise
+        return results
+
     def run(self, tables: list[str] | None = None, *, validator: str | None = None) -> RunSummary:
-        """landing check → ingest → promote to gold → validate, stopping at the first failure. Never raises an
-        lh360 error: the summary carries the failing step's exit code, so `run --json` prints one document."""
+        """landing check → ingest → promote to gold → validate, stopping at the first failure, then the
+        maintenance that is due (`maintenance:`), unless ingest or promote failed. Never raises an lh360
+        error: the summary carries the failing step's exit code, so `run --json` prints one document."""
         specs = self.project.select(tables)
         names = [s.table for s in specs]
         summary = RunSummary(target=self.target.name, run_id=self.ledger.run_id, tables=names)
@@ -259,12 +398,23 @@ class Lakehouse:
                 summary.ingest = self.ingest(names, locked=True)
                 step = "promote"
                 summary.promotion = self.promote(names if tables else None, "gold", locked=True)
+                # a changed silver spec: `run` goes on incrementally and says so; it never rebuilds by itself
+                summary.full_refresh_due = [r.table for r in summary.promotion.refine if r.full_refresh_due]
                 step = "validate"
                 report = self.validate(names if tables else None, validator=validator)
                 summary.validation = report
                 if report.exit_code:
                     summary.ok, summary.exit_code, summary.failed_step = False, report.exit_code, "validate"
                     summary.error = _validation_error(report)
+                # the data is committed whatever the checks say: a check failing every hour must not keep
+                # the tables from being maintained (a maintenance failure then shows in its ledger row)
+                step = "maintain"
+                try:
+                    maintained = sorted({*names, *scope.tables})
+                    summary.maintenance = self.maintain(maintained, due_only=True, ledgers=True, locked=True)
+                except LH360Error:
+                    if summary.ok:
+                        raise
         except (LH360Error, Interrupted) as exc:  # a signal too: `run --json` still prints what was done
             received = signals.received()  # a signal that surfaced as an engine error is still a signal
             summary.fail(step, Interrupted(received) if received is not None else exc)
@@ -307,6 +457,11 @@ class Lakehouse:
         return table_lock(
             self.target.lake, table, wait=self.wait_lock, aws=self.target.settings.aws, run_id=self.ledger.run_id
         )
+
+
+def _missing(result: MaintainResult) -> bool:
+    """Nothing ran because the table does not exist (a gold table not built yet, no quarantine)."""
+    return not result.done and bool(result.skipped) and set(result.skipped.values()) == {MISSING_TABLE}
 
 
 def _validation_error(report: ValidationReport) -> str:

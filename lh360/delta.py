@@ -43,10 +43,13 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def commit_properties(app_id: str, version: int, metadata: dict[str, str]):
+def commit_properties(app_id: str, version: int, metadata: dict[str, str], more: dict[str, int] | None = None):
+    """A commit carrying the app transaction (app_id, version), any `more` ones, and custom metadata."""
     from deltalake import CommitProperties, Transaction
 
-    return CommitProperties(app_transactions=[Transaction(app_id=app_id, version=version)], custom_metadata=metadata)
+    txns = [Transaction(app_id=app_id, version=version)]
+    txns += [Transaction(app_id=a, version=v) for a, v in (more or {}).items()]
+    return CommitProperties(app_transactions=txns, custom_metadata=metadata)
 
 
 def txn_version(dt, app_id: str) -> int:

@@ -37,7 +37,9 @@ def last_runs(target: ResolvedTarget) -> dict[str, dict[str, Any]]:
         return {}
 
 
-def inventory(project: Project, target: ResolvedTarget) -> list[dict[str, Any]]:
+def inventory(project: Project, target: ResolvedTarget, engine: Any = None) -> list[dict[str, Any]]:
+    """A row per relation of every spec. With the target's `engine`, a silver row says whether silver was
+    built with the spec as it is now (`full_refresh_due`: True, False, or None when not recorded)."""
     lake = Lake(target.lake)
     runs = last_runs(target)
     out = []
@@ -61,4 +63,7 @@ def inventory(project: Project, target: ResolvedTarget) -> list[dict[str, Any]]:
                     "last_run_id": run["run_id"] if run else None,
                 }
             )
+            if layer == "silver" and engine is not None:
+                drift = engine.spec_drift(spec) if stats["version"] is not None else None
+                out[-1]["full_refresh_due"] = None if drift is None else drift.due
     return out

@@ -111,11 +111,12 @@ class StepRecord:
     source_versions: dict[str, int] | None = None
     detail: dict[str, Any] = field(default_factory=dict)
     status: str = "ok"
+    quiet: bool = False  # nothing happened worth a row (maintenance of a table that does not exist)
 
     def take(self, result: Any) -> None:
         """Fill the row from a step's typed result (lh360.engines.base): the one mapping of results to the
         run ledger."""
-        from lh360.engines.base import AggregateResult, IngestResult, RefineResult
+        from lh360.engines.base import AggregateResult, IngestResult, MaintainResult, RefineResult
 
         if isinstance(result, IngestResult):
             self.rows_in = self.rows_out = result.rows
@@ -145,9 +146,25 @@ class StepRecord:
                 "quarantine_replayed": result.quarantine_replayed,
                 "full_refresh": result.full_refresh,
                 "spec_hash": result.spec_hash,
+                "full_refresh_due": result.full_refresh_due,
             }
         elif isinstance(result, AggregateResult):
             self.rows_out, self.version_after, self.source_versions = result.rows_out, result.version, result.sources
+        elif isinstance(result, MaintainResult):
+            self.version_before, self.version_after = result.version_before, result.version_after
+            self.detail = {
+                "done": result.done,
+                "skipped": result.skipped,
+                "files_before": result.files_before,
+                "files_after": result.files_after,
+                "bytes_before": result.bytes_before,
+                "bytes_after": result.bytes_after,
+                "compacted_files": result.compacted_files,
+                "compacted_into": result.compacted_into,
+                "checkpoint_version": result.checkpoint_version,
+                "logs_removed": result.logs_removed,
+                "vacuumed_files": result.vacuumed_files,
+            }
         if getattr(result, "run", None) is not None:
             self.detail["run"] = {"run_id": result.run.run_id, "run_page_url": result.run.run_page_url}
 
@@ -231,7 +248,8 @@ class Ledger:
             record.status = "busy" if code == 75 else "failed"
             self._write_step(record, started, time.monotonic() - t0, code, getattr(exc, "message", None) or str(exc))
             raise
-        self._write_step(record, started, time.monotonic() - t0, 0, None)
+        if not record.quiet:
+            self._write_step(record, started, time.monotonic() - t0, 0, None)
 
     def _write_step(self, r: StepRecord, started: datetime, seconds: float, code: int, error: str | None) -> None:
         from lh360 import __version__

@@ -78,7 +78,12 @@ def build_plan(
             steps.append(validate_step(project, target, planned))
             continue
         explained = engine.explain(project, planned, inspect=inspect)
-        steps.append(Step(planned.kind, planned.table, planned.relation, explained.detail, explained.sql))
+        detail = explained.detail
+        if planned.kind == "refine" and inspect:
+            drift = engine.spec_drift(project.specs[planned.table])
+            if drift is not None and drift.due:  # `run` promotes incrementally: say a full refresh is due
+                detail = {**detail, "full_refresh_due": drift.advice()}
+        steps.append(Step(planned.kind, planned.table, planned.relation, detail, explained.sql))
     return Plan(target=target.name, engine=target.engine, steps=tuple(steps))
 
 

@@ -14,6 +14,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -57,6 +58,10 @@ EVOLUTION_MODES = ("addNewColumns", "rescue", "failOnNewColumns", "none")
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# why lh360 itself quarantines a row, besides the spec's rules: a malformed line, a NULL key
+QUARANTINE_REASONS = ("corrupt_record", "null_key")
 
 
 class Source(Strict):
@@ -138,9 +143,97 @@ class Silver(Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"duplicate expectation name {', '.join(dupes)}")
+        reserved = sorted(set(names) & set(QUARANTINE_REASONS))
+        if reserved:
+            raise ValueError(f"expectation name {', '.join(reserved)} is lh360's own quarantine reason: rename it")
         if self.scd == 2 and {"valid_from", "valid_to", "is_current"} & set(self.columns):
             raise ValueError("scd: 2 adds valid_from, valid_to and is_current itself; rename those columns")
         return self
+
+
+# ---- maintenance: when compaction, checkpoints, log cleanup and VACUUM are due -------------------------
+
+SHORTEST_RETENTION = timedelta(days=7)  # as Delta: a shorter VACUUM retention needs an explicit allowance
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def _every(value: Any) -> Any:
+    """`every`: a duration, or `off` (never)."""
+    if value is False or (isinstance(value, str) and value.strip().lower() == "off"):
+        return "off"
+    return parse_duration(value)
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from 134217728, 128MB, 128MiB, 1g (binary units: a MB is 1024² bytes, as delta-rs counts)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size like 128MB")
+    if isinstance(value, int):
+        n = value
+    else:
+        m = _SIZE.match(str(value))
+        if not m:
+            raise ValueError(f"{value!r} is not a size (write e.g. 128MB, 1GB)")
+        n = int(float(m.group(1)) * _SIZE_UNITS[m.group(2)[:1].lower()])
+    if n < 1024:
+        raise ValueError("a target size under 1KB makes no sense")
+    return n
+
+
+Every = Annotated[timedelta | Literal["off"], BeforeValidator(_every)]
+Size = Annotated[
+    int,
+    BeforeValidator(parse_size),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 1024},
+                {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*[kmgtKMGT]?i?[bB]?\s*$"},
+            ],
+            "description": "a size in bytes, or like 128MB, 1GB",
+        }
+    ),
+]
+
+
+class CompactPolicy(Strict):
+    every: Every | None = None  # bin-pack small files toward target_size
+    target_size: Size | None = None
+
+
+class CheckpointPolicy(Strict):
+    every: Every | None = None
+
+
+class LogCleanupPolicy(Strict):
+    every: Every | None = None
+    retain: Duration | None = None  # commit files older than this, before the latest checkpoint, are deleted
+
+
+class VacuumPolicy(Strict):
+    every: Every | None = None
+    retain: Duration | None = None  # data files no version within this window needs are deleted
+    allow_short_retention: bool | None = None  # a retain under 7 days (readers of older versions may fail)
+
+    @model_validator(mode="after")
+    def _retention(self) -> VacuumPolicy:
+        if self.retain is not None and self.retain < SHORTEST_RETENTION and not self.allow_short_retention:
+            raise ValueError(
+                "retain is shorter than 7 days: a reader or writer still on an older version may lose its files; "
+                "set allow_short_retention: true if no run reads the table while VACUUM runs"
+            )
+        return self
+
+
+class Maintenance(Strict):
+    """`maintenance:` in a target, and in a spec (overriding the target's field by field): how often each
+    task is due for every lake table. Unset fields take the target's value, then lh360's defaults."""
+
+    compact: CompactPolicy = CompactPolicy()
+    checkpoint: CheckpointPolicy = CheckpointPolicy()
+    log_cleanup: LogCleanupPolicy = LogCleanupPolicy()
+    vacuum: VacuumPolicy = VacuumPolicy()
 
 
 class Gold(Strict):
@@ -267,6 +360,7 @@ class TableSpec(Strict):
     silver: Silver | None = None
     gold: dict[Identifier, Gold] = {}
     checks: dict[str, list[Check]] = {}
+    maintenance: Maintenance | None = None
 
     @field_validator("tags", mode="before")
     @classmethod

@@ -259,3 +259,41 @@ def test_full_refresh_is_refused_on_the_databricks_engine(tmp_path):
     project, target = load(tmp_path)
     with pytest.raises(UsageError, match="local engine only"):
         DatabricksEngine(target).refine(project.specs["clientes"], full_refresh=True)
+
+
+def test_plan_run_and_tables_say_when_a_full_refresh_is_due_and_run_never_does_one(project, run_cli):
+    from lh360.engines.local.refine import spec_hash
+
+    p = project(spec())
+    p.write_landing("ev", "a.json", [rec(1), rec(2, "bad")])
+    first = ok(run_cli, p, "run", "ev")
+    assert first["full_refresh_due"] == []
+    silver = next(r for r in ok(run_cli, p, "tables")["tables"] if r["relation"] == "silver.ev")
+    assert silver["full_refresh_due"] is False
+    built = spec_hash(p.load().specs["ev"])
+    p.add_spec(spec(expectations=[]))  # the rule is gone: row 2 would be in silver after a rebuild
+    # plan
+    plan = ok(run_cli, p, "plan", "ev", "--to", "silver")
+    refine = next(s for s in plan["steps"] if s["kind"] == "refine")
+    assert "--full-refresh" in refine["full_refresh_due"]
+    code, out, _ = run_cli("plan", "ev", "--to", "silver", cwd=p.root)
+    assert code == 0 and "full_refresh_due: silver.ev was built with another version" in out
+    # tables
+    silver = next(r for r in ok(run_cli, p, "tables")["tables"] if r["relation"] == "silver.ev")
+    assert silver["full_refresh_due"] is True
+    code, out, _ = run_cli("tables", cwd=p.root)
+    assert "full refresh due: silver.ev" in out
+    # run: incremental, and says so (text and --json); silver still records the spec it was built with
+    p.write_landing("ev", "b.json", [rec(3)])
+    doc = ok(run_cli, p, "run", "ev")
+    assert doc["full_refresh_due"] == ["ev"] and doc["refine"][0]["full_refresh"] is False
+    assert doc["refine"][0]["full_refresh_due"] is True and last_commit(p)["lh360.spec_hash"] == built
+    code, out, _ = run_cli("run", "ev", cwd=p.root)
+    assert code == 0 and "full refresh due: silver.ev" in out and "FULL REFRESH DUE" in out
+    assert sorted(r["id"] for r in read_table(p.root, "silver.ev")) == [1, 3]
+    # after the rebuild, nothing is due any more
+    ok(run_cli, p, "promote", "ev", "--to", "gold", "--full-refresh")
+    assert sorted(r["id"] for r in read_table(p.root, "silver.ev")) == [1, 2, 3]
+    silver = next(r for r in ok(run_cli, p, "tables")["tables"] if r["relation"] == "silver.ev")
+    assert silver["full_refresh_due"] is False
+    assert ok(run_cli, p, "run", "ev")["full_refresh_due"] == []

@@ -77,15 +77,14 @@ def lint(ctx: typer.Context) -> None:
 
 @app.command()
 def tables(ctx: typer.Context) -> None:
-    """List the specs and, per layer, rows, Delta version and last commit.
+    """List the specs and, per layer, rows, Delta version and last commit; a silver table built with another
+    version of its spec says a full refresh is due.
 
     Example:  lh360 tables --json
     """
-    from lh360.inventory import inventory
-
     st = state(ctx)
     lh = st.lakehouse()
-    rows = inventory(lh.project, lh.target)
+    rows = lh.tables()
     if st.out.json:
         st.out.emit({"target": lh.target.name, "tables": rows})
         return

@@ -38,6 +38,13 @@ class SchemaKind(StrEnum):
     config = "config"
 
 
+class MaintenanceTask(StrEnum):
+    compact = "compact"
+    checkpoint = "checkpoint"
+    log_cleanup = "log_cleanup"
+    vacuum = "vacuum"
+
+
 class PlanFormat(StrEnum):
     text = "text"
     json = "json"

@@ -46,18 +46,30 @@ def step_line(result: Any) -> str | None:
     step = getattr(result, "step", None)
     if step == "refine":
         if result.noop:
-            return f"refine {result.table}: nothing new in bronze (silver v{_v(result.silver_version)})"
+            due = _full_refresh_due(result.table) if result.full_refresh_due else ""
+            return f"refine {result.table}: nothing new in bronze (silver v{_v(result.silver_version)})" + due
         how = " (full refresh)" if result.full_refresh else ""
+        due = _full_refresh_due(result.table) if result.full_refresh_due else ""
         return (
             f"refine {result.table}{how}: {result.rows_in:,} bronze rows → {result.rows_out:,} written to silver "
             f"(quarantined {result.quarantined:,}, dropped {result.dropped:,}) → silver v{_v(result.silver_version)}"
+            + due
         )
     if step == "aggregate":
         return f"aggregate {result.relation}: {result.rows_out:,} rows → v{_v(result.version)}"
+    if step == "maintain":
+        return f"maintain {result.relation}: {maintenance_text(result)}"
     if hasattr(result, "breached"):  # a LandingReport
         state = "SLA BREACH: " + "; ".join(result.problems) if result.breached else "ok"
         return f"landing {result.table}: {result.pending_files} new file(s) of {result.files}; {state}"
     return None
+
+
+def _full_refresh_due(table: str) -> str:
+    return (
+        f"; FULL REFRESH DUE: silver was built with another version of the spec "
+        f"(lh360 promote {table} --to silver --full-refresh)"
+    )
 
 
 # ---- ingest ------------------------------------------------------------------------------------------
@@ -462,6 +474,13 @@ def render_tables(out: Output, target: str, rows: list[dict[str, Any]]) -> None:
         for r in rows
     ]
     table(out, f"tables on target {target}", [(c, RIGHT if c in ("rows", "version") else LEFT) for c in cols], body)
+    for r in rows:
+        if r.get("full_refresh_due"):
+            say(
+                out,
+                f"full refresh due: {r['relation']} was built with another version of its spec; "
+                f"lh360 promote {r['table']} --to silver --full-refresh",
+            )
 
 
 def deploy_line(action: Any) -> str:
@@ -470,11 +489,18 @@ def deploy_line(action: Any) -> str:
 
 
 def render_run_summary(out: Output, summary: Any) -> None:
-    """`lh360 run`: the ingest and validation tables (refine/aggregate lines were said as they finished)."""
+    """`lh360 run`: the ingest and validation tables (refine/aggregate/maintain lines were said as they
+    finished)."""
     if summary.ingest:
         render_ingest(out, summary.ingest)
     if summary.validation is not None:
         render_validation(out, summary.validation)
+    for t in summary.full_refresh_due:
+        say(
+            out,
+            f"full refresh due: silver.{t} was built with another version of its spec and this run promoted it "
+            f"incrementally; rebuild it with lh360 promote {t} --to silver --full-refresh",
+        )
 
 
 def render_demo_summary(out: Output, demo: dict[str, Any], summary: Any) -> None:
@@ -501,3 +527,101 @@ def render_demo_summary(out: Output, demo: dict[str, Any], summary: Any) -> None
             "(the demo data carries a few deliberately bad records)",
         )
     say(out, 'next: lh360 sql "SELECT * FROM silver.clientes LIMIT 5" | lh360 history | lh360 validate')
+
+
+# ---- maintenance -------------------------------------------------------------------------------------
+
+
+def maintenance_text(r: Any) -> str:
+    """What maintenance did to one table, in a few words."""
+    parts = []
+    for task in r.done:
+        if task == "compact":
+            parts.append(f"compacted {r.compacted_files:,} files into {r.compacted_into:,}")
+        elif task == "checkpoint":
+            parts.append(f"checkpoint at v{_v(r.checkpoint_version)}")
+        elif task == "log_cleanup":
+            parts.append(f"{r.logs_removed:,} log files removed")
+        elif task == "vacuum":
+            parts.append(f"vacuumed {r.vacuumed_files:,} files")
+        else:
+            parts.append(task)
+    parts += [f"{task} skipped ({why})" for task, why in r.skipped.items()]
+    return "; ".join(parts) or "nothing to do"
+
+
+def render_maintenance(out: Output, results: list[Any]) -> None:
+    """`lh360 maintain`: per table, its files and bytes before and after (each table's line was said as it
+    finished)."""
+    if not results:
+        say(out, "nothing to maintain")
+        return
+    cols = [
+        ("relation", LEFT),
+        ("done", LEFT),
+        ("files", RIGHT),
+        ("bytes", RIGHT),
+        ("version", RIGHT),
+        ("seconds", RIGHT),
+    ]
+    rows = [
+        [
+            r.relation,
+            ", ".join(r.done) or "-",
+            f"{_n(r.files_before)} → {_n(r.files_after)}",
+            f"{_bytes(r.bytes_before)} → {_bytes(r.bytes_after)}",
+            f"{_v(r.version_before)} → {_v(r.version_after)}",
+            f"{r.seconds:.2f}",
+        ]
+        for r in results
+    ]
+    table(out, "maintenance", cols, rows)
+
+
+def _bytes(n: int | None) -> str:
+    return "-" if n is None else human_bytes(n)
+
+
+# ---- quarantine --------------------------------------------------------------------------------------
+
+
+def render_quarantine(out: Output, listing: Any) -> None:
+    """`lh360 quarantine list`: rows by rule and batch, then the totals."""
+    rows = [
+        [
+            g.rule,
+            _v(g.batch_id),
+            f"{g.rows:,}",
+            f"{g.pending:,}",
+            f"{g.replayed:,}",
+            g.first_quarantined_at or "-",
+            g.last_quarantined_at or "-",
+        ]
+        for g in listing.groups
+    ]
+    cols = [("rule", LEFT), ("batch", RIGHT), ("rows", RIGHT), ("pending", RIGHT), ("replayed", RIGHT)]
+    cols += [("first quarantined", LEFT), ("last quarantined", LEFT)]
+    table(out, f"quarantine.{listing.table} (v{_v(listing.version)})", cols, rows)
+    replayed = ", ".join(f"{n:,} {outcome}" for outcome, n in listing.replayed.items())
+    say(
+        out,
+        f"{listing.rows:,} row(s): {listing.pending:,} pending"
+        + (f", replayed: {replayed}" if replayed else "")
+        + " (a row counts under every rule it failed)",
+    )
+
+
+def replay_line(r: Any) -> str:
+    """What `quarantine replay` did, in one line."""
+    if r.replay_run is None:
+        return (
+            f"replay {r.table}: {r.evaluated:,} quarantined row(s) evaluated, none passes today's rules; "
+            "nothing written"
+        )
+    how = " (finished an interrupted replay)" if r.resumed else ""
+    return (
+        f"replay {r.table}{how}: {r.evaluated:,} evaluated, {r.passed:,} passed → silver ({r.inserted:,} inserted, "
+        f"{r.updated:,} updated, {r.stale:,} older than silver's), {r.dropped:,} dropped, "
+        f"{r.still_quarantined:,} still quarantined → silver v{_v(r.silver_version)}, "
+        f"quarantine v{_v(r.quarantine_version)}"
+    )

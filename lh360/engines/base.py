@@ -149,6 +149,7 @@ class RefineResult:
     refine_run: int | None = None  # the number of this refine of the table (its commits' app transaction version)
     full_refresh: bool = False  # silver was rebuilt from all of bronze
     spec_hash: str | None = None  # the hash of the spec silver is built with after this run (None: not recorded)
+    full_refresh_due: bool = False  # silver was built with another version of the silver spec
     seconds: float = 0.0
     run: RemoteRun | None = None
 
@@ -181,6 +182,85 @@ class AggregateResult:
         return _as_dict(self)
 
 
+MISSING_TABLE = "the table does not exist"  # why every task of a table that does not exist was skipped
+
+
+@dataclass(frozen=True)
+class MaintenanceWork:
+    """What to do to one lake table now: each task that is due, with its settings (lh360.maintenance)."""
+
+    compact: bool = False
+    target_size: int = 128 * 1024**2  # bytes: small files are bin-packed toward this size
+    checkpoint: bool = False
+    log_cleanup: bool = False
+    log_retain: float = 30 * 86400.0  # seconds: commit files younger than this stay
+    vacuum: bool = False
+    vacuum_retain: float = 7 * 86400.0  # seconds: data files a version within this window needs stay
+    vacuum_full: bool = True  # also files no commit references (a killed writer's), older than the retention
+
+    def tasks(self) -> list[str]:
+        return [t for t in ("compact", "checkpoint", "log_cleanup", "vacuum") if getattr(self, t)]
+
+
+@dataclass
+class MaintainResult:
+    """Maintenance of one lake table (bronze.x, silver.x, quarantine.x, gold.y, lh360.runs, lh360.checks)."""
+
+    relation: str
+    table: str  # the spec that owns it ("*" for the ledgers)
+    engine: str
+    done: list[str] = field(default_factory=list)  # tasks performed
+    skipped: dict[str, str] = field(default_factory=dict)  # task → why it was not performed
+    version_before: int | None = None
+    version_after: int | None = None
+    files_before: int | None = None  # the table's active data files
+    files_after: int | None = None
+    bytes_before: int | None = None
+    bytes_after: int | None = None
+    compacted_files: int = 0  # small files rewritten …
+    compacted_into: int = 0  # … into this many
+    checkpoint_version: int | None = None
+    logs_removed: int = 0  # log files (commits, old checkpoints) deleted
+    vacuumed_files: int = 0  # data files deleted
+    seconds: float = 0.0
+    run: RemoteRun | None = None
+
+    step = "maintain"
+
+    def as_dict(self) -> dict[str, Any]:
+        return _as_dict(self)
+
+
+@dataclass
+class ReplayResult:
+    """`quarantine replay`: quarantined rows re-evaluated against today's rules, those that pass merged."""
+
+    table: str
+    engine: str
+    replay_run: int | None = None  # the number of this replay (its commits' app transaction version)
+    resumed: bool = False  # finished a replay an interrupted run had marked in quarantine, not yet merged
+    evaluated: int = 0  # quarantined rows not replayed before, evaluated again
+    passed: int = 0  # …that pass every rule now: merged into silver by the sequence rules
+    dropped: int = 0  # …that fail a `drop` rule now: leave quarantine, reach no table
+    still_quarantined: int = 0  # …that still fail a quarantine rule, are malformed or have a NULL key
+    inserted: int = 0
+    updated: int = 0  # SCD2: versions appended over a current row
+    stale: int = 0  # passed, but silver already holds the key with a newer (or the same) sequence
+    quarantine_version: int | None = None
+    silver_version: int | None = None
+    seconds: float = 0.0
+    run: RemoteRun | None = None
+
+    step = "replay"
+
+    @property
+    def relation(self) -> str:
+        return f"silver.{self.table}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return _as_dict(self)
+
+
 StepResult = IngestResult | RefineResult | AggregateResult
 
 
@@ -204,6 +284,26 @@ class IngestState:
     meta: dict[str, tuple[int, float]] = field(default_factory=dict)
     quarantined: dict[str, dict[str, Any]] = field(default_factory=dict)  # rel → {size, mtime, error, at}
     warnings: list[str] = field(default_factory=list)  # e.g. the record of early files is incomplete
+
+
+@dataclass(frozen=True)
+class SpecDrift:
+    """Whether silver was built with the table's silver spec as it is now (`promote --full-refresh` due)."""
+
+    table: str
+    built_with: str | None  # the hash of the spec silver's rows were built with (None: not recorded)
+    current: str  # the hash of the spec now
+
+    @property
+    def due(self) -> bool:
+        return self.built_with is not None and self.built_with != self.current
+
+    def advice(self) -> str:
+        return (
+            f"silver.{self.table} was built with another version of its silver spec (columns, expectations, "
+            f"keys, SCD or partitioning changed): rebuild it with lh360 promote {self.table} --to silver "
+            "--full-refresh"
+        )
 
 
 @dataclass(frozen=True)
@@ -281,4 +381,21 @@ class Engine(Protocol):
 
     def explain(self, project: Project, step: PlannedStep, *, inspect: bool = True) -> Explanation:
         """What the step would do and its SQL, writing nothing (`inspect`: may read the lake)."""
+        ...
+
+    def replay_quarantine(self, spec: TableSpec) -> ReplayResult:
+        """Re-evaluate the quarantined rows not replayed yet against the spec's rules; merge those that pass
+        into silver by the sequence rules and mark them replayed in quarantine (kept), exactly once across
+        crashes. An engine that cannot refuses it (UsageError)."""
+        ...
+
+    def spec_drift(self, spec: TableSpec) -> SpecDrift | None:
+        """Whether silver was built with the spec as it is now; None when the engine does not record it or
+        there is no silver yet."""
+        ...
+
+    def maintain(self, relation: str, work: MaintenanceWork) -> MaintainResult:
+        """Compact, checkpoint, clean the log of and vacuum one lake table (`layer.name`: bronze, silver,
+        quarantine or gold), as `work` says; the caller holds the table's lock. Tasks the engine leaves
+        to its platform are reported in `skipped`; a table that does not exist is all skipped."""
         ...

@@ -10,7 +10,10 @@ Semantics (the local DuckDB engine implements the same rules; a parity test comp
    scratch columns of arrival order, from ``_source_modified_at`` and ``_line``, dropped before writing).
 2. :func:`evaluate_expectations` -- a row passes a rule only if the rule is TRUE (NULL fails).
    ``warn`` counts, ``drop`` removes, ``quarantine`` moves the row out (quarantine beats drop),
-   ``fail`` raises :class:`ExpectationFailed` before anything is written.
+   ``fail`` raises :class:`ExpectationFailed` before anything is written. Before the spec's rules, lh360's
+   own reasons: a malformed line (``_rescued_data._corrupt_record``) is quarantined as ``corrupt_record``
+   with its raw text in ``_corrupt_record`` (no rule is evaluated on it), and a row with a NULL key as
+   ``null_key`` (it never enters silver).
 3. :func:`dedupe` -- per key, the greatest ``sequence_by`` wins, NULL being the lowest value; ties go
    to the latest arrival: the greatest ``_batch_id``, then the file ingested later in its batch
    (``_source_modified_at``, then ``_source_file``), then the greater ``_line``; last a hash of the row's
@@ -41,11 +44,15 @@ META_TYPES = {"_source_file": "string", "_batch_id": "bigint"}
 SCD2_COLUMNS = ("valid_from", "valid_to", "is_current")
 CHANGE_COLUMN = "_change"  # scd2_changes(): "insert" (a new version) or "close" (change the current row)
 TIE_COLUMN = "_tie"  # scd2_changes(), a close row: it carries a tying version's values for the current row
-QUARANTINE_EXTRA = ("_failed_rules", "_source_file", "_batch_id", "_quarantined_at")
+QUARANTINE_EXTRA = ("_failed_rules", "_source_file", "_batch_id", "_quarantined_at", "_corrupt_record")
+# quarantine reasons of lh360's own, before the spec's rules
+CORRUPT_RECORD = "corrupt_record"  # a malformed line (`_rescued_data._corrupt_record`): quarantined with its text
+NULL_KEY = "null_key"  # a key column is NULL: such a row never enters silver
 _RESERVED = set(META_COLUMNS) | set(QUARANTINE_EXTRA) | {CHANGE_COLUMN, TIE_COLUMN}
 _TMP = "__lh360_"  # prefix of scratch columns, never left in an output
 # bronze columns that order ties by arrival (dedupe), carried by project() under scratch names
 ARRIVAL = (("_source_modified_at", "timestamp", _TMP + "arrival"), ("_line", "bigint", _TMP + "line"))
+CORRUPT = _TMP + "corrupt"  # project(): a malformed line's raw text, NULL for a parsed record
 
 
 class SpecError(ValueError):
@@ -131,6 +138,8 @@ def expectations(spec: dict) -> list[dict]:
             raise SpecError(f"{where}.name: required")
         if name in seen:
             raise SpecError(f"{where}.name: duplicate expectation name {name!r}")
+        if name in (CORRUPT_RECORD, NULL_KEY):
+            raise SpecError(f"{where}.name: {name!r} is lh360's own quarantine reason")
         seen.add(name)
         if not isinstance(rule, str) or not rule.strip():
             raise SpecError(f"{where}.rule: required")
@@ -198,6 +207,10 @@ def project(df: DataFrame, spec: dict) -> DataFrame:
         exprs.append(col(m) if m in df.columns else F.lit(None).cast(META_TYPES[m]).alias(m))
     for source, type_, alias in ARRIVAL:
         exprs.append((col(source) if source in df.columns else F.lit(None)).cast(type_).alias(alias))
+    if "_rescued_data" in df.columns:
+        exprs.append(F.get_json_object(col("_rescued_data"), "$._corrupt_record").alias(CORRUPT))
+    else:
+        exprs.append(F.lit(None).cast("string").alias(CORRUPT))
     return df.select(*exprs)
 
 
@@ -237,26 +250,38 @@ def evaluate_expectations(
     persist ``df`` first when it is expensive to recompute.
     """
     exps = expectations(spec)
+    keys, _ = keys_and_sequence(spec)
     data_cols = data_columns(df)
-    oks = [F.coalesce(F.expr(e["rule"]), F.lit(False)).alias(f"{_TMP}ok{i}") for i, e in enumerate(exps)]
-    flagged = df.select(*[col(c) for c in df.columns], *oks)
+    if CORRUPT not in df.columns:
+        df = df.withColumn(CORRUPT, F.lit(None).cast("string"))
+    corrupt = F.col(CORRUPT).isNotNull()
+    # rules are not evaluated on a malformed line (its columns are NULL for want of a record, not by value)
+    oks = [(F.coalesce(F.expr(e["rule"]), F.lit(False)) | corrupt).alias(f"{_TMP}ok{i}") for i, e in enumerate(exps)]
+    null_key = (_any([col(k).isNull() for k in keys]) & ~corrupt).alias(f"{_TMP}null_key")
+    flagged = df.select(*[col(c) for c in df.columns], *oks, null_key)
 
     def failed(i: int) -> Column:
         return ~F.col(f"{_TMP}ok{i}")
 
-    q_cond = _any([failed(i) for i, e in enumerate(exps) if e["action"] == "quarantine"])
+    q_cond = _any(
+        [corrupt, F.col(f"{_TMP}null_key"), *[failed(i) for i, e in enumerate(exps) if e["action"] == "quarantine"]]
+    )
     d_cond = _any([failed(i) for i, e in enumerate(exps) if e["action"] == "drop"])
     flagged = flagged.withColumn(f"{_TMP}q", q_cond).withColumn(f"{_TMP}d", d_cond & ~F.col(f"{_TMP}q"))
 
     aggs = [F.count(F.lit(1)).alias("rows_in")]
     aggs += [F.sum(F.when(failed(i), 1).otherwise(0)).alias(f"r{i}") for i in range(len(exps))]
     aggs += [
+        F.sum(F.when(corrupt, 1).otherwise(0)).alias("corrupt"),
+        F.sum(F.when(F.col(f"{_TMP}null_key"), 1).otherwise(0)).alias("null_key"),
         F.sum(F.when(F.col(f"{_TMP}q"), 1).otherwise(0)).alias("quarantined"),
         F.sum(F.when(F.col(f"{_TMP}d"), 1).otherwise(0)).alias("dropped"),
     ]
     row = flagged.agg(*aggs).first()
     rows_in = int(row["rows_in"] or 0)
     rule_failures = {e["name"]: int(row[f"r{i}"] or 0) for i, e in enumerate(exps)}
+    # lh360's own quarantine reasons, when they occurred
+    rule_failures |= {n: int(row[k] or 0) for n, k in ((CORRUPT_RECORD, "corrupt"), (NULL_KEY, "null_key")) if row[k]}
     quarantined, dropped = int(row["quarantined"] or 0), int(row["dropped"] or 0)
     counters: dict[str, Any] = {
         "rows_in": rows_in,
@@ -273,19 +298,18 @@ def evaluate_expectations(
             raise ExpectationFailed(bad, counters)
 
     kept = flagged.where(~F.col(f"{_TMP}q") & ~F.col(f"{_TMP}d")).select(*[col(c) for c in df.columns])
-    if exps:
-        failed_rules = F.filter(
-            F.array(*[F.when(failed(i), F.lit(e["name"])) for i, e in enumerate(exps)]),
-            lambda x: x.isNotNull(),
-        )
-    else:
-        failed_rules = F.array().cast("array<string>")
+    reasons = [F.when(F.col(f"{_TMP}null_key"), F.lit(NULL_KEY))]
+    reasons += [F.when(failed(i), F.lit(e["name"])) for i, e in enumerate(exps)]
+    failed_rules = F.when(corrupt, F.array(F.lit(CORRUPT_RECORD))).otherwise(
+        F.filter(F.array(*reasons), lambda x: x.isNotNull())
+    )
     quarantine = flagged.where(F.col(f"{_TMP}q")).select(
         *[col(c) for c in data_cols],
-        failed_rules.alias("_failed_rules"),
+        failed_rules.cast("array<string>").alias("_failed_rules"),
         col("_source_file"),
         col("_batch_id"),
         F.current_timestamp().alias("_quarantined_at"),
+        F.col(CORRUPT).alias("_corrupt_record"),
     )
     return kept, quarantine, counters
 

@@ -26,6 +26,8 @@ from lh360.engines.base import (
     Explanation,
     IngestResult,
     IngestState,
+    MaintainResult,
+    MaintenanceWork,
     PlannedStep,
     RefineResult,
 )
@@ -152,6 +154,19 @@ class FakeEngine:
 
     def explain(self, project: Any, step: PlannedStep, *, inspect: bool = True) -> Explanation:
         return Explanation({"engine": NAME}, f"-- {step.kind} {step.relation}")
+
+    def spec_drift(self, spec: Any) -> None:
+        return None
+
+    def replay_quarantine(self, spec: Any) -> Any:
+        from lh360.engines.base import ReplayResult
+
+        self._step("replay", spec.table)
+        return ReplayResult(table=spec.table, engine=NAME)
+
+    def maintain(self, relation: str, work: MaintenanceWork) -> MaintainResult:
+        self._step("maintain", relation)
+        return MaintainResult(relation=relation, table=relation.split(".", 1)[1], engine=NAME, done=work.tasks())
 
 
 if __name__ == "__main__":

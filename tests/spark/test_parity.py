@@ -87,6 +87,8 @@ def local_run(root: Path, landing_waves, scd: int):
     (root / "configs" / "lh360.yaml").write_text(yaml.safe_dump(config))
     spec = yaml.safe_load((REPO / "configs" / "tables" / "clientes.yaml").read_text())
     spec["silver"]["scd"] = scd
+    # rows without an id are quarantined as null_key before any rule: a drop rule that meets rows with an id
+    spec["silver"]["expectations"].append({"name": "email_com_arroba", "rule": "email like '%@%'", "action": "drop"})
     (root / "configs" / "tables" / "clientes.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     project = load_project(root / "configs" / "lh360.yaml")
     engine = LocalEngine(project.target("local"))

@@ -80,12 +80,14 @@ def silver_rows(target):
 
 def test_refine_runs_under_serverless_rules_and_a_replay_changes_nothing(spark, serverless, memory_target_cls):
     p = keyless_payload()
-    p["spec"]["silver"]["expectations"] = []  # keep the keyless row: it is what a replay could duplicate
+    p["spec"]["silver"]["expectations"] = []  # no rule: the keyless row goes to quarantine all the same
     target = memory_target_cls(spark, p)
     b0 = batch_with_null_keys(spark)
     first = runtime.refine_batch(b0, 0, p, target)
     once = silver_rows(target)
-    assert first["inserted"] == 3 and (True, 0, "Sem Id") in once
+    # a row with a NULL key never enters silver: quarantined as null_key (a MERGE could never match it)
+    assert first["inserted"] == 2 and first["quarantined"] == 1 and first["rule_failures"] == {"null_key": 1}
+    assert [True for r in once if r[0]] == []
     again = runtime.refine_batch(b0, 0, p, target)  # the stream replays batch 0 (a crash after its writes)
     assert silver_rows(target) == once and again["inserted"] == 0
     assert serverless == []
@@ -280,4 +282,4 @@ def test_refine_runs_on_spark_connect_and_a_replay_changes_nothing():
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result == {"first": 3, "again": 0, "same": True, "rows": 3}
+    assert result == {"first": 2, "again": 0, "same": True, "rows": 2}  # the keyless row is quarantined

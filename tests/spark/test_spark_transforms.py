@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from decimal import Decimal
 
@@ -40,7 +41,7 @@ def spec(expectations=None, scd=1, columns=True):
     return {"table": "clientes", "silver": silver}
 
 
-SCRATCH = ["__lh360_arrival", "__lh360_line"]  # arrival order for dedupe, never written out
+SCRATCH = ["__lh360_arrival", "__lh360_line", "__lh360_corrupt"]  # arrival order; a malformed line's text
 
 
 def bronze_row(id, ts, *, cpf="123.456.789-01", email="A@X.COM", uf="sp", renda="10.5", file="f1.json", batch=0):
@@ -53,6 +54,26 @@ def bronze(spark, rows):
 
 def by_id(df, *cols):
     return {r["id"]: tuple(r[c] for c in cols) for r in df.collect()}
+
+
+def test_a_malformed_line_and_a_null_key_are_quarantined_under_their_own_reasons(spark):
+    """lh360's reasons come before the spec's: a malformed line is `corrupt_record` with its raw text and no
+    rule is evaluated on it; a NULL key is `null_key` (with the rules it fails), even beating a drop rule."""
+    line = '{"id": 9, "cpf": oops'
+    rows = [
+        bronze_row(1, "2025-01-01"),
+        (None, None, None, None, None, None, None, None, json.dumps({"_corrupt_record": line}), "f1.json", 0),
+        (None, *bronze_row(0, "2025-01-01", renda="-1")[1:]),  # no id
+    ]
+    projected = T.project(bronze(spark, rows), spec(EXPECTATIONS))
+    kept, quarantine, counters = T.evaluate_expectations(projected, spec(EXPECTATIONS))
+    assert [r["id"] for r in kept.collect()] == [1]
+    assert counters["quarantined"] == 2 and counters["dropped"] == 0
+    assert counters["rule_failures"] == {
+        "cpf_11_digitos": 0, "email_valido": 0, "renda_positiva": 1, "corrupt_record": 1, "null_key": 1,
+    }  # fmt: skip
+    got = sorted((r["_failed_rules"], r["_corrupt_record"]) for r in quarantine.collect())
+    assert got == [(["corrupt_record"], line), (["null_key", "renda_positiva"], None)]
 
 
 def test_project_applies_columns_in_spec_order_and_keeps_lineage(spark):
@@ -114,6 +135,7 @@ def test_expectation_actions_warn_drop_quarantine_and_null_fails(spark):
         "_source_file",
         "_batch_id",
         "_quarantined_at",
+        "_corrupt_record",
     ]
     assert dict(quarantine.dtypes)["_failed_rules"] == "array<string>"
     assert dict(quarantine.dtypes)["_quarantined_at"] == "timestamp"

@@ -33,6 +33,8 @@ from lh360.engines.base import (
     EngineOptions,
     Explanation,
     IngestState,
+    MaintainResult,
+    MaintenanceWork,
     PlannedStep,
     Progress,
     RemoteRun,
@@ -160,6 +162,21 @@ class DatabricksEngine:
         from lh360.engines.databricks.explain import explain
 
         return explain(self, project, step, inspect)
+
+    def replay_quarantine(self, spec: TableSpec) -> Any:
+        raise UsageError(
+            f"quarantine replay runs on the local engine only; target {self.target.name!r} is on Databricks"
+        )
+
+    def spec_drift(self, spec: TableSpec) -> None:
+        """The Spark job does not record the spec silver was built with (nor can it rebuild silver yet)."""
+        return None
+
+    def maintain(self, relation: str, work: MaintenanceWork) -> MaintainResult:
+        """OPTIMIZE / VACUUM on the SQL warehouse; checkpoints and log cleanup are Databricks' (maintain.py)."""
+        from lh360.engines.databricks.maintain import maintain
+
+        return maintain(self, relation, work)
 
     # ---- pieces ---------------------------------------------------------------------------------
 

@@ -9,9 +9,9 @@ reads only the commits after V. The cache is derived from the log alone and keye
 losing it, two processes writing it, or bronze created anew cost one re-read, never a wrong answer.
 
 `committed` is bronze's Delta version: it only grows while bronze lives (the listing watermark keys on it,
-lh360.listing). If log cleanup removed commits the cache never saw, their files cannot be named any more:
-a warning says so and those files show as pending (Auto Loader still ingests each file once: its
-checkpoint, not this record, decides).
+lh360.listing). If log cleanup removed commits the cache never saw (the cache is lost, or no check ran for
+longer than the log's retention), their files are named by bronze's rows instead (`_source_file`): every
+file that gave a row (Auto Loader still ingests each file once: its checkpoint, not this record, decides).
 """
 
 from __future__ import annotations
@@ -66,23 +66,33 @@ def ingested(target: ResolvedTarget, spec: TableSpec) -> IngestState:
         for f in store.list(log_dir, start_after=start_after)
         if (m := _COMMIT.fullmatch(f.rel)) is not None and seen < int(m.group(1)) <= latest
     )
-    warnings = []
-    first = unread[0][0] if unread else None
-    if first is not None and first > seen + 1:
-        warnings.append(
-            f"bronze's log starts at version {first}: files of earlier commits cannot be named "
-            "(log cleanup); they may show as pending"
-        )
+    warnings: list[str] = []
     prefix = landing_prefix(target.landing, spec.source.path)
+    first = unread[0][0] if unread else None
+    if (first is None and seen < latest) or (first is not None and first > seen + 1):
+        files |= _files_from_rows(dt, prefix, warnings)  # log cleanup removed commits never read
     for _version, uri in unread:
         files.update(_commit_files(store.read_bytes(uri), prefix))
-    if unread:
-        doc = {"table_id": table_id, "version": unread[-1][0], "files": sorted(files)}
+    if unread or seen < latest:
+        doc = {"table_id": table_id, "version": latest, "files": sorted(files)}
         try:
             store.write_bytes(cache_uri, gzip.compress(json.dumps(doc).encode()))
         except Exception as exc:  # noqa: BLE001 - a cache; the log is the truth
             log.warning("could not save %s: %s", cache_uri, exc)
     return IngestState(latest, files, warnings=warnings)
+
+
+def _files_from_rows(dt, prefix: str, warnings: list[str]) -> set[str]:
+    """The landing files bronze's rows came from (`_source_file`), relative to the table's prefix."""
+    from lh360.delta import reader
+
+    if "_source_file" not in dt.schema().to_arrow().names:
+        warnings.append("bronze's early commits are gone (log cleanup) and it has no _source_file column")
+        return set()
+    out: set[str] = set()
+    for batch in reader(dt, ["_source_file"], where='"_source_file" IS NOT NULL'):
+        out.update(r for p in set(batch.column(0).to_pylist()) if (r := relative(str(p), prefix)) is not None)
+    return out
 
 
 def _load_cache(store, uri: str, table_id: str) -> tuple[int, set[str]]:

@@ -13,9 +13,13 @@ from lh360.engines.base import (
     Explanation,
     IngestResult,
     IngestState,
+    MaintainResult,
+    MaintenanceWork,
     PlannedStep,
     Progress,
     RefineResult,
+    ReplayResult,
+    SpecDrift,
 )
 from lh360.errors import UsageError
 from lh360.spec import TableSpec
@@ -64,6 +68,28 @@ class LocalEngine:
         from lh360.engines.local.explain import explain
 
         return explain(self.target, project, step, inspect=inspect)
+
+    def replay_quarantine(self, spec: TableSpec) -> ReplayResult:
+        """Quarantined rows against today's rules; those that pass merged (lh360.engines.local.replay)."""
+        from lh360.engines.local.replay import replay
+
+        return replay(self.target, spec)
+
+    def spec_drift(self, spec: TableSpec) -> SpecDrift | None:
+        """Silver's commits record the hash of the spec it was built with (lh360.engines.local.refine)."""
+        from lh360.engines.local.refine import spec_drift
+
+        return spec_drift(self.target, spec)
+
+    def maintain(self, relation: str, work: MaintenanceWork) -> MaintainResult:
+        """Compaction, checkpoint, log cleanup, VACUUM of one lake table with delta-rs
+        (lh360.engines.local.maintain)."""
+        from lh360.engines.local.maintain import maintain_table
+        from lh360.layout import Lake
+
+        layer, name = relation.split(".", 1)
+        uri = Lake(self.target.lake).table(layer, name)
+        return maintain_table(uri, self.target.settings.aws, relation, name, work, engine=self.name)
 
 
 def _copy(cls: Any, values: dict[str, Any]) -> Any:

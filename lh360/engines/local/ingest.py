@@ -45,6 +45,8 @@ from lh360.engines.local.ingest_state import (
     app_id,
     file_meta,
     ingest_state,
+    nonce_app_id,
+    nonce_number,
     save_quarantine,
     write_state,
 )
@@ -308,7 +310,8 @@ def _write_batch(
             "lh360.file_meta": json.dumps(batch_meta, sort_keys=True),
             "lh360.nonce": nonce,
         }
-        props = commit_properties(app_id(spec), batch_id, metadata)
+        nonce_txn = {nonce_app_id(spec): nonce_number(nonce)}  # survives compaction and log cleanup
+        props = commit_properties(app_id(spec), batch_id, metadata, nonce_txn)
         try:
             # on the snapshot `committed` was read from: a racing writer's commit of this batch id then
             # conflicts with ours (its app transaction) instead of being silently followed by a duplicate

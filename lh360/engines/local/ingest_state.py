@@ -2,11 +2,21 @@
 quarantined.
 
 Each ingest batch is ONE Delta commit carrying an app transaction (`lh360-ingest-<table>`, version = batch
-id) and, in its commit metadata, the files it holds with their size and mtime (`lh360.files`,
-`lh360.file_meta`). Before committing batch N the ingest writes `state/<table>/ingest/N.json.gz`, the
-cumulative set of ingested files; `read_ingest_state` trusts only the state file of the committed batch, and
-only with the nonce of that batch's commit, else rebuilds the set from the Delta history: the Delta log stays
-the source of truth.
+id), a second one whose version is the batch's nonce (`lh360-ingest-<table>.nonce`), and, in its commit
+metadata, the files it holds with their size and mtime (`lh360.files`, `lh360.file_meta`). Before
+committing batch N the ingest writes `state/<table>/ingest/N.json.gz`, the cumulative set of ingested files,
+with that nonce. `read_ingest_state` trusts only the state file of the committed batch, and only when its
+nonce is the one committed: a racing writer that lost the commit may have overwritten the file.
+
+Why the nonce is an app transaction: maintenance must never cost exactly-once. App transactions live in the
+table's snapshot, so checkpoints keep them and neither compaction (a later commit that is not the batch's)
+nor log cleanup (the batch's commit file deleted) hides them. Bronze written before the nonce transaction
+existed is checked against the nonce in the batch's commit file, found by reading back from the newest.
+
+When the state file cannot be trusted (lost, or another batch's), the set is rebuilt from the Delta log;
+if log cleanup removed early commits, from the `_source_file` column of bronze itself as well (every file
+that gave a row; a file that gave none costs nothing if read again). The Delta table stays the source of
+truth.
 """
 
 from __future__ import annotations
@@ -14,14 +24,15 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import os
 from typing import Any
 
 from lh360.config import ResolvedTarget
 from lh360.delta import open_table, txn_version
 from lh360.engines.base import IngestState
-from lh360.layout import Lake
+from lh360.layout import Lake, landing_prefix
 from lh360.spec import TableSpec
-from lh360.storage import FileInfo, join, store_for
+from lh360.storage import FileInfo, is_s3, join, store_for
 
 STATE_KEEP = 3  # state files kept besides the committed batch's (a crash may leave one for the next batch)
 
@@ -30,6 +41,19 @@ log = logging.getLogger("lh360.ingest")
 
 def app_id(spec: TableSpec) -> str:
     return f"lh360-ingest-{spec.table}"
+
+
+def nonce_app_id(spec: TableSpec) -> str:
+    """The app transaction whose version is the nonce of the last committed batch (see the module doc)."""
+    return f"lh360-ingest-{spec.table}.nonce"
+
+
+def nonce_number(nonce: str) -> int | None:
+    """A batch nonce (hex) as an app transaction version: its first 60 bits; None for a non-hex nonce."""
+    try:
+        return int(nonce[:15], 16)
+    except (TypeError, ValueError):
+        return None
 
 
 # ---- what has been ingested ------------------------------------------------------------------------
@@ -47,7 +71,7 @@ def ingested_files(target: ResolvedTarget, spec: TableSpec, dt=None) -> tuple[in
 
 def read_ingest_state(target: ResolvedTarget, spec: TableSpec, dt=None) -> IngestState:
     """The ingest state of the committed batch: its state file when it belongs to that commit, else rebuilt
-    from the Delta log. State files written before sizes and mtimes were recorded read as files only."""
+    from the Delta table. State files written before sizes and mtimes were recorded read as files only."""
     lake = Lake(target.lake)
     if dt is None:
         dt = open_table(lake.table("bronze", spec.table), target.settings.aws)
@@ -57,17 +81,25 @@ def read_ingest_state(target: ResolvedTarget, spec: TableSpec, dt=None) -> Inges
     store = store_for(target.lake, target.settings.aws)
     try:
         doc = json.loads(gzip.decompress(store.read_bytes(_state_uri(lake, spec, committed))))
-        # the nonce ties the file to THE commit of this batch: a racing writer that lost the commit may have
-        # overwritten the state file of the same batch id with its own file list
-        if doc.get("batch_id") == committed and doc.get("nonce") == _commit_nonce(target, spec, dt, committed):
+        if doc.get("batch_id") == committed and _nonce_committed(target, spec, dt, committed, doc.get("nonce")):
             return IngestState(committed, set(doc["files"]), _meta_from(doc.get("meta")))
     except (FileNotFoundError, OSError, ValueError, KeyError):
         pass
-    except Exception as exc:  # S3 NoSuchKey and friends: fall back to the log
+    except Exception as exc:  # S3 NoSuchKey and friends: fall back to the table
         if "NoSuchKey" not in type(exc).__name__ and "404" not in str(exc) and "NoSuchKey" not in str(exc):
             raise
-    files, meta = _files_from_history(dt)
+    files, meta = _files_from_table(target, spec, dt)
     return IngestState(committed, files, meta)
+
+
+def _nonce_committed(target: ResolvedTarget, spec: TableSpec, dt, batch_id: int, nonce: Any) -> bool:
+    """Whether `nonce` is the one the commit of `batch_id` (the last committed batch) carries."""
+    if not isinstance(nonce, str):
+        return False
+    committed = txn_version(dt, nonce_app_id(spec))
+    if committed >= 0:
+        return committed == nonce_number(nonce)
+    return nonce == _commit_nonce(target, spec, dt, batch_id)  # bronze from before the nonce transaction
 
 
 def _meta_from(doc: Any) -> dict[str, tuple[int, float]]:
@@ -81,33 +113,70 @@ def file_meta(files: list[FileInfo]) -> dict[str, list]:
     return {f.rel: [f.size, f.mtime] for f in files}
 
 
+LEGACY_SCAN = 200  # commit files read back, at most, to find a legacy batch's commit
+
+
 def _commit_nonce(target: ResolvedTarget, spec: TableSpec, dt, batch_id: int) -> str | None:
-    """The nonce in the commit of `batch_id`, read from the table's last commit file (bronze is append-only:
-    the last commit is the last batch). Read with our store, not `dt.history()`, which is slower and holds
-    the GIL while it waits on S3. None when the last commit is not that batch's."""
+    """The nonce in the commit of `batch_id`, read from bronze's commit files, newest first (maintenance
+    commits may follow it). Read with our store, not `dt.history()`, which is slower and holds the GIL while
+    it waits on S3. None when that commit is not found (log cleanup removed it)."""
     store = store_for(target.lake, target.settings.aws)
-    log = join(Lake(target.lake).table("bronze", spec.table), "_delta_log", f"{dt.version():020d}.json")
-    try:
-        text = store.read_bytes(log).decode("utf-8")
-    except Exception:
-        return None
-    for line in text.splitlines():
-        info = json.loads(line).get("commitInfo") if line.strip() else None
-        if info is not None and str(info.get("lh360.batch_id")) == str(batch_id):
-            return info.get("lh360.nonce")
+    folder = join(Lake(target.lake).table("bronze", spec.table), "_delta_log")
+    for version in range(dt.version(), max(dt.version() - LEGACY_SCAN, -1), -1):
+        try:
+            text = store.read_bytes(join(folder, f"{version:020d}.json")).decode("utf-8")
+        except Exception:
+            return None
+        for line in text.splitlines():
+            info = json.loads(line).get("commitInfo") if line.strip() else None
+            if info is None or "lh360.batch_id" not in info:
+                continue
+            if str(info.get("lh360.batch_id")) == str(batch_id):
+                return info.get("lh360.nonce")
+            return None  # another batch's commit: the one wanted is not after it
     return None
 
 
-def _files_from_history(dt) -> tuple[set[str], dict[str, tuple[int, float]]]:
+def _files_from_table(target: ResolvedTarget, spec: TableSpec, dt) -> tuple[set[str], dict[str, tuple[int, float]]]:
+    """The ingested files as bronze records them: its log's commit metadata, and, when log cleanup removed
+    early commits, the files bronze's rows came from."""
+    files, meta, complete = _files_from_history(dt)
+    if not complete:
+        files |= _files_from_rows(target, spec, dt)
+    return files, meta
+
+
+def _files_from_history(dt) -> tuple[set[str], dict[str, tuple[int, float]], bool]:
+    """(files, their size and mtime, whether the log still starts at version 0)."""
     files: set[str] = set()
     meta: dict[str, tuple[int, float]] = {}
-    for commit in reversed(dt.history()):  # oldest first: a later commit's size/mtime wins
+    history = dt.history()
+    for commit in reversed(history):  # oldest first: a later commit's size/mtime wins
         listed = commit.get("lh360.files")
         if listed:
             files.update(json.loads(listed))
         if commit.get("lh360.file_meta"):
             meta.update(_meta_from(json.loads(commit["lh360.file_meta"])))
-    return files, meta
+    oldest = min((int(c.get("version", 0)) for c in history), default=0)
+    return files, meta, oldest == 0
+
+
+def _files_from_rows(target: ResolvedTarget, spec: TableSpec, dt) -> set[str]:
+    """The landing files (relative to the table's prefix) named by bronze's `_source_file` column."""
+    from lh360.delta import reader
+
+    if "_source_file" not in dt.schema().to_arrow().names:
+        return set()
+    prefix = landing_prefix(target.landing, spec.source.path)
+    prefix = prefix.rstrip("/") + "/" if is_s3(prefix) else str(prefix).rstrip(os.sep) + os.sep
+    out: set[str] = set()
+    for batch in reader(dt, ["_source_file"], where='"_source_file" IS NOT NULL'):
+        for uri in set(batch.column(0).to_pylist()):
+            if uri.startswith(prefix):
+                out.add(uri[len(prefix) :].replace(os.sep, "/"))
+    if not out and dt.version() >= 0:
+        log.warning("%s: bronze's early commits are gone and its rows name no landing file here", spec.table)
+    return out
 
 
 def write_state(

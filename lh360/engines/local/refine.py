@@ -7,7 +7,10 @@ The rules are the ones lh360/spark/transforms.py implements for Databricks (a pa
 2. Expectations: a row passes a rule only if it is TRUE (NULL fails). warn counts; drop removes;
    quarantine moves the row to `<lake>/quarantine/<table>` with `_failed_rules` (every rule it failed, in
    spec order), `_source_file`, `_batch_id`, `_quarantined_at`; quarantine beats drop; any `fail` row
-   stops the step before anything is written (CheckFailed, exit 1).
+   stops the step before anything is written (CheckFailed, exit 1). Before the spec's rules, lh360's own
+   reasons: a malformed line (bronze's `_rescued_data._corrupt_record`) is quarantined as `corrupt_record`
+   with its raw text in `_corrupt_record`, no rule evaluated on it; a row with a NULL key as `null_key`
+   (a merge can never match it: it never enters silver).
 3. Which version of a key wins: the greatest `sequence_by`, NULL being the lowest value (a NULL never
    freezes a key: any known sequence replaces it). Ties go to the latest arrival: the greatest `_batch_id`,
    then the file ingested later within its batch (`_source_modified_at`, then `_source_file`: the order
@@ -59,10 +62,12 @@ from lh360.config import ResolvedTarget
 from lh360.delta import commit_properties, open_table, txn_version
 from lh360.errors import CheckFailed, ConfigError, EngineError, LH360Error, LockBusy, UsageError
 from lh360.layout import Lake
-from lh360.spec import TableSpec
+from lh360.spec import QUARANTINE_REASONS, TableSpec
 from lh360.storage import delta_storage_options, join, store_for, to_delta_uri
 
 TMP = "__lh360_"
+# quarantine reasons of lh360's own, besides the spec's rules (no expectation may be named so)
+CORRUPT_RECORD, NULL_KEY = QUARANTINE_REASONS  # a malformed line (its raw text kept); a NULL key
 SCD2_COLUMNS = ("valid_from", "valid_to", "is_current")
 LINEAGE = ("_source_file", "_batch_id")
 # bronze columns that order ties by arrival (rule 3); carried under scratch names, never written out
@@ -112,6 +117,7 @@ class RefineResult:
     quarantine_version: int | None = None
     quarantine_replayed: bool = False  # the quarantine append of this run was already committed
     spec_hash: str | None = None  # the spec silver is built with after this run (None: not recorded)
+    full_refresh_due: bool = False  # silver is built with another version of the spec than this one
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -130,6 +136,7 @@ class Watermark:
     bronze_id: str | None = None  # bronze's Delta table id (metaData.id); None: written before it was recorded
     spec_hash: str | None = None
     timestamp: int | None = None  # ms since the epoch, of the commit that recorded it
+    lost: bool = False  # log cleanup removed every record of it (silver from before the app transactions)
 
 
 def _commits(dt, limit_first: int = 20):
@@ -144,7 +151,12 @@ def _commits(dt, limit_first: int = 20):
         yield from dt.history()[limit_first:]
 
 
-def read_watermark(dt) -> Watermark:
+def read_watermark(dt, spec: TableSpec | None = None) -> Watermark:
+    """The watermark of silver's newest commit that records one (lh360's maintenance commits carry it
+    forward, and its log cleanup keeps that commit). When log cleanup removed every such commit, the
+    bronze version and batch come from the app transactions each refine commit also carries (a checkpoint
+    keeps them); `lost` when not even those exist (silver from before them)."""
+    oldest = None
     for commit in _commits(dt):
         if "lh360.bronze_version" in commit:
             return Watermark(
@@ -154,7 +166,22 @@ def read_watermark(dt) -> Watermark:
                 spec_hash=commit.get("lh360.spec_hash"),
                 timestamp=commit.get("timestamp"),
             )
-    return Watermark()
+        oldest = commit.get("version", oldest)
+    if oldest is None or int(oldest) == 0:
+        return Watermark()
+    if spec is not None and txn_version(dt, watermark_app_id(spec, "bronze_version")) >= 0:
+        return Watermark(
+            version=txn_version(dt, watermark_app_id(spec, "bronze_version")),
+            batch=txn_version(dt, watermark_app_id(spec, "bronze_batch")),
+        )
+    return Watermark(lost=True)
+
+
+def watermark_app_id(spec: TableSpec, part: str) -> str:
+    """App transactions that carry a commit's watermark as numbers, where log cleanup cannot remove them
+    (checkpoints keep app transactions): silver's `bronze_version` and `bronze_batch`; quarantine's pin,
+    `quarantine_bronze_version` and `quarantine_full_refresh` (1 or 0)."""
+    return f"lh360-refine-{spec.table}.{part}"
 
 
 def watermark(dt) -> tuple[int, int]:
@@ -163,16 +190,36 @@ def watermark(dt) -> tuple[int, int]:
     return w.version, w.batch
 
 
+def spec_drift(target: ResolvedTarget, spec: TableSpec):
+    """Engine.spec_drift: silver's recorded spec hash against the spec's now (None: no silver)."""
+    from lh360.engines.base import SpecDrift
+
+    if spec.silver is None:
+        return None
+    silver_dt = open_table(Lake(target.lake).table("silver", spec.table), target.settings.aws)
+    if silver_dt is None:
+        return None
+    return SpecDrift(spec.table, read_watermark(silver_dt, spec).spec_hash, spec_hash(spec))
+
+
 def built_with(dt) -> str | None:
     """The `spec_hash` silver's rows were built with; None if unknown (no silver, or silver older than it)."""
     return read_watermark(dt).spec_hash
 
 
-def _quarantine_commit(qdt, run: int) -> dict | None:
+def _quarantine_commit(spec: TableSpec, qdt, run: int) -> dict | None:
+    """What quarantine's commit of `run` pinned (its bronze version; a full refresh?): from the commit, or,
+    once log cleanup removed it, from the app transactions it carried (those of quarantine's last run)."""
     for commit in _commits(qdt):
         if str(commit.get("lh360.run")) == str(run):
             return commit
-    return None
+    pinned = -1
+    if txn_version(qdt, quarantine_app_id(spec)) == run:
+        pinned = txn_version(qdt, watermark_app_id(spec, "quarantine_bronze_version"))
+    if pinned < 0:
+        return None
+    full = txn_version(qdt, watermark_app_id(spec, "quarantine_full_refresh")) == 1
+    return {"lh360.bronze_version": str(pinned), **({"lh360.full_refresh": "true"} if full else {})}
 
 
 def _check_bronze(spec: TableSpec, bronze_dt, w: Watermark, ingest_batch: int) -> None:
@@ -265,20 +312,36 @@ def refine_sql(
 
     lineage = [bronze(m, t, m) for m, t in (("_source_file", "VARCHAR"), ("_batch_id", "BIGINT"))]
     lineage += [bronze(m, t, TMP + alias) for m, t, alias in ARRIVAL]
+    corrupt, null_key = q(TMP + "corrupt"), q(TMP + "null_key")
+    if bronze_columns is None or "_rescued_data" in bronze_columns:  # a malformed line's raw text
+        lineage.append(f"json_extract_string({q('_rescued_data')}, '$._corrupt_record') AS {corrupt}")
+    else:
+        lineage.append(f"NULL::VARCHAR AS {corrupt}")
     select = ",\n    ".join([*(f"{expr} AS {q(name)}" for name, expr in cols), *lineage])
-    flags = [f"coalesce(({expr}), false) AS {q(f'{TMP}ok{i}')}" for i, (_, expr, _) in enumerate(rs)]
+    # rules are not evaluated on a malformed line (its columns are NULL for want of a record, not by value)
+    flags = [
+        f"coalesce(({expr}), false) OR {corrupt} IS NOT NULL AS {q(f'{TMP}ok{i}')}" for i, (_, expr, _) in enumerate(rs)
+    ]
+    missing_key = " OR ".join(f"{q(k)} IS NULL" for k in silver.keys)
+    flags.append(f"({missing_key}) AND {corrupt} IS NULL AS {null_key}")
     q_rules = [f"NOT {q(f'{TMP}ok{i}')}" for i, (_, _, a) in enumerate(rs) if a == "quarantine"]
+    q_rules = [f"{corrupt} IS NOT NULL", null_key, *q_rules]  # lh360's own reasons, then the spec's
     d_rules = [f"NOT {q(f'{TMP}ok{i}')}" for i, (_, _, a) in enumerate(rs) if a == "drop"]
     refined = (
-        f"SELECT *,\n  {' OR '.join(q_rules) or 'false'} AS {q(TMP + 'q')},\n  {' OR '.join(d_rules) or 'false'} AS {q(TMP + 'd')}\n"
+        f"SELECT *,\n  {' OR '.join(q_rules)} AS {q(TMP + 'q')},\n  {' OR '.join(d_rules) or 'false'} AS {q(TMP + 'd')}\n"
         f"FROM (\n  SELECT p.*{''.join(', ' + f for f in flags)}\n  FROM (\n    SELECT\n    {select}\n    FROM {source}\n  ) AS p\n)"
     )
-    failed = ", ".join(f"CASE WHEN NOT {q(f'{TMP}ok{i}')} THEN {lit(n)} END" for i, (n, _, _) in enumerate(rs))
-    failed_rules = f"list_filter([{failed}], lambda r: r IS NOT NULL)::VARCHAR[]" if rs else "[]::VARCHAR[]"
+    failed = [f"CASE WHEN {null_key} THEN {lit(NULL_KEY)} END"]
+    failed += [f"CASE WHEN NOT {q(f'{TMP}ok{i}')} THEN {lit(n)} END" for i, (n, _, _) in enumerate(rs)]
+    failed_rules = (
+        f"CASE WHEN {corrupt} IS NOT NULL THEN [{lit(CORRUPT_RECORD)}] "
+        f"ELSE list_filter([{', '.join(failed)}], lambda r: r IS NOT NULL) END::VARCHAR[]"
+    )
     data = ", ".join(q(n) for n in names)
     quarantine = (
         f'SELECT {data}, {failed_rules} AS "_failed_rules", "_source_file", "_batch_id", '
-        f'$quarantined_at::TIMESTAMPTZ AS "_quarantined_at"\nFROM {TMP}refined WHERE {q(TMP + "q")}'
+        f'$quarantined_at::TIMESTAMPTZ AS "_quarantined_at", {corrupt} AS "_corrupt_record"\n'
+        f"FROM {TMP}refined WHERE {q(TMP + 'q')}"
     )
     keys = ", ".join(q(k) for k in silver.keys)
     order = latest_first(silver.sequence_by, names)
@@ -382,7 +445,13 @@ def refine(target: ResolvedTarget, spec: TableSpec, *, con=None, full_refresh: b
     silver_dt = open_table(silver_uri, aws)
     run = txn_version(silver_dt, app_id(spec)) + 1
     result.run = run
-    w = read_watermark(silver_dt)
+    w = read_watermark(silver_dt, spec)
+    if w.lost and not full_refresh:
+        raise EngineError(
+            f"{spec.table}: silver.{spec.table}'s log no longer records which bronze rows it has read (its log "
+            f"was cleaned by something else than lh360 maintain); rebuild it: "
+            f"lh360 promote {spec.table} --to silver --full-refresh"
+        )
     result.bronze_from = None if w.version < 0 or full_refresh else w.version
 
     bronze_dt = open_table(bronze_uri, aws)
@@ -402,7 +471,7 @@ def refine(target: ResolvedTarget, spec: TableSpec, *, con=None, full_refresh: b
         _check_bronze(spec, bronze_dt, w, b_to)
         replay = txn_version(quarantine_dt, quarantine_app_id(spec)) >= run
     if replay:
-        pinned = _quarantine_commit(quarantine_dt, run)
+        pinned = _quarantine_commit(spec, quarantine_dt, run)
         if pinned is None or "lh360.bronze_version" not in pinned:
             raise EngineError(
                 f"{spec.table}: quarantine holds run {run} but not its bronze version; inspect {quarantine_uri}"
@@ -417,10 +486,12 @@ def refine(target: ResolvedTarget, spec: TableSpec, *, con=None, full_refresh: b
         result.quarantine_replayed = True
     v_to = bronze_dt.version()
     result.bronze_to = v_to
-    if not full_refresh and v_to <= w.version:
+    # nothing new: bronze did not move, or moved by maintenance only (compaction adds no ingest batch)
+    if not full_refresh and (v_to <= w.version or 0 <= b_to <= w.batch):
         result.noop, result.run = True, None
         result.silver_version = None if silver_dt is None else silver_dt.version()
         result.spec_hash = w.spec_hash
+        result.full_refresh_due = w.spec_hash is not None and w.spec_hash != spec_hash(spec)
         result.seconds = round(time.monotonic() - started, 3)
         return result
 
@@ -440,6 +511,7 @@ def refine(target: ResolvedTarget, spec: TableSpec, *, con=None, full_refresh: b
         current_hash = spec_hash(spec)
         built = current_hash if (full_refresh or w.version < 0) else w.spec_hash
         result.spec_hash = built
+        result.full_refresh_due = built is not None and built != current_hash
         metadata = {
             "lh360.step": "refine",
             "lh360.table": spec.table,
@@ -473,7 +545,8 @@ def refine(target: ResolvedTarget, spec: TableSpec, *, con=None, full_refresh: b
             _current_rows(con, spec, current_dt if ties else None)
         source = con.sql(sql["merge_source"]).to_arrow_table()
         metadata |= {"lh360.rows_in": str(result.rows_in), "lh360.quarantined": str(result.quarantined)}
-        props = commit_properties(app_id(spec), run, metadata)
+        numbers = {watermark_app_id(spec, "bronze_version"): v_to, watermark_app_id(spec, "bronze_batch"): b_to}
+        props = commit_properties(app_id(spec), run, metadata, numbers)
         _merge(silver_uri, aws, silver_dt, source, spec, props, result, full_refresh=full_refresh)
     finally:
         if own:
@@ -518,12 +591,16 @@ def _count(con, spec: TableSpec, result: RefineResult) -> None:
     rs = rules(spec)
     aggs = ["count(*)"] + [f"count(*) FILTER (WHERE NOT {q(f'{TMP}ok{i}')})" for i in range(len(rs))]
     aggs += [
+        f"count(*) FILTER (WHERE {q(TMP + 'corrupt')} IS NOT NULL)",
+        f"count(*) FILTER (WHERE {q(TMP + 'null_key')})",
         f"count(*) FILTER (WHERE {q(TMP + 'q')})",
         f"count(*) FILTER (WHERE {q(TMP + 'd')} AND NOT {q(TMP + 'q')})",
     ]
     row = con.execute(f"SELECT {', '.join(aggs)} FROM {TMP}refined").fetchall()[0]
     result.rows_in = int(row[0])
     result.rule_failures = {name: int(row[1 + i]) for i, (name, _, _) in enumerate(rs)}
+    # lh360's own quarantine reasons, when they occurred
+    result.rule_failures |= {n: int(v) for n, v in ((CORRUPT_RECORD, row[-4]), (NULL_KEY, row[-3])) if v}
     result.quarantined = int(row[-2])
     result.dropped = int(row[-1])
     result.kept = result.rows_in - result.quarantined - result.dropped
@@ -639,7 +716,11 @@ def _write_quarantine(
     from deltalake import write_deltalake
     from deltalake.exceptions import CommitFailedError
 
-    props = commit_properties(quarantine_app_id(spec), run, {**metadata, "lh360.step": "quarantine"})
+    pin = {
+        watermark_app_id(spec, "quarantine_bronze_version"): int(metadata["lh360.bronze_version"]),
+        watermark_app_id(spec, "quarantine_full_refresh"): 1 if overwrite else 0,
+    }
+    props = commit_properties(quarantine_app_id(spec), run, {**metadata, "lh360.step": "quarantine"}, pin)
     try:
         if qdt is None:
             qdt = _create(uri, aws, rows.schema, None, f"{spec.table}: quarantine")
