@@ -41,7 +41,7 @@ class CheckResult:
     seconds: float | None = None
     checked_at: str | None = None
     bytes_scanned: int | None = None  # by the query that computed it (a fused query's, shared by its checks)
-    cost_usd: float | None = None  # that query's estimated cost (Athena: $5/TB, 10 MB minimum)
+    cost_usd: float | None = None  # that query's estimated cost (Athena: athena.price_per_tb_usd, 10 MB minimum)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

@@ -70,6 +70,7 @@ class Outcome:
     reuse: dict[str, Any] | None = None
     database: str | None = None
     workgroup: str | None = None
+    reused: bool = False  # answered from an earlier result (reuse asked for, same query): nothing scanned
 
 
 @dataclass
@@ -361,6 +362,10 @@ def install(url: str, region: str) -> AthenaDouble:
             if script is None:
                 try:
                     rows, info, outcome.scanned = DOUBLE.execute(query, database)
+                    if (outcome.reuse or {}).get("ResultReuseByAgeConfiguration", {}).get("Enabled") and any(
+                        o.query == query and o.state == "SUCCEEDED" for o in DOUBLE.executions.values()
+                    ):
+                        outcome.reused, outcome.scanned = True, 0  # as Athena: the earlier result, no scan
                     outcome.rows = len(rows) - 1
                     DOUBLE.queue(rows, info)
                 except _QueryError as exc:
@@ -385,6 +390,7 @@ def install(url: str, region: str) -> AthenaDouble:
         outcome = DOUBLE.executions.get(qe["QueryExecutionId"])
         if outcome is not None:
             qe["Statistics"]["DataScannedInBytes"] = outcome.scanned
+            qe["Statistics"]["ResultReuseInformation"] = {"ReusedPreviousResult": outcome.reused}
             if outcome.reuse:
                 qe["ResultReuseConfiguration"] = outcome.reuse
             if qe["Status"]["State"] == "FAILED" and outcome.reason:

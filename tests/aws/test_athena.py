@@ -301,3 +301,72 @@ def test_cost_estimate():
     assert cost_usd(0) == cost_usd(1) == cost_usd(10 * 2**20) == pytest.approx(10 * 2**20 / 2**40 * 5)
     assert cost_usd(2**40) == pytest.approx(5.0)
     assert cost_usd(10 * 2**20 + 1) == pytest.approx(11 * 2**20 / 2**40 * 5)  # rounded up to the MB
+    assert cost_usd(2**40, 7.0) == pytest.approx(7.0)
+    assert cost_usd(2**40, reused=True) == 0.0  # a reused result scans nothing
+
+
+def test_the_price_is_a_target_setting_with_regional_defaults(lakehouse, tmp_path):
+    from lh360.config import AthenaSettings
+    from lh360.engines.athena.query import PRICE_PER_TB_USD, AthenaRunner, price_per_tb
+
+    settings = AthenaSettings(databases={"bronze": "b", "silver": "s", "gold": "g"})
+    assert price_per_tb(settings, "us-east-1") == (5.0, "us-east-1 list price")
+    price, basis = price_per_tb(settings, "sa-east-1")  # not a verified list price: estimated, and said so
+    assert price == PRICE_PER_TB_USD["us-east-1"] and "set athena.price_per_tb_usd" in basis
+    assert price_per_tb(settings.model_copy(update={"price_per_tb_usd": 9.0}), "sa-east-1")[0] == 9.0
+
+    make_project(tmp_path, clientes=True, athena={"price_per_tb_usd": 7.0})
+    _, target = load(tmp_path / "configs" / "lh360.yaml")
+    runner = AthenaRunner(target)
+    try:
+        result = runner.query("SELECT count(*) AS n FROM lh360_silver.clientes")
+    finally:
+        runner.close()
+    assert result.extra["cost_usd"] == pytest.approx(10 * 2**20 / 2**40 * 7.0)
+    assert result.extra["price_basis"] == "athena.price_per_tb_usd"
+
+
+def test_a_reused_result_costs_nothing(lakehouse):
+    from lh360.engines.athena.query import AthenaRunner
+
+    _, target = load(lakehouse / "configs" / "lh360.yaml")
+    runner = AthenaRunner(target)
+    try:
+        sql = "SELECT count(*) AS n FROM lh360_silver.clientes WHERE uf = 'SP'"
+        first = runner.query(sql, reuse_results=True)
+        again = runner.query(sql, reuse_results=True)
+    finally:
+        runner.close()
+    assert first.extra["reused"] is False and first.extra["cost_usd"] > 0
+    assert again.extra["reused"] is True and again.extra["cost_usd"] == 0.0
+    assert again.rows == first.rows
+
+
+def test_sample_queries_are_counted_in_the_cost(lakehouse, tmp_path):
+    from lh360.engines.athena.query import cost_usd
+
+    spec = yaml.safe_load((TEMPLATES / "tables" / "clientes.yaml").read_text())
+    spec["checks"]["silver.clientes"].append({"accepted_values": {"column": "uf", "values": ["SP"], "name": "so_sp"}})
+    make_project(tmp_path, [spec])
+    doc = json_out(cli(tmp_path, "--json", "validate", "--engine", "athena", "clientes"))
+    so_sp = next(r for r in doc["results"] if r["check"] == "so_sp")
+    assert so_sp["sample"]  # a sample query ran for the failing check
+    queries = doc["summary"]["queries"]
+    assert queries > len({r["query_id"] for r in doc["results"]})  # more queries than the checks' own
+    # every query is billed (10 MB minimum each here): the samples too
+    assert doc["summary"]["cost_usd"] == pytest.approx(queries * cost_usd(0), abs=1e-6)
+
+
+def test_unique_checks_on_a_large_table_run_as_their_own_query(lakehouse, tmp_path):
+    make_project(tmp_path, clientes=True, athena={"unique_alone_rows": 10})  # "large": more than 10 rows
+    doc = json_out(cli(tmp_path, "--json", "validate", "--engine", "athena", "clientes", "--layer", "silver"))
+    duck = json_out(cli(tmp_path, "--json", "validate", "--engine", "duckdb", "clientes", "--layer", "silver"))
+    unique = next(r for r in doc["results"] if r["kind"] == "unique")
+    fused = {r["query_id"] for r in doc["results"] if r["kind"] not in ("unique", "reconcile")}
+    assert len(fused) == 1 and unique["query_id"] not in fused
+    query = DOUBLE.executions[unique["query_id"]].query
+    assert "GROUP BY" in query and "HAVING" in query and "DISTINCT" not in query
+    [fused_query] = [DOUBLE.executions[q].query for q in fused]
+    assert "DISTINCT" not in fused_query  # the fused scan holds no exact distinct count
+    duck_unique = next(r for r in duck["results"] if r["kind"] == "unique")
+    assert unique["observed"] == duck_unique["observed"] and unique["status"] == duck_unique["status"]

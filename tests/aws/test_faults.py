@@ -2,7 +2,7 @@
 
 Athena, Glue and S3 calls retry HTTP 500/503 (botocore `standard` retries); a poll that keeps failing
 re-reads the query's state and stops the query if it still runs; throttling from a full query queue gets a
-budget of minutes.
+budget of minutes. (And the Athena double itself runs in UTC, as Athena does.)
 """
 
 from __future__ import annotations
@@ -116,3 +116,20 @@ def test_delta_reads_survive_s3_server_errors(s3, tmp_path):
     dt = open_table(uri)
     assert dt is not None and dt.version() == 0
     assert FAULTS.injected.count("s3:GetObject") == 2  # delta-rs (object_store) retried them
+
+
+def test_the_athena_double_runs_in_utc(target, monkeypatch):
+    """Athena's session zone is UTC whatever the machine's; the double's DuckDB is told so (DuckDB would take
+    the process's zone)."""
+    import time
+
+    monkeypatch.setenv("TZ", "America/Sao_Paulo")
+    time.tzset()
+    runner = runner_for(target)
+    try:
+        result = runner.query("SELECT CAST(TIMESTAMP '2025-01-02 01:30:00 UTC' AS DATE) AS d")
+    finally:
+        runner.close()
+        monkeypatch.undo()
+        time.tzset()
+    assert str(result.rows[0][0]) == "2025-01-02"  # 2025-01-01 in São Paulo

@@ -36,9 +36,10 @@ class Unique(FailingRows):
             .order_by(exp.Ordered(this=exp.Count(this=exp.Star()), desc=True))
             .limit(SAMPLE_ROWS)
         )
-        alone: dict[str, Any] = {"aliases": [ctx.aggregate(duplicates)]}
         if ctx.unique_alone:
-            alone = {"sql": sqlast.to_sql(_duplicates_query(cols, nonnull, ctx), ctx.dialect)}
+            alone: dict[str, Any] = {"sql": sqlast.to_sql(_duplicates_query(cols, nonnull, ctx), ctx.dialect)}
+        else:
+            alone = {"aliases": [ctx.aggregate(duplicates)]}
         return [
             CompiledCheck(
                 name=names[0],

@@ -17,7 +17,12 @@ stops the query if it still runs: lh360 never leaves a query it lost track of ru
 query raises EngineError (exit 3) with Athena's reason.
 
 Each QueryResult carries the query id, the bytes Athena scanned and a cost estimate (`extra["cost_usd"]`):
-$5 per TB scanned, each query billed at least 10 MB (data scanned rounded up to the next MB).
+data scanned rounded up to the next MB, at least 10 MB, at `athena.price_per_tb_usd` (default: the region's
+list price, `PRICE_PER_TB_USD`; `extra["price_basis"]` says which); 0 for a result Athena reused.
+
+For checks (lh360.checks.validate), the runner also says what the engine reads: `column_types` (from the
+Delta log, which Athena reads the schema from: checks type their literals with it) and `unique_alone`
+(whether a table is large enough for its `unique` checks to run as queries of their own).
 """
 
 from __future__ import annotations
