@@ -86,7 +86,10 @@ def problems(tree: Any, column_types: Mapping[str, str] | None = None) -> list[s
     from lh360.checks.typerules import annotate, node_class
 
     if column_types:
-        tree = annotate(tree, column_types)
+        try:
+            tree = annotate(tree, column_types)
+        except Exception:  # noqa: BLE001 - untyped, a cast of unknown type is reported as such
+            pass
     out: list[str] = []
 
     def add(reason: str, node: Any) -> None:
@@ -278,24 +281,6 @@ def _is_regexp(node: Any) -> bool:
 def _snippet(node: Any, limit: int = 80) -> str:
     text = node.sql(dialect="spark")
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def column_types(spec: Any) -> dict[str, str]:
-    """Column types a spec makes known: silver columns written as `cast(x as T)`, and bronze schema hints."""
-    from lh360.sql import SQLError, parse_expression
-
-    out = {k: v.upper() for k, v in getattr(spec.bronze, "schema_hints", {}).items()}
-    if spec.silver:
-        from sqlglot import exp
-
-        for name, text in spec.silver.columns.items():
-            try:
-                tree = parse_expression(text)
-            except SQLError:
-                continue
-            if isinstance(tree, (exp.Cast, exp.TryCast)) and tree.to is not None:
-                out[name] = tree.to.sql("spark")
-    return out
 
 
 def spec_types(spec: Any, relation: str) -> dict[str, str] | None:

@@ -301,7 +301,10 @@ def type_rule(tree: Any, types: Mapping[str, Any] | None) -> tuple[Any, list[str
         return tree, []
     from sqlglot import exp
 
-    typed = annotate(tree, types)
+    try:
+        typed = annotate(tree, types)
+    except Exception:  # noqa: BLE001 - sqlglot cannot type it: the rule runs as written, as it did untyped
+        return tree, []
     problems: list[str] = []
 
     def problem(reason: str, node: Any) -> None:
@@ -317,6 +320,8 @@ def type_rule(tree: Any, types: Mapping[str, Any] | None) -> tuple[Any, list[str
         cls, target = node_class(lit), node_class(other)
         if target is None or target == COMPLEX or (cls is not None and comparable(cls, target)):
             return True
+        if not _typed_by_data(other):
+            return True  # its type may itself come from a literal (coalesce(id, '0')): leave it as written
         if numbers_only and target not in NUMERIC:
             return True
         try:
@@ -350,6 +355,22 @@ def type_rule(tree: Any, types: Mapping[str, Any] | None) -> tuple[Any, list[str
             for key in _STRING_ARGS[name]:
                 _stringify(node, key, problem)
     return typed, problems
+
+
+def _typed_by_data(node: Any) -> bool:
+    """Whether a node's type is the data's (a column, a cast, a function of them), not one sqlglot inferred
+    from literals mixed in (coalesce, if, case, greatest …)."""
+    from sqlglot import exp
+
+    if isinstance(node, exp.Paren):
+        return _typed_by_data(node.this)
+    if isinstance(node, (exp.Column, exp.Dot, exp.Cast, exp.TryCast, exp.Literal, exp.Boolean)):
+        return True
+    if isinstance(node, (exp.Coalesce, exp.If, exp.Case, exp.Nullif, exp.Greatest, exp.Least)):
+        return False
+    if isinstance(node, exp.Binary):
+        return _typed_by_data(node.this) and _typed_by_data(node.expression)
+    return isinstance(node, exp.Func)
 
 
 def _mismatch(node: Any, a: Any, b: Any, problem: Any, *, arithmetic: bool = False) -> None:

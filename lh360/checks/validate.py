@@ -150,7 +150,7 @@ def run_validation(
 class Schemas:
     """The column types of the relations validate reads, so checks type their literals (checks/typerules.py):
     the runner's (`column_types(layer, name)`: what the engine reads), else the table's Delta log, else what
-    the spec says (silver casts, bronze schema hints); None when nothing is known. Read once per relation."""
+    the spec says (bronze schema hints, silver's columns); None when nothing is known. Read once per relation."""
 
     def __init__(self, project: Project, target: ResolvedTarget, runner: QueryRunner) -> None:
         self.project, self.target, self.runner = project, target, runner
@@ -168,12 +168,10 @@ class Schemas:
         return types or self._from_spec(layer, name)
 
     def _from_spec(self, layer: str, name: str) -> dict[str, Any] | None:
-        from lh360.portability import column_types
+        from lh360.portability import spec_types
 
         spec = self.project.specs.get(name)
-        if spec is None or layer not in ("bronze", "silver"):
-            return None
-        return column_types(spec) or None
+        return spec_types(spec, f"{layer}.{name}") if spec is not None else None
 
 
 def delta_types(target: ResolvedTarget, layer: str, name: str) -> dict[str, Any] | None:
