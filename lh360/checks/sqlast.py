@@ -35,13 +35,9 @@ def count_if(cond: Any) -> Any:
 
 
 def literal(value: Any) -> Any:
-    from sqlglot import exp
+    from lh360.checks.typerules import literal as typed
 
-    if isinstance(value, bool):
-        return exp.Boolean(this=value)
-    if isinstance(value, (int, float)):
-        return exp.Literal.number(value)
-    return exp.Literal.string(str(value))
+    return typed(value)
 
 
 def rule(text: str, dialect: str | None = None, types: Mapping[str, Any] | None = None) -> Any:

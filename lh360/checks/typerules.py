@@ -133,8 +133,6 @@ def comparable(a: str | None, b: str | None) -> bool:
 def typed_literal(value: Any, type_text: Any, shown: str | None = None) -> Any:
     """`value` (from YAML or a SQL literal) as a literal of the column's type; TypeProblem if it is not one.
     An unknown or nested type leaves the value as it is. `shown`: the value as the user wrote it."""
-    from lh360.checks.sqlast import literal
-
     cls = type_class(type_text)
     shown = shown or f"{value!r}"
     if cls is None or cls == COMPLEX:
@@ -158,6 +156,18 @@ def typed_literal(value: Any, type_text: Any, shown: str | None = None) -> Any:
     if cls == TIMESTAMP:
         return _cast(_timestamp_text(value, shown), "TIMESTAMP")
     raise TypeProblem(f"{shown} cannot be compared with a {cls} column")
+
+
+def literal(value: Any) -> Any:
+    """A SQL literal for a Python value (what lh360.checks.sqlast.literal gives; here so that this module
+    imports nothing of the checks that import it)."""
+    from sqlglot import exp
+
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, (int, float)):
+        return exp.Literal.number(value)
+    return exp.Literal.string(str(value))
 
 
 def _number(value: Any, cls: str, type_text: Any, shown: str) -> Any:
