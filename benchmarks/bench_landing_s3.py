@@ -72,7 +72,15 @@ def project(root: Path):
     config = {
         "project": "bench",
         "default_target": "s3",
-        "targets": {"s3": {"landing": "s3://landing/raw", "lake": "s3://lake/lh", "aws": {"region": REGION}}},
+        # every object here was uploaded a moment ago; in a real zone the ingested ones are older than
+        # aws.listing_lag (30m), which is what lets the watermark move: no lag, to measure that case
+        "targets": {
+            "s3": {
+                "landing": "s3://landing/raw",
+                "lake": "s3://lake/lh",
+                "aws": {"region": REGION, "listing_lag": "0s"},
+            }
+        },
     }
     (root / "configs" / "lh360.yaml").write_text(yaml.safe_dump(config))
     spec = {"table": "eventos", "source": {"path": "eventos/"}, "landing": {"max_age": "1h"}}

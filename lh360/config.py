@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -12,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from lh360 import engines
 from lh360.durations import parse_duration
 from lh360.errors import ConfigError
-from lh360.spec import CHECK_KINDS, Maintenance, TableSpec
+from lh360.spec import CHECK_KINDS, Duration, Maintenance, TableSpec
 from lh360.yamlio import SourceMap, dotted, expand_env, line_of, load_source, path_matcher
 
 DEFAULT_CONFIG = Path("configs") / "lh360.yaml"
@@ -27,6 +28,18 @@ class AwsSettings(Strict):
     profile: str | None = None  # a named profile; unset or "" means the default credential chain
     endpoint_url: str | None = None  # S3's alone: an S3-compatible store (MinIO, a moto server in tests)
     endpoints: dict[Literal["athena", "glue", "sts"], str] = Field(default_factory=dict)  # the other services'
+    # an S3 landing zone's listing (lh360.listing): a full listing at least this often, to find late uploads
+    full_listing_interval: Duration = timedelta(hours=24)
+    # the listing watermark stays below any key modified less than this long ago (an upload that started
+    # earlier with a smaller key may not be listable yet) and below every multipart upload in progress
+    listing_lag: Duration = timedelta(minutes=30)
+
+    @field_validator("full_listing_interval", "listing_lag")
+    @classmethod
+    def _not_negative(cls, v: timedelta) -> timedelta:
+        if v.total_seconds() < 0:
+            raise ValueError("must not be negative")
+        return v
 
     @field_validator("region", "profile", "endpoint_url", mode="before")
     @classmethod
@@ -104,6 +117,11 @@ class AthenaSettings(Strict):
     databases: dict[Literal["bronze", "silver", "gold", "ledger"], str]
     output: str | None = None
     timeout: str | None = None
+    # USD per TB scanned, for cost estimates; default: the region's list price (lh360.engines.athena.query)
+    price_per_tb_usd: float | None = Field(None, ge=0)
+    # tables with more rows than this (Delta log statistics) check `unique` in a query of their own, so the
+    # fused scan does not hold an exact COUNT(DISTINCT) per key in memory; null: always fused
+    unique_alone_rows: int | None = Field(50_000_000, ge=0)
 
     @field_validator("databases")
     @classmethod

@@ -8,7 +8,8 @@ Athena), append its string to DEPLOYERS or call `register_deployer`.
 
 An action's status: `todo` (apply will do it), `ok` (already as wanted), `deferred` (cannot be done yet,
 and something else will do it later — the reason says what), `skipped` (needs something the target lacks),
-`done` (applied by this run).
+`done` (applied by this run), `refused` (cannot be done as the project stands — a table Athena cannot read —
+the reason says why; deploy exits 2 after doing the rest).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class Action:
     deployer: str
     kind: str  # upload_code | create_schema | register_table | … (the deployer's vocabulary)
     object: str  # what it acts on: a path, a schema, a table
-    status: str  # todo | ok | deferred | skipped | done
+    status: str  # todo | ok | deferred | skipped | done | refused
     reason: str = ""
     sql: str | None = None  # the statement apply runs, when it is SQL
     data: dict[str, Any] = field(default_factory=dict, repr=False)  # the deployer's own notes for apply()
@@ -67,13 +68,17 @@ class DeployReport:
     def todo(self) -> list[Action]:
         return [a for a in self.actions if a.status == "todo"]
 
+    @property
+    def refused(self) -> list[Action]:
+        return [a for a in self.actions if a.status == "refused"]
+
     def as_dict(self) -> dict[str, Any]:
         counts: dict[str, int] = {}
         for a in self.actions:
             counts[a.status] = counts.get(a.status, 0) + 1
         return {
             "target": self.target,
-            "ok": True,
+            "ok": not self.refused,
             "dry_run": self.dry_run,
             "counts": counts,
             "actions": [a.as_dict() for a in self.actions],

@@ -1,7 +1,17 @@
 """`lh360 lint`: load config and every spec, parse all their SQL and compile it for every dialect; and warn
-about what runs but may fail later (`lint_warnings`)."""
+about what runs but may fail later (`lint_warnings`).
+
+Where a target validates on Athena, lint also rejects checks that would mean different things on DuckDB and
+Athena (lh360.portability) or that Athena (Trino) would refuse for their types (lh360.checks.typerules):
+each relation's column types come from its Delta log when the table exists — on the target given with
+`--target`, or on the default target when its lake is a local folder (no network call unless asked) — and
+otherwise from what the spec says (bronze schema hints, silver's columns).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from lh360 import engines
 from lh360.config import Project, load_project
@@ -14,7 +24,7 @@ from lh360.yamlio import SourceMap
 COMPILE_DIALECTS = ("duckdb", "athena", "databricks")
 
 
-def lint(config: str | None = None) -> tuple[Project | None, list[ConfigError]]:
+def lint(config: str | None = None, target: str | None = None) -> tuple[Project | None, list[ConfigError]]:
     errors: list[ConfigError] = []
     try:
         project = load_project(config, collect=errors)
@@ -22,10 +32,11 @@ def lint(config: str | None = None) -> tuple[Project | None, list[ConfigError]]:
         return None, [exc]
     # checks that would mean different things on DuckDB and Athena: only where Athena may run them
     athena = any(t.athena is not None for t in project.config.targets.values())
+    types_of = relation_types(project, target) if athena else None
     probe = TypeProbe()
     try:
         for spec in project.specs.values():
-            errors += lint_spec_sql(spec, athena=athena, probe=probe)
+            errors += lint_spec_sql(spec, athena=athena, probe=probe, types_of=types_of)
     finally:
         probe.close()
     from lh360.deps import gold_order
@@ -37,6 +48,40 @@ def lint(config: str | None = None) -> tuple[Project | None, list[ConfigError]]:
         if not any(e.file == exc.file and e.field == exc.field for e in errors):  # a parse error already said it
             errors.append(exc)
     return project, errors
+
+
+def relation_types(project: Project, target: str | None = None) -> Callable[[str], Mapping[str, Any] | None]:
+    """relation → its column types, read once each: the Delta log of `target` (or of the default target when
+    its lake is local), else the spec's (lh360.portability.spec_types)."""
+    from lh360.portability import spec_types
+    from lh360.storage import is_s3
+
+    resolved = None
+    try:
+        resolved = project.target(target)
+    except ConfigError:
+        pass  # no usable target: types come from the specs
+    if resolved is not None and target is None and is_s3(resolved.lake):
+        resolved = None  # lint does not reach out to S3 unless asked with --target
+    known: dict[str, Mapping[str, Any] | None] = {}
+
+    def types_of(relation: str) -> Mapping[str, Any] | None:
+        if relation not in known:
+            from lh360.checks.validate import delta_types
+
+            layer, name = relation.split(".", 1)
+            types = delta_types(resolved, layer, name) if resolved is not None else None
+            spec = _spec_of(project, layer, name)
+            known[relation] = types or (spec_types(spec, relation) if spec is not None else None)
+        return known[relation]
+
+    return types_of
+
+
+def _spec_of(project: Project, layer: str, name: str) -> TableSpec | None:
+    if layer == "gold":
+        return next((s for s in project.specs.values() if name in s.gold), None)
+    return project.specs.get(name)
 
 
 def _with_line(exc: ConfigError, source: SourceMap | None) -> ConfigError:
@@ -78,13 +123,23 @@ class TypeProbe:
             self._con.close()
 
 
-def lint_spec_sql(spec: TableSpec, *, athena: bool = False, probe: TypeProbe | None = None) -> list[ConfigError]:
+def lint_spec_sql(
+    spec: TableSpec,
+    *,
+    athena: bool = False,
+    probe: TypeProbe | None = None,
+    types_of: Callable[[str], Mapping[str, Any] | None] | None = None,
+) -> list[ConfigError]:
     from sqlglot import exp  # heavy: off the `--help` path
 
     file = str(spec.file) if spec.file else None
     source: SourceMap | None = spec.source_map
     errors: list[ConfigError] = []
-    types = None
+    if types_of is None:
+        from lh360.portability import spec_types
+
+        def types_of(relation: str) -> Mapping[str, Any] | None:
+            return spec_types(spec, relation)
 
     def line_of(path: list) -> int | None:
         return source.line(path) if source is not None else None
@@ -98,7 +153,6 @@ def lint_spec_sql(spec: TableSpec, *, athena: bool = False, probe: TypeProbe | N
             error(f"{hint!r} is not a type the local engine can hold ({problem})", ["bronze", "schema_hints", column])
 
     def check(text: str, path: list, parser) -> None:
-        nonlocal types
         try:
             tree = parser(text)
             reasons = type_problems(tree)  # casts to types no engine can hold (decimal(3,5))
@@ -113,9 +167,9 @@ def lint_spec_sql(spec: TableSpec, *, athena: bool = False, probe: TypeProbe | N
             for dialect in COMPILE_DIALECTS:
                 to_sql(tree, dialect)
             if athena and path[0] == "checks":  # check rules and reconcile sides (lh360.portability)
-                from lh360.portability import column_types, problems
+                from lh360.portability import problems
 
-                types = column_types(spec) if types is None else types
+                types = types_of(path[1]) if parser is parse_expression else None
                 for reason in problems(tree, types):
                     errors.append(
                         ConfigError(
@@ -145,6 +199,8 @@ def lint_spec_sql(spec: TableSpec, *, athena: bool = False, probe: TypeProbe | N
             elif isinstance(c, Reconcile):
                 check(c.left, ["checks", rel, i, "left"], parse_query)
                 check(c.right, ["checks", rel, i, "right"], parse_query)
+        if athena and rel in spec.relations():
+            errors += _type_problems(spec, rel, checks, types_of, error_at=line_of, file=file)
         if rel not in spec.relations():
             errors.append(
                 ConfigError(
@@ -155,6 +211,26 @@ def lint_spec_sql(spec: TableSpec, *, athena: bool = False, probe: TypeProbe | N
                 )
             )
     return errors
+
+
+def _type_problems(
+    spec: TableSpec, relation: str, checks: list, types_of: Callable, *, error_at: Callable, file: str | None
+) -> list[ConfigError]:
+    """What Athena (Trino) would refuse in the checks of one relation, for the column types known."""
+    from lh360.checks.compile import type_problems
+    from lh360.sql import SQLError
+
+    out = []
+    for i, c in enumerate(checks):
+        try:
+            found = type_problems(c, relation, types_of)
+        except SQLError:
+            continue  # a rule that does not parse: reported above
+        for field, reason in found:
+            name, _, index = field.rstrip("]").partition("[")
+            path = ["checks", relation, i, name, *([int(index)] if index else [])]
+            out.append(ConfigError(reason, file=file, line=error_at(path), field=_dotted(path)))
+    return out
 
 
 def _dotted(path: list) -> str:

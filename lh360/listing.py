@@ -6,7 +6,9 @@ the common case), a listing can start after a *watermark* W instead of at the be
 
 The watermark (stored in `<lake>/_lh360/state/<table>/listing.json`):
 
-    W = the greatest listed key that is already ingested and sorts before every pending key
+    W = the greatest listed key that is already ingested and sorts before every pending key, every key
+        modified within the last `aws.listing_lag` (default 30 minutes), and every multipart upload still
+        in progress
 
 Invariant: every key <= W that existed when W was computed is in bronze. By induction: keys <= W_old were
 covered before; a listing with StartAfter=W_old returns every key in (W_old, ...]; all of them that are
@@ -14,12 +16,19 @@ covered before; a listing with StartAfter=W_old returns every key in (W_old, ...
 ingest), so the invariant stays true afterwards. A listing after W therefore finds every pending file that
 existed when W was set, plus every file uploaded since *with a key greater than W*.
 
-What it can miss: a file uploaded later with a key that sorts *before* W (a late or back-filled upload, a
-producer whose keys are not time-ordered). Auto Loader answers the same way we do: an occasional full
-listing ("backfill"). lh360 lists the whole prefix
+Uploads still under way are why W keeps its distance. An object is listable only once its PUT (or its
+CompleteMultipartUpload) has finished, so parallel producers (`aws s3 cp --recursive`) can make K2 visible
+before K1 < K2: were W to reach K2 at once, K1 would sort below it when it lands. W therefore never passes
+a key younger than the lag — uploads running alongside it have finished by then — nor an upload in progress
+(S3 dates a multipart object by its initiation, so its age says nothing: ListMultipartUploads does; without
+that answer W does not move).
+
+What it can still miss: a file uploaded later with a key that sorts *before* W (a late or back-filled
+upload, a producer whose keys are not time-ordered). Auto Loader answers the same way we do: an occasional
+full listing ("backfill"). lh360 lists the whole prefix
 
   * on the first listing of a table, on `--full-listing` or LH360_FULL_LISTING=1;
-  * when the last full listing is older than LH360_FULL_LISTING_INTERVAL (default 24h);
+  * when the last full listing is older than the target's `aws.full_listing_interval` (default 24h);
   * when the state cannot be trusted: unreadable, bronze reset (its committed batch went backwards), or the
     watermark is not an ingested file;
   * while the table's keys are not in arrival order: each full listing checks that no file with a greater
@@ -53,9 +62,8 @@ from lh360.storage import JSON_SUFFIXES, FileInfo, ListStats, SkippedLink, is_s3
 log = logging.getLogger("lh360.listing")
 
 STATE_VERSION = 1
-DEFAULT_FULL_INTERVAL_S = 24 * 3600
 FULL_ENV = "LH360_FULL_LISTING"
-INTERVAL_ENV = "LH360_FULL_LISTING_INTERVAL"
+RETIRED_INTERVAL_ENV = "LH360_FULL_LISTING_INTERVAL"  # now the target's aws.full_listing_interval
 ORDER_SKEW_S = 300.0  # uploads finishing out of key order within this long of each other are normal
 ORDER_WINDOW_S = 7 * 86400  # arrival order is judged on the files of the last week
 RECENT_CAP = 20_000
@@ -126,17 +134,13 @@ def state_uri(target: ResolvedTarget, spec: TableSpec) -> str:
     return Lake(target.lake).state(spec.table, "listing.json")
 
 
-def full_interval_s() -> float:
-    text = os.environ.get(INTERVAL_ENV)
-    if not text:
-        return DEFAULT_FULL_INTERVAL_S
-    from lh360.durations import parse_duration
-    from lh360.errors import UsageError
-
-    try:
-        return parse_duration(text).total_seconds()
-    except ValueError as exc:
-        raise UsageError(f"{INTERVAL_ENV}: {exc}") from None
+def full_interval_s(target: ResolvedTarget) -> float:
+    """How often a table's S3 landing zone is listed in full: the target's `aws.full_listing_interval`."""
+    if os.environ.get(RETIRED_INTERVAL_ENV):
+        log.warning(
+            "%s is no longer read: set aws.full_listing_interval in the target (lh360.yaml)", RETIRED_INTERVAL_ENV
+        )
+    return target.settings.aws.full_listing_interval.total_seconds()
 
 
 def load_state(target: ResolvedTarget, spec: TableSpec) -> ListingState | None:
@@ -220,7 +224,7 @@ def list_table(
     loaded = load_state(target, spec) if done is not None else None
     prev = loaded if s3 else None
     mode, reason, start_after = decide(
-        prev, done, committed, s3=s3, full=full, now=now, interval_s=full_interval_s() if s3 else 0.0
+        prev, done, committed, s3=s3, full=full, now=now, interval_s=full_interval_s(target) if s3 else 0.0
     )
     links_inside = target.landing if spec.landing.symlinks == "inside" else None
     store = store_for(target.landing, target.settings.aws, links_inside=links_inside)
@@ -236,11 +240,15 @@ def list_table(
 
     pending = sorted(f.rel for f in files if f.rel not in done)
     new = ListingState(bronze_batch=committed)
-    # the watermark: the greatest listed ingested key below every pending key
-    first_pending = pending[0] if pending else None
+    # the watermark: the greatest listed ingested key below every pending key, every key younger than the
+    # lag, and every upload in progress (see the module docstring)
+    lag = target.settings.aws.listing_lag.total_seconds()
+    young = [f.rel for f in files if now - f.mtime < lag]
+    first_pending = min([*pending[:1], *young], default=None)
     below = [f.rel for f in files if f.rel in done and (first_pending is None or f.rel < first_pending)]
-    if below:
-        new.start_after = max(below)
+    candidate = _watermark(below, store, prefix, prev) if s3 else max(below, default=None)
+    if candidate is not None:
+        new.start_after = candidate
     elif mode == "incremental":
         new.start_after = start_after  # nothing new below the first pending key: stay where we were
     if mode == "full":
@@ -292,6 +300,27 @@ def list_table(
         save_state(target, spec, new)
     listing.seconds = time.monotonic() - started
     return listing
+
+
+def _watermark(below: list[str], store: Any, prefix: str, prev: ListingState | None) -> str | None:
+    """The greatest of the `below` keys that also sorts below every multipart upload in progress (that object
+    is not listable yet, and S3 will date it by its initiation). When the uploads cannot be listed (no
+    s3:ListBucketMultipartUploads), the watermark does not move past where it was. The uploads are asked
+    for only when the watermark would move forward."""
+    candidate = max(below, default=None)
+    before = prev.start_after if prev is not None else None
+    if candidate is None or (before is not None and candidate <= before):
+        return candidate
+    try:
+        uploads = store.uploads_in_progress(prefix)
+    except Exception as exc:  # advisory: holding the watermark only costs a longer listing
+        log.warning("cannot list multipart uploads under %s (%s); the listing watermark stays put", prefix, exc)
+        return before
+    smallest = min((u.rel for u in uploads), default=None)
+    if smallest is None:
+        return candidate
+    log.info("listing watermark held below %s: its multipart upload is still in progress", smallest)
+    return max((k for k in below if k < smallest), default=None)
 
 
 def future_mtimes(

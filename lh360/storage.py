@@ -311,9 +311,10 @@ _CLIENTS_LOCK = threading.Lock()
 
 def aws_client(service: str, aws: AwsSettings, *, max_attempts: int = 5, **config: object):
     """A boto3 client with the target's region/profile (else the default credential chain; an unknown profile is
-    a ConfigError) and botocore `standard` retries set explicitly: one retry layer per call (pass max_attempts=1
-    where the caller, like pyathena, retries itself). Clients are cached per settings: building one loads
-    botocore's JSON models (~0.3-0.7 s), and boto3 clients are thread-safe."""
+    a ConfigError) and botocore `standard` retries set explicitly: `max_attempts` calls in all, the first
+    included (botocore's own `max_attempts` key counts the retries only, so lh360 sets `total_max_attempts`);
+    HTTP 500/502/503/504, dropped connections and throttling are retried with backoff. Clients are cached per
+    settings: building one loads botocore's JSON models (~0.3-0.7 s), and boto3 clients are thread-safe."""
     endpoint = endpoint_for(service, aws)
     key = (service, aws.profile, aws.region, endpoint, max_attempts, tuple(sorted(config.items())), os.getpid())
     with _CLIENTS_LOCK:
@@ -324,7 +325,7 @@ def aws_client(service: str, aws: AwsSettings, *, max_attempts: int = 5, **confi
             from lh360.aws_credentials import profile_session
 
             session = profile_session(aws.profile, aws.region)
-            cfg = Config(retries={"mode": "standard", "max_attempts": max_attempts}, **config)
+            cfg = Config(retries={"mode": "standard", "total_max_attempts": max_attempts}, **config)
             client = _CLIENTS[key] = session.client(service, endpoint_url=endpoint, config=cfg)
         return client
 

@@ -218,3 +218,76 @@ def test_ledger_records_checks_and_feeds_the_next_baseline(lake):
 def report_run_id(ledger) -> str:
     rows = ledger._query(ledger.checks_uri, "SELECT run_id FROM ledger LIMIT 1")
     return rows[0]["run_id"]
+
+
+def test_literals_are_typed_to_the_columns_delta_type(lake):
+    """Trino will not compare '1' with a bigint; typed from the Delta log, the check reads the same everywhere."""
+    checks = {
+        "silver.t": [
+            {"accepted_values": {"column": "id", "values": ["1", "2", "3", "4"]}},
+            {"expression": {"name": "recent", "rule": "ts >= '2025-06-01 06:00:00'"}},
+            {"range": {"column": "ref_id", "min": 100, "max": 300}},
+        ]
+    }
+    report, runner = run(lake, checks)
+    assert [r.status for r in report.results] == ["pass", "pass", "pass"], [r.message for r in report.results]
+    [sql] = runner.queries
+    assert '"id" IN (1, 2, 3, 4)' in sql
+    assert "'2025-06-01 06:00:00.000000' AS TIMESTAMPTZ" in sql
+    types = {"id": "long", "ts": "timestamp", "ref_id": "long"}
+    athena = compile_relation(table_spec(checks), "silver.t", "athena", types=types).aggregate_sql
+    assert '"id" IN (1, 2, 3, 4)' in athena and "CAST('2025-06-01 06:00:00.000000' AS TIMESTAMP)" in athena
+
+
+def test_one_check_that_cannot_run_does_not_turn_the_others_into_errors(lake):
+    checks = {
+        "silver.t": [
+            {"row_count": {"min": 1}},
+            {"accepted_values": {"column": "id", "values": ["1", "um"]}},  # 'um' is no bigint: the engine refuses
+            {"not_null": ["id"]},
+            {"unique": ["select"]},
+        ]
+    }
+    report, runner = run(lake, checks)
+    by_name = {r.check: r for r in report.results}
+    assert by_name["accepted_values_id"].status == "error"
+    assert "um" in by_name["accepted_values_id"].message
+    assert [by_name[n].status for n in ("row_count", "not_null_id", "unique_select")] == ["pass"] * 3
+    assert by_name["row_count"].observed == 5
+    # the fused query, the probe, then each check alone; failed queries are not counted (nor billed by Athena)
+    assert len(runner.queries) == 2 + 4 and report.queries == 4
+    report, runner = run(lake, {"silver.t": [c for c in checks["silver.t"] if "accepted_values" not in c]})
+    assert report.ok and len(runner.queries) == 1  # the happy path stays one query
+
+
+def test_lint_reads_column_types_from_the_delta_log(project):
+    """A gold table's types are known only from its Delta log: lint reads it (the default target's lake is
+    local) and rejects a value Athena would refuse."""
+    from deltalake import write_deltalake
+
+    from lh360.lint import lint
+
+    athena = {
+        "engine": "local",
+        "landing": "s3://landing/raw",
+        "lake": "s3://lake/lh",
+        "validator": "athena",
+        "athena": {"databases": {"bronze": "b", "silver": "s", "gold": "g"}},
+    }
+    spec = {
+        "table": "t",
+        "source": {"path": "t/"},
+        "silver": {"keys": ["id"], "sequence_by": "ts"},
+        "gold": {"g": {"sql": "SELECT id, count(*) AS n FROM silver.t GROUP BY id"}},
+        "checks": {"gold.g": [{"accepted_values": {"column": "n", "values": ["1", "um"]}}]},
+    }
+    p = project(
+        spec,
+        config={"targets": {"local": {"engine": "local", "landing": "../landing", "lake": "../lake"}, "prod": athena}},
+    )
+    _, errors = lint(str(p.config))
+    assert errors == []  # no table yet: nothing known about gold.g's types
+    write_deltalake(str(p.lake / "gold" / "g"), pa.table({"id": [1], "n": pa.array([1], pa.int64())}))
+    _, errors = lint(str(p.config))
+    assert [(e.field, e.line is not None) for e in errors] == [("checks.gold.g[0].values[1]", True)]
+    assert "'um' is not an integer" in errors[0].reason

@@ -14,7 +14,10 @@ Public API (engine runners only implement `QueryRunner` from `lh360.engines.base
         Runs the compiled checks through `runner` and judges them: each `CheckResult` has the check,
         observed value, threshold, status (pass | warn | fail | error), severity, Delta version read,
         query id and sample failing rows. `ValidationReport.exit_code`: 1 if an error-severity check
-        failed, 3 if a check could not run, else 0.
+        failed, 3 if a check could not run, else 0. Literals are typed to their columns' types (the
+        runner's `column_types(layer, name)` if it has one, else the Delta log, else the spec:
+        checks/typerules.py); a fused query that fails is re-run check by check, so only the checks that
+        cannot run are errors. Optional runner hooks: `exists`, `column_types`, `unique_alone`.
 
     runner_for(project, target, engine=None) -> QueryRunner
         The validator of a target (`--engine` overrides `target.settings.validator`): "duckdb" →

@@ -14,7 +14,8 @@ as AST nodes, so a hostile name or value cannot change what the SQL means.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from lh360.checks import sqlast
@@ -23,7 +24,15 @@ from lh360.checks.kinds.base import SAMPLE_ROWS
 from lh360.checks.sqlast import Namer
 from lh360.spec import TableSpec
 
-__all__ = ["SAMPLE_ROWS", "CompiledCheck", "CompiledChecks", "Namer", "check_names", "compile_relation"]
+__all__ = [
+    "SAMPLE_ROWS",
+    "CompiledCheck",
+    "CompiledChecks",
+    "Namer",
+    "check_names",
+    "compile_relation",
+    "type_problems",
+]
 
 
 @dataclass
@@ -33,6 +42,22 @@ class CompiledChecks:
     table_sql: str  # the relation as the engine names it
     aggregate_sql: str | None
     checks: list[CompiledCheck]
+    columns: dict[str, Any] = field(default_factory=dict, repr=False)  # alias → its aggregate (sqlglot node)
+
+    def alone_sql(self, check: CompiledCheck) -> str:
+        """The fused query cut down to one check's columns (validate re-runs checks one by one when the fused
+        query fails)."""
+        from sqlglot import exp
+
+        select = [self.columns[a].copy() for a in check.aliases]
+        return sqlast.to_sql(exp.select(*select).from_(sqlast.table(self.table_sql, self.dialect)), self.dialect)
+
+    def probe_sql(self) -> str:
+        """SELECT COUNT(*) of the relation: whether the engine can read the table at all."""
+        from sqlglot import exp
+
+        tree = exp.select(exp.Count(this=exp.Star())).from_(sqlast.table(self.table_sql, self.dialect))
+        return sqlast.to_sql(tree, self.dialect)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -69,13 +94,22 @@ def check_names(checks: list[Any]) -> list[list[str]]:
 
 
 def compile_relation(
-    spec: TableSpec, relation: str, runner_or_dialect: Any, table_name: Namer | None = None
+    spec: TableSpec,
+    relation: str,
+    runner_or_dialect: Any,
+    table_name: Namer | None = None,
+    *,
+    types: Mapping[str, Any] | None = None,
+    types_of: Callable[[str], Mapping[str, Any] | None] | None = None,
+    unique_alone: bool = False,
 ) -> CompiledChecks:
     """Compile the checks `spec` declares for `relation` (layer.name) for a QueryRunner or a dialect name.
 
     With a runner, tables are named by `runner.table_name`; with a dialect, by `table_name` or
     `default_namer(dialect)`. Each check kind compiles itself (lh360.checks.kinds); their aggregate columns
-    are fused into one query. Raises SQLError (lh360.sql) for a rule or query that does not parse.
+    are fused into one query. `types` (the relation's column types) and `types_of` (another relation's)
+    type the literals of the checks to their columns (checks/typerules.py); `unique_alone` makes unique
+    checks queries of their own. Raises SQLError (lh360.sql) for a rule or query that does not parse.
     """
     from sqlglot import exp
 
@@ -99,7 +133,7 @@ def compile_relation(
         tree = exp.select(exp.Star()).from_(sqlast.table(table_text, dialect)).where(cond).limit(SAMPLE_ROWS)
         return sqlast.to_sql(tree, dialect)
 
-    ctx = CompileContext(relation, dialect, table_text, namer, aggregate, rows_where)
+    ctx = CompileContext(relation, dialect, table_text, namer, aggregate, rows_where, types, types_of, unique_alone)
     compiled = [
         c
         for check, names in zip(checks, check_names(checks), strict=True)
@@ -109,5 +143,28 @@ def compile_relation(
     if select:
         aggregate_sql = sqlast.to_sql(exp.select(*select).from_(sqlast.table(table_text, dialect)), dialect)
     return CompiledChecks(
-        relation=relation, dialect=dialect, table_sql=table_text, aggregate_sql=aggregate_sql, checks=compiled
+        relation=relation,
+        dialect=dialect,
+        table_sql=table_text,
+        aggregate_sql=aggregate_sql,
+        checks=compiled,
+        columns={node.alias: node for node in select},
     )
+
+
+def type_problems(
+    check: Any, relation: str, types_of: Callable[[str], Mapping[str, Any] | None]
+) -> list[tuple[str, str]]:
+    """(spec field, reason) for what Athena (Trino) would refuse in one check of `relation`, given the column
+    types `types_of` knows (lh360 lint)."""
+    ctx = CompileContext(
+        relation,
+        "athena",
+        relation,
+        default_namer("athena"),
+        lambda node: "",
+        lambda cond: "",
+        types_of(relation),
+        types_of,
+    )
+    return kind_of(check).type_problems(check, ctx)

@@ -4,7 +4,7 @@ inside the functions: lh360 --help never loads it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 Namer = Callable[[str, str], str]  # (layer, name) → the relation as the engine names it, ready for SQL
@@ -35,28 +35,34 @@ def count_if(cond: Any) -> Any:
 
 
 def literal(value: Any) -> Any:
-    from sqlglot import exp
+    from lh360.checks.typerules import literal as typed
 
-    if isinstance(value, bool):
-        return exp.Boolean(this=value)
-    if isinstance(value, (int, float)):
-        return exp.Literal.number(value)
-    return exp.Literal.string(str(value))
+    return typed(value)
 
 
-def rule(text: str) -> Any:
-    """A spec's boolean rule, parsed as exactly one expression (lh360.sql guards it)."""
+def rule(text: str, dialect: str | None = None, types: Mapping[str, Any] | None = None) -> Any:
+    """A spec's boolean rule, parsed as exactly one expression (lh360.sql guards it); with the relation's
+    column `types`, its literals typed and Spark's implicit casts made explicit (lh360.checks.typerules); for a
+    `dialect`, in the form that means the same on DuckDB and Athena (lh360.portability)."""
+    from lh360.checks.typerules import type_rule
     from lh360.sql import parse_expression
 
-    return parse_expression(text)
+    tree, _ = type_rule(parse_expression(text), types)
+    return portable(tree, dialect) if dialect else tree
 
 
 def query(text: str, namer: Namer, dialect: str) -> Any:
-    """A spec's query with `layer.name` resolved to the engine's relations."""
+    """A spec's query with `layer.name` resolved to the engine's relations, in its portable form."""
     from lh360.sql import parse_query, resolve
 
     tree = parse_query(text)
-    return resolve(tree, lambda layer, name: table(namer(layer, name), dialect))
+    return resolve(portable(tree, dialect), lambda layer, name: table(namer(layer, name), dialect))
+
+
+def portable(tree: Any, dialect: str) -> Any:
+    from lh360.portability import portable as rewrite
+
+    return rewrite(tree, dialect)
 
 
 def is_null(node: Any) -> Any:

@@ -36,8 +36,11 @@ def deploy(
     if not st.out.json:
         render.say(st.out, f"deploy to target {target.name}" + (" (dry run: nothing changes)" if dry_run else ""))
     report = run_deploy(project, target, dry_run=dry_run, on_action=show, timeout=seconds)
+    refused = 2 if report.refused else 0  # a table Athena cannot read: a config error (the reason names it)
     if st.out.json:
         st.out.emit(report.as_dict())
+        if refused:
+            raise typer.Exit(refused)
         return
     if not report.actions:
         render.say(st.out, f"nothing to deploy for target {target.name} (engine {target.engine})")
@@ -45,3 +48,5 @@ def deploy(
     counts = report.as_dict()["counts"]
     order = ("done", "todo", "ok", "deferred", "skipped")
     render.say(st.out, ", ".join(f"{counts[k]} {k}" for k in sorted(counts, key=lambda k: (order + (k,)).index(k))))
+    if refused:
+        raise typer.Exit(refused)

@@ -63,7 +63,7 @@ def landing(
 
     Exit 1 when a table breaches its SLA (landing.max_age / landing.min_files): alert on it from cron.
     On S3 the listing starts after the last ingested key where keys arrive in order, with a full listing at
-    least every LH360_FULL_LISTING_INTERVAL (24h) or on --full-listing.
+    least every aws.full_listing_interval (24h) or on --full-listing.
 
     Example:  lh360 landing clientes --json
     """

@@ -50,7 +50,7 @@ def lint(ctx: typer.Context) -> None:
     from lh360.lint import lint_warnings
 
     st = state(ctx)
-    project, errors = run_lint(st.config)
+    project, errors = run_lint(st.config, st.target)  # --target: read that target's Delta logs for types
     warnings = lint_warnings(project) if project else []
     n_specs = len(project.specs) if project else 0
     if st.out.json:

@@ -21,8 +21,12 @@ table Glue does not know, or fails on DuckDB ends FAILED with the error, as on A
 StateChangeReason / AthenaError of a FAILED query, and the ResultReuseConfiguration the query was started
 with, so tests can check that freshness checks never reuse results.
 
-Known gap (on purpose): the transpiled query runs with DuckDB's semantics; the Trino↔DuckDB traps (integer
-division, date_diff, …) are exactly what `lh360 lint` rejects in user SQL (lh360.portability).
+The transpiled query runs with Trino's type rules and meanings where they differ from DuckDB's for what
+lh360 emits (trino_semantics.py): what Trino refuses (a string compared with a bigint, md5 of a varchar)
+ends FAILED as on Athena, trim/casts/regexp_replace/avg/date_diff mean what they mean on Trino, and the
+session runs in UTC. Known gaps: deletion vectors, column mapping and file statistics are not applied
+(Athena applies them; lh360's own tables use none, and `lh360 deploy` refuses reader features Athena
+cannot read), and DataScannedInBytes is whole files, where Athena reads only the columns it needs.
 """
 
 from __future__ import annotations
@@ -30,11 +34,14 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
+
+import trino_semantics
 
 ACCOUNT = "123456789012"
 # The double reads Glue and S3 as Athena does: with the caller's rights, but through Athena (the IAM context has
@@ -50,6 +57,7 @@ class Script:
     times: int = 1
     reason: str = ""
     code: str = "ThrottlingException"
+    start_delay: float = 0.0  # StartQueryExecution answers this much later (a request in flight)
 
 
 @dataclass
@@ -62,6 +70,7 @@ class Outcome:
     reuse: dict[str, Any] | None = None
     database: str | None = None
     workgroup: str | None = None
+    reused: bool = False  # answered from an earlier result (reuse asked for, same query): nothing scanned
 
 
 @dataclass
@@ -71,6 +80,7 @@ class AthenaDouble:
     scripts: list[Script] = field(default_factory=list)
     executions: dict[str, Outcome] = field(default_factory=dict)
     throttled: list[str] = field(default_factory=list)  # queries refused with a throttling error
+    starting: list[str] = field(default_factory=list)  # queries whose delayed StartQueryExecution is in flight
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def reset(self) -> None:
@@ -78,6 +88,7 @@ class AthenaDouble:
             self.scripts.clear()
             self.executions.clear()
             self.throttled.clear()
+            self.starting.clear()
 
     # ---- scripting ----------------------------------------------------------------------------------
 
@@ -87,8 +98,8 @@ class AthenaDouble:
     def fail(self, reason: str, match: str | None = None, times: int = 1) -> None:
         self.scripts.append(Script("fail", match, times, reason=reason))
 
-    def hang(self, match: str | None = None, times: int = 1) -> None:
-        self.scripts.append(Script("hang", match, times))
+    def hang(self, match: str | None = None, times: int = 1, start_delay: float = 0.0) -> None:
+        self.scripts.append(Script("hang", match, times, start_delay=start_delay))
 
     def _take(self, query: str) -> Script | None:
         for script in self.scripts:
@@ -127,7 +138,8 @@ class AthenaDouble:
         tree = sqlglot.parse_one(query, read="athena")
         if not isinstance(tree, exp.Query):
             raise _QueryError(f"the Athena double runs SELECT queries only, not {tree.key.upper()}")
-        con = duckdb.connect()
+        con = trino_semantics.connect()  # in UTC, as Athena
+        schemas: dict[str, Any] = {}
         scanned = 0
         glue = self.glue()
         ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
@@ -156,14 +168,17 @@ class AthenaDouble:
                 scanned += size
                 name = f"t{len(registered)}"
                 con.register(name, data)
+                schemas[name] = data.schema
                 registered[key] = name
             new = exp.to_table(registered[key])
             new.set("alias", table.args.get("alias") or exp.TableAlias(this=exp.to_identifier(table.name)))
             table.replace(new)
         try:
-            cur = con.execute(tree.sql(dialect="duckdb"))
+            cur = trino_semantics.run(con, tree, schemas)  # Trino's type rules and meanings
             columns = [(d[0], str(d[1])) for d in cur.description]
             data = cur.fetchall()
+        except trino_semantics.TrinoRefusal as exc:
+            raise _QueryError(str(exc)) from None
         except duckdb.Error as exc:
             raise _QueryError(str(exc).splitlines()[0]) from None
         finally:
@@ -329,6 +344,10 @@ def install(url: str, region: str) -> AthenaDouble:
     def start(self, query, context, config, workgroup, execution_parameters):
         with DOUBLE.lock:
             script = DOUBLE._take(query)
+        if script is not None and script.start_delay:
+            DOUBLE.starting.append(query)
+            time.sleep(script.start_delay)
+        with DOUBLE.lock:
             database = (context or {}).get("Database")
             outcome = Outcome(
                 query=query,
@@ -343,6 +362,10 @@ def install(url: str, region: str) -> AthenaDouble:
             if script is None:
                 try:
                     rows, info, outcome.scanned = DOUBLE.execute(query, database)
+                    if (outcome.reuse or {}).get("ResultReuseByAgeConfiguration", {}).get("Enabled") and any(
+                        o.query == query and o.state == "SUCCEEDED" for o in DOUBLE.executions.values()
+                    ):
+                        outcome.reused, outcome.scanned = True, 0  # as Athena: the earlier result, no scan
                     outcome.rows = len(rows) - 1
                     DOUBLE.queue(rows, info)
                 except _QueryError as exc:
@@ -367,6 +390,7 @@ def install(url: str, region: str) -> AthenaDouble:
         outcome = DOUBLE.executions.get(qe["QueryExecutionId"])
         if outcome is not None:
             qe["Statistics"]["DataScannedInBytes"] = outcome.scanned
+            qe["Statistics"]["ResultReuseInformation"] = {"ReusedPreviousResult": outcome.reused}
             if outcome.reuse:
                 qe["ResultReuseConfiguration"] = outcome.reuse
             if qe["Status"]["State"] == "FAILED" and outcome.reason:

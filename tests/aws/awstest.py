@@ -58,6 +58,7 @@ def make_project(
     clientes: bool = False,
     aws: dict[str, Any] | None = None,
     athena_timeout: str = "20s",
+    athena: dict[str, Any] | None = None,
 ) -> Path:
     """configs/ under root with a target `s3` (local engine, landing and lake on S3, Athena validator) and a
     target `local` (folders under root); the specs given, and/or the clientes template spec."""
@@ -74,7 +75,7 @@ def make_project(
                 "lake": lake,
                 "aws": {"region": REGION, **(aws or {})},
                 "validator": "athena",
-                "athena": {**ATHENA, "timeout": athena_timeout},
+                "athena": {**ATHENA, "timeout": athena_timeout, **(athena or {})},
             },
             "local": {"engine": "local", "landing": "../landing", "lake": "../lake"},
         },

@@ -26,9 +26,11 @@ def moto_url():
     server.start()
     host, port = server.get_host_and_port()
     import athena_double
+    import faults
     import recorder
 
     recorder.install(server)  # idle (one attribute check per request) until a test records
+    faults.install(server)  # idle until a test injects a fault
 
     athena_double.install(f"http://{host}:{port}", REGION)
     yield f"http://{host}:{port}"
@@ -41,6 +43,9 @@ def aws_env(request, moto_url, monkeypatch, tmp_path):
     """Point everything at the moto server, with fake credentials, for this test only; reset moto first."""
     with pytest.MonkeyPatch.context() as mp:
         aws_environment(mp, moto_url, tmp_path)
+        import faults
+
+        faults.FAULTS.reset()
         if not getattr(request.module, "SHARED_MOTO", False):
             reset_moto(moto_url)
         else:  # the module's own fixture reset moto once and built what its tests share

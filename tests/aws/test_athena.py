@@ -118,14 +118,40 @@ def test_a_failing_check_exits_1(lakehouse, tmp_path):
 
 
 def test_a_failed_athena_query_exits_3_with_athenas_error(lakehouse):
-    DOUBLE.fail("HIVE_BAD_DATA: Error reading from s3://lake/lh/silver/clientes", match="lh360_silver")
+    # the table cannot be read: the fused query fails, and so does the probe that tells a table error from a
+    # check's own
+    DOUBLE.fail("HIVE_BAD_DATA: Error reading from s3://lake/lh/silver/clientes", match="lh360_silver", times=20)
     proc = cli(lakehouse, "--json", "validate", "--engine", "athena", "--layer", "silver")
     doc = json_out(proc)
     assert proc.returncode == 3
     errors = [r for r in doc["results"] if r["status"] == "error"]
     assert errors and all("HIVE_BAD_DATA" in r["message"] and "FAILED" in r["message"] for r in errors)
-    failed_id = next(qid for qid, o in DOUBLE.executions.items() if o.state == "FAILED")
-    assert failed_id in errors[0]["message"]
+    failed = [qid for qid, o in DOUBLE.executions.items() if o.state == "FAILED"]
+    assert len(failed) == 2  # the fused query and the probe; not one query per check
+    assert any(qid in errors[0]["message"] for qid in failed)
+
+
+def test_one_check_athena_refuses_does_not_take_the_others_down(lakehouse, tmp_path):
+    """Trino refuses a string compared with a bigint; DuckDB would not. With the literals typed to the column,
+    accepted_values on a bigint works on Athena; a rule comparing two columns of different types cannot be
+    fixed: that check alone is an error (its table's other checks run one by one and keep their verdicts)."""
+    spec = yaml.safe_load((TEMPLATES / "tables" / "clientes.yaml").read_text())
+    checks = spec["checks"]["silver.clientes"]
+    checks.append({"accepted_values": {"column": "id", "values": ["1", "2", "3"], "name": "ids", "severity": "warn"}})
+    checks.append({"expression": {"name": "cpf_is_id", "rule": "cpf = id", "severity": "warn"}})
+    make_project(tmp_path, [spec])
+    proc = cli(tmp_path, "--json", "validate", "--engine", "athena", "clientes", "--layer", "silver")
+    doc = json_out(proc)
+    assert proc.returncode == 3, proc.stderr
+    by_name = {r["check"]: r for r in doc["results"]}
+    assert by_name["cpf_is_id"]["status"] == "error"
+    assert "TYPE_MISMATCH" in by_name["cpf_is_id"]["message"]
+    assert by_name["ids"]["status"] == "warn" and by_name["ids"]["observed"] > 0  # '1', '2', '3' typed as bigints
+    others = [r for r in doc["results"] if r["check"] != "cpf_is_id"]
+    assert others and all(r["status"] in ("pass", "warn") for r in others), others
+    duck = json_out(cli(tmp_path, "--json", "validate", "--engine", "duckdb", "clientes", "--layer", "silver"))
+    duck_view = {r["check"]: r["observed"] for r in duck["results"] if r["check"] != "cpf_is_id"}
+    assert {r["check"]: r["observed"] for r in others} == duck_view  # same counts as DuckDB
 
 
 def test_throttling_is_retried_and_other_errors_are_not(lakehouse):
@@ -183,6 +209,32 @@ def test_ctrl_c_or_sigterm_cancels_the_running_query(lakehouse, signum, code):
     assert proc.returncode == code, out + err
     hung = next(o for o in DOUBLE.queries if "lh360_silver" in o.query)
     assert hung.state == "CANCELLED"
+
+
+def test_sigterm_while_the_query_is_being_started_stops_it(lakehouse):
+    """The signal lands while StartQueryExecution is in flight: no query id yet, but the query it starts is
+    stopped as soon as Athena answers (pyathena's kill_on_interrupt, which lh360's SIGTERM now reaches)."""
+    import os
+
+    DOUBLE.hang(match="lh360_silver", start_delay=2.0)
+    env = {**os.environ, "LH360_CONFIG": str(lakehouse / "configs" / "lh360.yaml")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lh360", "validate", "--engine", "athena", "--layer", "silver"],
+        cwd=lakehouse,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not DOUBLE.starting and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert DOUBLE.starting, "the start request never arrived"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, out + err
+    started = [o for o in DOUBLE.queries if "lh360_silver" in o.query]
+    assert started and started[0].state == "CANCELLED", [o.state for o in started]
 
 
 def test_sql_on_athena_resolves_layer_names(lakehouse):
@@ -249,3 +301,72 @@ def test_cost_estimate():
     assert cost_usd(0) == cost_usd(1) == cost_usd(10 * 2**20) == pytest.approx(10 * 2**20 / 2**40 * 5)
     assert cost_usd(2**40) == pytest.approx(5.0)
     assert cost_usd(10 * 2**20 + 1) == pytest.approx(11 * 2**20 / 2**40 * 5)  # rounded up to the MB
+    assert cost_usd(2**40, 7.0) == pytest.approx(7.0)
+    assert cost_usd(2**40, reused=True) == 0.0  # a reused result scans nothing
+
+
+def test_the_price_is_a_target_setting_with_regional_defaults(lakehouse, tmp_path):
+    from lh360.config import AthenaSettings
+    from lh360.engines.athena.query import PRICE_PER_TB_USD, AthenaRunner, price_per_tb
+
+    settings = AthenaSettings(databases={"bronze": "b", "silver": "s", "gold": "g"})
+    assert price_per_tb(settings, "us-east-1") == (5.0, "us-east-1 list price")
+    price, basis = price_per_tb(settings, "sa-east-1")  # not a verified list price: estimated, and said so
+    assert price == PRICE_PER_TB_USD["us-east-1"] and "set athena.price_per_tb_usd" in basis
+    assert price_per_tb(settings.model_copy(update={"price_per_tb_usd": 9.0}), "sa-east-1")[0] == 9.0
+
+    make_project(tmp_path, clientes=True, athena={"price_per_tb_usd": 7.0})
+    _, target = load(tmp_path / "configs" / "lh360.yaml")
+    runner = AthenaRunner(target)
+    try:
+        result = runner.query("SELECT count(*) AS n FROM lh360_silver.clientes")
+    finally:
+        runner.close()
+    assert result.extra["cost_usd"] == pytest.approx(10 * 2**20 / 2**40 * 7.0)
+    assert result.extra["price_basis"] == "athena.price_per_tb_usd"
+
+
+def test_a_reused_result_costs_nothing(lakehouse):
+    from lh360.engines.athena.query import AthenaRunner
+
+    _, target = load(lakehouse / "configs" / "lh360.yaml")
+    runner = AthenaRunner(target)
+    try:
+        sql = "SELECT count(*) AS n FROM lh360_silver.clientes WHERE uf = 'SP'"
+        first = runner.query(sql, reuse_results=True)
+        again = runner.query(sql, reuse_results=True)
+    finally:
+        runner.close()
+    assert first.extra["reused"] is False and first.extra["cost_usd"] > 0
+    assert again.extra["reused"] is True and again.extra["cost_usd"] == 0.0
+    assert again.rows == first.rows
+
+
+def test_sample_queries_are_counted_in_the_cost(lakehouse, tmp_path):
+    from lh360.engines.athena.query import cost_usd
+
+    spec = yaml.safe_load((TEMPLATES / "tables" / "clientes.yaml").read_text())
+    spec["checks"]["silver.clientes"].append({"accepted_values": {"column": "uf", "values": ["SP"], "name": "so_sp"}})
+    make_project(tmp_path, [spec])
+    doc = json_out(cli(tmp_path, "--json", "validate", "--engine", "athena", "clientes"))
+    so_sp = next(r for r in doc["results"] if r["check"] == "so_sp")
+    assert so_sp["sample"]  # a sample query ran for the failing check
+    queries = doc["summary"]["queries"]
+    assert queries > len({r["query_id"] for r in doc["results"]})  # more queries than the checks' own
+    # every query is billed (10 MB minimum each here): the samples too
+    assert doc["summary"]["cost_usd"] == pytest.approx(queries * cost_usd(0), abs=1e-6)
+
+
+def test_unique_checks_on_a_large_table_run_as_their_own_query(lakehouse, tmp_path):
+    make_project(tmp_path, clientes=True, athena={"unique_alone_rows": 10})  # "large": more than 10 rows
+    doc = json_out(cli(tmp_path, "--json", "validate", "--engine", "athena", "clientes", "--layer", "silver"))
+    duck = json_out(cli(tmp_path, "--json", "validate", "--engine", "duckdb", "clientes", "--layer", "silver"))
+    unique = next(r for r in doc["results"] if r["kind"] == "unique")
+    fused = {r["query_id"] for r in doc["results"] if r["kind"] not in ("unique", "reconcile")}
+    assert len(fused) == 1 and unique["query_id"] not in fused
+    query = DOUBLE.executions[unique["query_id"]].query
+    assert "GROUP BY" in query and "HAVING" in query and "DISTINCT" not in query
+    [fused_query] = [DOUBLE.executions[q].query for q in fused]
+    assert "DISTINCT" not in fused_query  # the fused scan holds no exact distinct count
+    duck_unique = next(r for r in duck["results"] if r["kind"] == "unique")
+    assert unique["observed"] == duck_unique["observed"] and unique["status"] == duck_unique["status"]

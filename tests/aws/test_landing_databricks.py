@@ -26,7 +26,7 @@ def make_databricks_project(root):
                 "engine": "databricks",
                 "landing": "s3://landing/raw",
                 "lake": "s3://lake/lh",
-                "aws": {"region": REGION},
+                "aws": {"region": REGION, "listing_lag": "0s"},  # files listed right after upload
                 "databricks": {"catalog": "lakehouse360", "host": "http://127.0.0.1:9"},
             }
         },

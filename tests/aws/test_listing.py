@@ -14,8 +14,9 @@ from lh360.listing import arrival_ordered, list_table, load_state
 from lh360.storage import FileInfo
 
 
-def _project(tmp_path, **spec):
-    cfg = make_project(tmp_path, [eventos_spec(**spec)])
+def _project(tmp_path, aws=None, **spec):
+    # no listing lag unless a test is about it: these tests list right after uploading
+    cfg = make_project(tmp_path, [eventos_spec(**spec)], aws={"listing_lag": "0s", **(aws or {})})
     project, target = load(cfg)
     return target, project.specs["eventos"]
 
@@ -98,7 +99,7 @@ def test_a_late_upload_below_the_watermark_waits_for_the_next_full_listing(s3, t
     assert "2025/06/02/part-late.json" in ingested_files(target, spec)[1]
 
 
-def test_forced_full_listing_and_the_interval_setting(s3, tmp_path, monkeypatch):
+def test_forced_full_listing_and_the_interval_setting(s3, tmp_path, monkeypatch, caplog):
     target, spec = _project(tmp_path)
     _day(s3, 1)
     ingest(target, spec)
@@ -108,9 +109,65 @@ def test_forced_full_listing_and_the_interval_setting(s3, tmp_path, monkeypatch)
     monkeypatch.setenv("LH360_FULL_LISTING", "1")
     assert _list(target, spec)[0].reason == "full listing requested"
     monkeypatch.delenv("LH360_FULL_LISTING")
+    # the interval is a target setting; the old environment variable is not read (and says so)
     monkeypatch.setenv("LH360_FULL_LISTING_INTERVAL", "1s")
     time.sleep(1.1)
+    assert _list(target, spec)[0].mode == "incremental"
+    assert "aws.full_listing_interval" in caplog.text
+    target, spec = _project(tmp_path, aws={"full_listing_interval": "1s"})
     assert _list(target, spec)[0].reason == "periodic full listing (every 1s)"
+
+
+def test_the_watermark_keeps_clear_of_uploads_still_under_way(s3, tmp_path):
+    """Parallel producers: K2 lands and is ingested while K1 < K2 is still uploading. A watermark at K2 would
+    leave K1 below it; the watermark waits until K2 is older than the lag."""
+    target, spec = _project(tmp_path, aws={"listing_lag": "30m"})
+    k2 = "raw/eventos/2025/06/01/part-0002.json"
+    put(s3, k2, ndjson({"id": 2}))
+    ingest(target, spec)
+    listing, done = _list(target, spec)
+    assert done == {"2025/06/01/part-0002.json"}
+    assert listing.state.start_after is None  # K2 is younger than the lag: the watermark does not reach it
+    put(s3, "raw/eventos/2025/06/01/part-0001.json", ndjson({"id": 1}))  # K1 < K2 lands later
+    listing, _ = _list(target, spec)
+    assert "2025/06/01/part-0001.json" in [f.rel for f in listing.files]  # found, not left below a watermark
+    assert listing.late == []
+    # once the keys are older than the lag, the watermark moves on
+    listing, _ = _list(target, spec, now=time.time() + 31 * 60)
+    assert listing.state.start_after is None  # K1 is pending: still nothing below it
+    ingest(target, spec)
+    listing, _ = _list(target, spec, now=time.time() + 31 * 60)
+    assert listing.state.start_after == "2025/06/01/part-0002.json"
+
+
+def test_the_watermark_stays_below_a_multipart_upload_in_progress(s3, tmp_path):
+    target, spec = _project(tmp_path)
+    for day in (1, 3):
+        _day(s3, day)
+    # an upload of day 2 started (and dated) long ago, still in progress: not listable yet
+    upload = s3.create_multipart_upload(Bucket="landing", Key="raw/eventos/2025/06/02/big.json")
+    ingest(target, spec)
+    listing, done = _list(target, spec)
+    assert len(done) == 4
+    assert listing.state.start_after == "2025/06/01/part-0001.json"  # below the upload, not at day 3
+    s3.upload_part(
+        Bucket="landing",
+        Key="raw/eventos/2025/06/02/big.json",
+        UploadId=upload["UploadId"],
+        PartNumber=1,
+        Body=ndjson({"id": 200}).encode(),
+    )
+    parts = s3.list_parts(Bucket="landing", Key="raw/eventos/2025/06/02/big.json", UploadId=upload["UploadId"])
+    s3.complete_multipart_upload(
+        Bucket="landing",
+        Key="raw/eventos/2025/06/02/big.json",
+        UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": [{"ETag": p["ETag"], "PartNumber": p["PartNumber"]} for p in parts["Parts"]]},
+    )
+    listing, done = _list(target, spec)
+    assert listing.mode == "incremental"
+    assert "2025/06/02/big.json" in [f.rel for f in listing.files if f.rel not in done]  # found, not late
+    assert listing.late == []
 
 
 def test_state_that_cannot_be_trusted_means_a_full_listing(s3, tmp_path):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
@@ -38,9 +38,17 @@ class CompileContext:
     namer: Namer
     aggregate: Callable[[Any], str]  # add an expression to the fused query; returns its column alias
     rows_where: Callable[[Any], str]  # SQL of up to SAMPLE_ROWS rows of the relation matching a condition
+    types: Mapping[str, Any] | None = None  # the relation's column types, where known (checks/typerules.py)
+    types_of: Callable[[str], Mapping[str, Any] | None] | None = None  # another relation's ("silver.x")
+    unique_alone: bool = False  # unique checks run as queries of their own (a large table on Athena)
 
     def base(self, check: Any) -> dict[str, Any]:
         return {"kind": check.kind, "severity": check.severity, "relation": self.relation, "spec": check}
+
+    def type_of(self, column: str, relation: str | None = None) -> Any:
+        """The type of a column of this relation (or of `relation`), None when unknown."""
+        types = self.types if relation is None else (self.types_of(relation) if self.types_of else None)
+        return (types or {}).get(column)
 
 
 @dataclass
@@ -60,6 +68,11 @@ class CheckKind:
 
     def judge(self, compiled: CompiledCheck, values: list[Any], result: Any, ctx: JudgeContext) -> None:
         raise NotImplementedError
+
+    def type_problems(self, check: Any, ctx: CompileContext) -> list[tuple[str, str]]:
+        """(spec field, reason) for what Athena (Trino) would refuse in this check, given ctx's column types
+        (lh360 lint reports them); none by default."""
+        return []
 
 
 class FailingRows(CheckKind):

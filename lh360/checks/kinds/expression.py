@@ -20,7 +20,8 @@ class Expression(FailingRows):
     def compile(self, check: Any, names: list[str], ctx: CompileContext) -> list[CompiledCheck]:
         from sqlglot import exp
 
-        cond = exp.Not(this=exp.func("COALESCE", exp.paren(sqlast.rule(check.rule)), exp.false()))
+        rule = sqlast.rule(check.rule, ctx.dialect, ctx.types)
+        cond = exp.Not(this=exp.func("COALESCE", exp.paren(rule), exp.false()))
         return [
             CompiledCheck(
                 name=names[0],
@@ -30,3 +31,10 @@ class Expression(FailingRows):
                 **ctx.base(check),
             )
         ]
+
+    def type_problems(self, check: Any, ctx: CompileContext) -> list[tuple[str, str]]:
+        from lh360.checks.typerules import type_rule
+        from lh360.sql import parse_expression
+
+        _, problems = type_rule(parse_expression(check.rule), ctx.types)
+        return [("rule", reason) for reason in problems]

@@ -6,6 +6,7 @@ from typing import Any
 
 from lh360.checks import sqlast
 from lh360.checks.kinds.base import CompileContext, CompiledCheck, FailingRows, register
+from lh360.checks.typerules import NUMERIC, type_class
 
 
 @register
@@ -38,3 +39,12 @@ class Range(FailingRows):
                 **ctx.base(check),
             )
         ]
+
+    def type_problems(self, check: Any, ctx: CompileContext) -> list[tuple[str, str]]:
+        column_type = ctx.type_of(check.column)
+        cls = type_class(column_type)
+        if cls is not None and cls not in NUMERIC:
+            return [
+                ("column", f"range compares {check.column} ({column_type}) with numbers: Athena (Trino) refuses it")
+            ]
+        return []

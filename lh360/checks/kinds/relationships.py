@@ -6,6 +6,7 @@ from typing import Any
 
 from lh360.checks import sqlast
 from lh360.checks.kinds.base import SAMPLE_ROWS, CompileContext, CompiledCheck, FailingRows, register
+from lh360.checks.typerules import NUMERIC, STRING, comparable, spark_type, type_class
 
 
 @register
@@ -27,11 +28,13 @@ class Relationships(FailingRows):
         child.set("alias", exp.TableAlias(this=exp.to_identifier("c", quoted=True)))
         parent = sqlast.table(ctx.namer(to_layer, to_name), ctx.dialect)
         parent.set("alias", exp.TableAlias(this=exp.to_identifier("p", quoted=True)))
-        match = (
-            exp.select(exp.Literal.number(1))
-            .from_(parent)
-            .where(exp.EQ(this=sqlast.col(check.field, "p"), expression=sqlast.col(check.column, "c")))
+        field, column = _aligned(
+            sqlast.col(check.field, "p"),
+            ctx.type_of(check.field, check.to),
+            sqlast.col(check.column, "c"),
+            ctx.type_of(check.column),
         )
+        match = exp.select(exp.Literal.number(1)).from_(parent).where(exp.EQ(this=field, expression=column))
         cond = exp.and_(sqlast.not_null(sqlast.col(check.column, "c")), exp.Not(this=exp.Exists(this=match)))
         count = (
             exp.select(exp.alias_(exp.Count(this=exp.Star()), exp.to_identifier("orphans", quoted=True)))
@@ -49,3 +52,23 @@ class Relationships(FailingRows):
                 **ctx.base(check),
             )
         ]
+
+    def type_problems(self, check: Any, ctx: CompileContext) -> list[tuple[str, str]]:
+        mine, theirs = ctx.type_of(check.column), ctx.type_of(check.field, check.to)
+        a, b = type_class(mine), type_class(theirs)
+        if comparable(a, b) or {a, b} <= {STRING} | NUMERIC:
+            return []
+        return [("field", f"{check.column} ({mine}) cannot be compared with {check.to}.{check.field} ({theirs})")]
+
+
+def _aligned(field: Any, field_type: Any, column: Any, column_type: Any) -> tuple[Any, Any]:
+    """A string key against a numeric one: Spark compares them as numbers, Trino not at all; the string side
+    is cast (TRY_CAST: a string that is not a number matches nothing)."""
+    from sqlglot import exp
+
+    a, b = type_class(field_type), type_class(column_type)
+    if a == STRING and b in NUMERIC:
+        return exp.TryCast(this=field, to=exp.DataType.build(spark_type(column_type), dialect="spark")), column
+    if b == STRING and a in NUMERIC:
+        return field, exp.TryCast(this=column, to=exp.DataType.build(spark_type(field_type), dialect="spark"))
+    return field, column

@@ -36,13 +36,40 @@ class Unique(FailingRows):
             .order_by(exp.Ordered(this=exp.Count(this=exp.Star()), desc=True))
             .limit(SAMPLE_ROWS)
         )
+        if ctx.unique_alone:
+            alone: dict[str, Any] = {"sql": sqlast.to_sql(_duplicates_query(cols, nonnull, ctx), ctx.dialect)}
+        else:
+            alone = {"aliases": [ctx.aggregate(duplicates)]}
         return [
             CompiledCheck(
                 name=names[0],
                 threshold="0 duplicates",
                 column=",".join(cols),
-                aliases=[ctx.aggregate(duplicates)],
                 sample_sql=sqlast.to_sql(sample, ctx.dialect),
+                **alone,
                 **ctx.base(check),
             )
         ]
+
+
+def _duplicates_query(cols: list[str], nonnull: Any, ctx: CompileContext) -> Any:
+    """The duplicate rows as a query of their own: a GROUP BY, which Athena can spill, where the fused
+    query's exact COUNT(DISTINCT) must hold every key in memory (a large table: ctx.unique_alone).
+
+        SELECT COALESCE(SUM(n - 1), 0) AS duplicates FROM (SELECT COUNT(*) AS n FROM t WHERE <key not null>
+        GROUP BY <key> HAVING COUNT(*) > 1)
+    """
+    from sqlglot import exp
+
+    groups = (
+        exp.select(exp.alias_(exp.Count(this=exp.Star()), exp.to_identifier("n", quoted=True)))
+        .from_(sqlast.table(ctx.table_text, ctx.dialect))
+        .where(nonnull.copy())
+        .group_by(*[sqlast.col(c) for c in cols])
+        .having(exp.GT(this=exp.Count(this=exp.Star()), expression=exp.Literal.number(1)))
+    )
+    extra = exp.Sub(this=sqlast.col("n"), expression=exp.Literal.number(1))
+    total = exp.func("COALESCE", exp.Sum(this=extra), exp.Literal.number(0))
+    return exp.select(exp.alias_(total, exp.to_identifier("duplicates", quoted=True))).from_(
+        exp.Subquery(this=groups, alias=exp.TableAlias(this=exp.to_identifier("g", quoted=True)))
+    )

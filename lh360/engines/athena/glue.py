@@ -11,6 +11,8 @@ catalog entry with the Glue API directly (CreateTable / UpdateTable) rather than
   as DROP + CREATE would leave — and no Athena query is billed or waited for;
 * it is testable offline against moto's Glue.
 
+A table Athena cannot read — a Delta reader protocol or reader feature it lacks, a column type Glue has no
+name for — is `refused` with the reason (deploy exits 2) rather than registered to fail every query later.
 Each action shows the equivalent Athena DDL for reference. Which tables: every bronze, silver and gold
 table of every spec (in the target's `athena.databases`), and the ledgers `<lake>/_lh360/runs` and
 `/checks` as `lh360_runs` and `lh360_checks` in the `ledger` database (default: the gold one). A table whose
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +37,7 @@ from lh360.storage import is_s3, to_delta_uri
 
 LEDGER_TABLES = {"runs": "lh360_runs", "checks": "lh360_checks"}
 NAME = "glue"
+REFUSED = "refused"  # a table Athena cannot read: not registered, and deploy exits 2
 
 _PRIMITIVES = {
     "long": "bigint",
@@ -57,22 +61,59 @@ def glue_client(target: ResolvedTarget):
     return aws_client("glue", target.settings.aws)
 
 
+class UnknownType(ValueError):
+    """A Delta type Glue/Athena has no type for (deploy refuses the table: a config error, exit 2)."""
+
+
 def hive_type(t: Any) -> str:
-    """A Delta schema type (its JSON form) → the Glue/Hive type string."""
+    """A Delta schema type (its JSON form) → the Glue/Hive type string; UnknownType if there is none."""
     if isinstance(t, str):
         if t in _PRIMITIVES:
             return _PRIMITIVES[t]
         if t.startswith("decimal"):
             return t.replace(" ", "")
-        raise ValueError(f"no Glue type for Delta type {t!r}")
+        raise UnknownType(f"Delta type {t!r} has no Glue/Athena type")
     kind = t.get("type")
     if kind == "struct":
-        return "struct<" + ",".join(f"{f['name']}:{hive_type(f['type'])}" for f in t["fields"]) + ">"
+        return "struct<" + ",".join(f"{_field_name(f['name'])}:{hive_type(f['type'])}" for f in t["fields"]) + ">"
     if kind == "array":
         return f"array<{hive_type(t['elementType'])}>"
     if kind == "map":
         return f"map<{hive_type(t['keyType'])},{hive_type(t['valueType'])}>"
-    raise ValueError(f"no Glue type for Delta type {t!r}")
+    raise UnknownType(f"Delta type {json.dumps(t)} has no Glue/Athena type")
+
+
+def _field_name(name: str) -> str:
+    """A struct field name in a Hive type string: as is when it is a plain identifier, else in backticks
+    (a backtick doubled), as Athena's DDL quotes names; unescaped, a space, `:`, `,` or
+    `<` in a name would change the type's meaning."""
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        return name
+    return "`" + name.replace("`", "``") + "`"
+
+
+# What Athena reads of Delta: reader protocol up to 3, with these reader features
+# (https://docs.aws.amazon.com/athena/latest/ug/delta-lake-tables.html: deletion vectors, column mapping and
+# timestampNtz are supported). A table needing anything else would be registered and then fail every query.
+ATHENA_MAX_READER_VERSION = 3
+ATHENA_READER_FEATURES = frozenset({"deletionVectors", "columnMapping", "timestampNtz"})
+
+
+def unreadable_by_athena(dt: Any) -> str | None:
+    """Why Athena cannot read this Delta table (its protocol), or None when it can."""
+    protocol = dt.protocol()
+    if protocol.min_reader_version > ATHENA_MAX_READER_VERSION:
+        return (
+            f"its Delta reader version is {protocol.min_reader_version}; Athena reads versions up to "
+            f"{ATHENA_MAX_READER_VERSION}"
+        )
+    extra = sorted(set(protocol.reader_features or []) - ATHENA_READER_FEATURES)
+    if extra:
+        return (
+            f"it needs the Delta reader feature(s) {', '.join(extra)}; Athena reads only "
+            f"{', '.join(sorted(ATHENA_READER_FEATURES))}"
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -211,7 +252,11 @@ class GlueDeployer:
                 )
         for reg in regs:
             obj = f"{reg.database}.{reg.table}"
-            dt = open_table(reg.uri, self.target.settings.aws)
+            try:
+                dt = open_table(reg.uri, self.target.settings.aws)
+            except Exception as exc:  # a log delta-rs cannot read (an unknown protocol): Athena could not either
+                actions.append(Action(NAME, "register_table", obj, REFUSED, f"its Delta log cannot be read: {exc}"))
+                continue
             if dt is None:
                 actions.append(
                     Action(
@@ -223,7 +268,16 @@ class GlueDeployer:
                     )
                 )
                 continue
-            wanted = table_input(reg, dt)
+            why = unreadable_by_athena(dt)
+            try:
+                wanted = None if why else table_input(reg, dt)
+            except UnknownType as exc:
+                why = f"{exc} (a column of {reg.uri})"
+            if why or wanted is None:
+                actions.append(
+                    Action(NAME, "register_table", obj, REFUSED, f"Athena cannot read {reg.relation}: {why}")
+                )
+                continue
             data = {"database": reg.database, "input": wanted}
             try:
                 current = self.client.get_table(DatabaseName=reg.database, Name=reg.table)["Table"]
