@@ -24,6 +24,7 @@ from typing import Any
 from lh360.config import ResolvedTarget
 from lh360.errors import first_line
 from lh360.jsonable import jsonable
+from lh360.pii import redact
 from lh360.storage import delta_storage_options, join, to_delta_uri
 
 log = logging.getLogger("lh360.ledger")
@@ -255,7 +256,7 @@ class Ledger:
             "version_after": r.version_after,
             "source_versions": json.dumps(r.source_versions, sort_keys=True) if r.source_versions else None,
             "exit_code": code,
-            "error": error,
+            "error": redact(error),  # an engine's error may quote a value
             "detail": json.dumps(jsonable(r.detail), sort_keys=True) if r.detail else None,
             "host": socket.gethostname(),
             "pid": os.getpid(),
@@ -296,7 +297,7 @@ class Ledger:
                     "status": r.status,
                     "observed": json.dumps(jsonable(r.observed)),
                     "threshold": r.threshold,
-                    "message": r.message,
+                    "message": redact(r.message),
                     "failing_rows": r.failing_rows,
                     "sample": json.dumps(jsonable(r.sample)) if r.sample else None,
                     "delta_version": r.delta_version,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from lh360 import signals
+from lh360 import pii, signals
 from lh360.checks.compile import compile_relation
 from lh360.checks.kinds import CompiledCheck, JudgeContext, kind_of
 from lh360.config import Project, ResolvedTarget
@@ -197,7 +197,8 @@ def _validate_relation(
             try:
                 res = runner.query(c.sample_sql)
                 report.queries += 1
-                result.sample = [jsonable(dict(zip(res.columns, row, strict=False))) for row in res.rows]
+                mask = pii.masker(spec, relation)  # samples never show personal data (silver.pii, lh360.pii.redact)
+                result.sample = [mask(jsonable(dict(zip(res.columns, row, strict=False)))) for row in res.rows]
             except Exception as exc:  # a sample is a courtesy: its failure does not change the verdict
                 signals.check()
                 result.message += f" (sample rows unavailable: {_first(exc)})"
@@ -211,5 +212,6 @@ def _cost(res: Any) -> dict[str, Any]:
 
 
 def _first(exc: BaseException) -> str:
+    """The error's first line, values that look like personal data masked (an engine may quote one)."""
     text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:300]
+    return pii.redact((text[0] if text else type(exc).__name__)[:300]) or ""
