@@ -15,6 +15,7 @@ other in a cycle. Library functions return data; rendering lives in lh360.cli.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from lh360.config import Project, ResolvedTarget
 from lh360.console import Console, NullConsole
 from lh360.deps import owner_of, promote_scope
 from lh360.engines import engine_for
-from lh360.engines.base import AggregateResult, Engine, EngineOptions, IngestResult, RefineResult
+from lh360.engines.base import AggregateResult, Engine, EngineOptions, ForgetResult, IngestResult, RefineResult
 from lh360.errors import CheckFailed, Interrupted, LH360Error, UsageError
 from lh360.lock import table_lock
 
@@ -217,6 +218,53 @@ class Lakehouse:
             if full_refresh:  # gold is always recomputed from silver; the ledger says why this time
                 rec.detail["full_refresh"] = True
         self.console.step_finished(result)
+        return result
+
+    def forget(
+        self, table: str, keys: list[str], *, vacuum: bool = False, require_match: bool = False
+    ) -> ForgetResult:
+        """`lh360 forget`: erase one data subject from every layer of `table` (lh360.forget): the engine
+        erases landing, bronze, silver and quarantine; then the check ledger's samples are scrubbed, the gold
+        relations reading its silver recomputed, the tables purged (`vacuum`) or marked for `maintain`, and
+        the erasure ledger gets its row. Holds the table's lock and those of the gold relations' specs.
+        `require_match`: CheckFailed (exit 1) when the key matched nothing."""
+        from lh360 import forget as erase
+        from lh360.erasure import Journal, parse_keys, subject
+
+        (spec,) = self.project.select([table])
+        who = subject(spec, parse_keys(spec, keys))
+        gold = erase.dependent_gold(self.project, spec.table)
+        owners = {owner_of(self.project.specs, g).table for g in gold}
+        started = time.time()
+        with self.locks({spec.table, *owners}), self.ledger.step(spec.table, f"*.{spec.table}", "forget") as rec:
+            signals.check()
+            journal = Journal.open(self.target, who, self.ledger.run_id)
+            result = self.engine.forget(spec, who, journal)
+            samples = erase.scrub_samples(self.target, who, journal.fingerprints())
+            if samples:
+                journal.count(erase.CHECKS_LEDGER, samples, 1)
+            result.layers[erase.CHECKS_LEDGER] = journal.counted(erase.CHECKS_LEDGER)
+            touched = [r for r, n in result.layers.items() if n.get("files") and not r.startswith("landing.")]
+            if result.matched or journal.resumed:
+                for relation in erase.existing(self.target, gold):
+                    self._aggregate_one(relation)
+                    result.gold.append(relation)
+            to_purge = erase.existing(self.target, [*touched, *result.gold])
+            if vacuum:
+                pending = erase.pending_purges(self.target, [spec.table]).get(spec.table, [])
+                result.purged = self.engine.purge(erase.existing(self.target, sorted({*to_purge, *pending})))
+                result.vacuumed = True
+                erase.purge_done(self.target, spec.table)
+            elif to_purge:
+                erase.mark_purge(self.target, spec.table, to_purge)
+            result.resumed = journal.resumed
+            self.ledger.record_erasure(erase.ledger_row(result, who, started))
+            journal.close()
+            rec.rows_in = rec.rows_out = result.rows
+            rec.detail = {"request": who.request, "layers": result.layers, "gold": result.gold, "vacuumed": vacuum}
+        self.console.step_finished(result)
+        if require_match and not result.matched:
+            raise CheckFailed(f"{spec.table}: the key matched nothing in any layer (--require-match)")
         return result
 
     def validate(

@@ -136,7 +136,7 @@ def _hoist_globals(argv: list[str]) -> list[str]:
     return front + rest
 
 
-COMMAND_MODULES = ("cmd_ingest", "cmd_project", "cmd_pipeline", "cmd_databricks", "cmd_docs")
+COMMAND_MODULES = ("cmd_ingest", "cmd_project", "cmd_pipeline", "cmd_databricks", "cmd_docs", "cmd_forget")
 
 
 def _register() -> None:
