@@ -15,7 +15,6 @@ other in a cycle. Library functions return data; rendering lives in lh360.cli.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -220,9 +219,7 @@ class Lakehouse:
         self.console.step_finished(result)
         return result
 
-    def forget(
-        self, table: str, keys: list[str], *, vacuum: bool = False, require_match: bool = False
-    ) -> ForgetResult:
+    def forget(self, table: str, keys: list[str], *, vacuum: bool = False, require_match: bool = False) -> ForgetResult:
         """`lh360 forget`: erase one data subject from every layer of `table` (lh360.forget): the engine
         erases landing, bronze, silver and quarantine; then the check ledger's samples are scrubbed, the gold
         relations reading its silver recomputed, the tables purged (`vacuum`) or marked for `maintain`, and
@@ -235,7 +232,6 @@ class Lakehouse:
         who = subject(spec, parse_keys(spec, keys))
         gold = erase.dependent_gold(self.project, spec.table)
         owners = {owner_of(self.project.specs, g).table for g in gold}
-        started = time.time()
         with self.locks({spec.table, *owners}), self.ledger.step(spec.table, f"*.{spec.table}", "forget") as rec:
             signals.check()
             journal = Journal.open(self.target, who, self.ledger.run_id)
@@ -244,21 +240,24 @@ class Lakehouse:
             if samples:
                 journal.count(erase.CHECKS_LEDGER, samples, 1)
             result.layers[erase.CHECKS_LEDGER] = journal.counted(erase.CHECKS_LEDGER)
-            touched = [r for r, n in result.layers.items() if n.get("files") and not r.startswith("landing.")]
-            if result.matched or journal.resumed:
+            erased = result.matched or journal.resumed
+            if erased:
                 for relation in erase.existing(self.target, gold):
                     self._aggregate_one(relation)
                     result.gold.append(relation)
-            to_purge = erase.existing(self.target, [*touched, *result.gold])
+            # every table that may remember the subject (a run that died after a commit did not count it)
+            held = erase.existing(self.target, [*erase.relations_of(spec), *gold, erase.CHECKS_LEDGER])
             if vacuum:
                 pending = erase.pending_purges(self.target, [spec.table]).get(spec.table, [])
-                result.purged = self.engine.purge(erase.existing(self.target, sorted({*to_purge, *pending})))
+                result.purged = self.engine.purge(erase.existing(self.target, sorted({*held, *pending})))
                 result.vacuumed = True
                 erase.purge_done(self.target, spec.table)
-            elif to_purge:
-                erase.mark_purge(self.target, spec.table, to_purge)
+            elif erased:
+                erase.mark_purge(self.target, spec.table, held)
             result.resumed = journal.resumed
-            self.ledger.record_erasure(erase.ledger_row(result, who, started))
+            row = erase.ledger_row(result, who, journal)
+            if not (journal.resumed and self.ledger.has_erasure(who.request, row["requested_at"])):
+                self.ledger.record_erasure(row)  # once per request, even when its first run died after it
             journal.close()
             rec.rows_in = rec.rows_out = result.rows
             rec.detail = {"request": who.request, "layers": result.layers, "gold": result.gold, "vacuumed": vacuum}

@@ -49,6 +49,12 @@ def dependent_gold(project: Project, table: str) -> list[str]:
     return [r for r in gold_order(project.specs) if r in wanted]
 
 
+def relations_of(spec: Any) -> list[str]:
+    """The lake tables of a spec an erasure rewrites: bronze, and silver and quarantine when it has silver."""
+    t = spec.table
+    return [f"bronze.{t}", *([f"silver.{t}", f"quarantine.{t}"] if spec.silver is not None else [])]
+
+
 def existing(target: ResolvedTarget, relations: list[str]) -> list[str]:
     """The relations (layer.name, lh360.runs|checks) that exist in the lake (one layout for every engine)."""
     from lh360.delta import open_table
@@ -77,7 +83,8 @@ def scrub_samples(target: ResolvedTarget, subject: Subject, fingerprints: dict[s
 
     def theirs(row: Any) -> bool:
         return isinstance(row, dict) and any(
-            v is not None and c in fingerprints and pii.hmac_hex(_text(v), key) in fingerprints[c] for c, v in row.items()
+            v is not None and c in fingerprints and pii.hmac_hex(_text(v), key) in fingerprints[c]
+            for c, v in row.items()
         )
 
     def clean(table: Any) -> Any:
@@ -164,7 +171,9 @@ def purge_done(target: ResolvedTarget, table: str) -> None:
 # ---- the erasure ledger --------------------------------------------------------------------------------
 
 
-def ledger_row(result: ForgetResult, subject: Subject, started: float) -> dict[str, Any]:
+def ledger_row(result: ForgetResult, subject: Subject, journal: Journal) -> dict[str, Any]:
+    """The erasure ledger's row; `requested_at` is when the request's first run began (a rerun that finishes
+    an interrupted one writes the row that run did not)."""
     from datetime import UTC, datetime
 
     t = result.table
@@ -176,7 +185,7 @@ def ledger_row(result: ForgetResult, subject: Subject, started: float) -> dict[s
         "erasure_id": subject.request,
         "table": t,
         "key_columns": ",".join(subject.columns),
-        "requested_at": datetime.fromtimestamp(started, UTC),
+        "requested_at": datetime.fromtimestamp(float(journal.data["started_at"]), UTC),
         "finished_at": datetime.now(UTC),
         "landing_lines": rows("landing"),
         "landing_files": result.layers.get(f"landing.{t}", {}).get("files", 0),

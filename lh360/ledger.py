@@ -360,6 +360,15 @@ class Ledger:
         full = {**row, "run_id": self.run_id, "target": self.target.name, "host": socket.gethostname()}
         self._append(self.erasures_uri, [{**full, "lh360_version": __version__}], ERASURE_FIELDS, strict=True)
 
+    def has_erasure(self, erasure_id: str, requested_at: datetime) -> bool:
+        """Whether the erasure ledger holds the row of this request's run begun at `requested_at`."""
+        return any(
+            r["requested_at"] == requested_at
+            for r in self._query(
+                self.erasures_uri, f"SELECT requested_at FROM ledger WHERE erasure_id = {_lit(erasure_id)}"
+            )
+        )
+
     def erasures(self, table: str | None = None) -> list[dict[str, Any]]:
         where = f' WHERE "table" = {_lit(table)}' if table else ""
         return self._query(self.erasures_uri, f"SELECT * FROM ledger{where} ORDER BY finished_at DESC")

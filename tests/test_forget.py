@@ -141,7 +141,13 @@ def test_check_samples_in_the_ledger_lose_the_persons_rows(project):
     spec = p.root / "configs" / "tables" / "clientes.yaml"
     doc = yaml.safe_load(spec.read_text())
     doc["checks"]["silver.clientes"].append(
-        {"expression": {"name": "pessoa", "rule": f"id NOT IN ({person['id']}, {person['id'] + 1}, {person['id'] + 2})", "severity": "warn"}}
+        {
+            "expression": {
+                "name": "pessoa",
+                "rule": f"id NOT IN ({person['id']}, {person['id'] + 1}, {person['id'] + 2})",
+                "severity": "warn",
+            }
+        }
     )
     spec.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
     project_ = p.load()

@@ -351,7 +351,9 @@ def render_forget(out: Output, result: Any) -> None:
     """What an erasure removed, layer by layer (counts only: never a value)."""
     rows = [[relation, f"{n.get('rows', 0):,}", f"{n.get('files', 0):,}"] for relation, n in result.layers.items()]
     rows += [[relation, "recomputed", "-"] for relation in result.gold]
-    title = f"forget {result.table} (erasure {result.request})" + (" — finished an interrupted run" if result.resumed else "")
+    title = f"forget {result.table} (erasure {result.request})" + (
+        " — finished an interrupted run" if result.resumed else ""
+    )
     table(out, title, [("layer", LEFT), ("rows / lines", RIGHT), ("files rewritten", RIGHT)], rows)
     if result.noncurrent_versions:
         say(out, f"deleted {result.noncurrent_versions:,} older S3 object version(s) holding the subject")

@@ -108,7 +108,13 @@ class Predicates:
             return None
         if len(exprs) == 1:
             return f"{exprs[0]} IN ({_list(e[0] for e in rows)})"
-        return "(" + " OR ".join("(" + " AND ".join(f"{x} = {lit(v)}" for x, v in zip(exprs, e, strict=True)) + ")" for e in rows) + ")"
+        return (
+            "("
+            + " OR ".join(
+                "(" + " AND ".join(f"{x} = {lit(v)}" for x, v in zip(exprs, e, strict=True)) + ")" for e in rows
+            )
+            + ")"
+        )
 
     # pruning: files whose statistics or partition values exclude the subject are not read
 
@@ -163,7 +169,9 @@ def predicates(con, spec: TableSpec, subject: Subject, key: bytes | None, bronze
             try:
                 p.bronze_exprs[name] = transpile.expression(columns[name])
             except SQLError as exc:
-                raise ConfigError(str(exc), file=str(spec.file) if spec.file else None, field=f"silver.columns.{name}") from None
+                raise ConfigError(
+                    str(exc), file=str(spec.file) if spec.file else None, field=f"silver.columns.{name}"
+                ) from None
         elif bronze_types and name not in bronze_types:
             raise UsageError(f"--key {name}: {spec.table} has no such column")
     for column, value in subject.keys.items():
@@ -175,13 +183,19 @@ def predicates(con, spec: TableSpec, subject: Subject, key: bytes | None, bronze
     return p
 
 
-def _computed_from_raw(con, spec, column: str, value: str, bronze_types: dict[str, str], expr: str | None) -> str | None:
+def _computed_from_raw(
+    con, spec, column: str, value: str, bronze_types: dict[str, str], expr: str | None
+) -> str | None:
     """What silver computes from `value` landed in the one bronze field the column is computed from
     (`regexp_replace(cpf, '[^0-9]', '')` of 009.946.509-49 is 00994650949), or None."""
     if expr is None or spec.silver is None:
         return None
     sources = pii.source_columns(spec.silver.columns[column])
-    if len(sources) != 1 or bronze_types.get(sources[0], "").upper().startswith(("STRUCT", "MAP")) or "[]" in bronze_types.get(sources[0], "[]"):
+    if (
+        len(sources) != 1
+        or bronze_types.get(sources[0], "").upper().startswith(("STRUCT", "MAP"))
+        or "[]" in bronze_types.get(sources[0], "[]")
+    ):
         return None
     source = sources[0]
     try:
@@ -246,10 +260,18 @@ def forget(target: ResolvedTarget, spec: TableSpec, subject: Subject, journal: J
             meta = commit_metadata("forget", subject.request)
             if silver.exists and found.silver_where:
                 silver_meta = {**carried(silver.dt, SILVER_CARRIED), **meta}
-                done = silver.delete(found.silver_where, found.silver_prunes, silver_meta, what=f"silver.{t}", hits=found.silver_hits)
+                done = silver.delete(
+                    found.silver_where, found.silver_prunes, silver_meta, what=f"silver.{t}", hits=found.silver_hits
+                )
                 journal.count(f"silver.{t}", done.rows, done.files)
             if quarantine.exists and found.quarantine_where:
-                done = quarantine.delete(found.quarantine_where, found.silver_prunes, meta, what=f"quarantine.{t}", hits=found.quarantine_hits)
+                done = quarantine.delete(
+                    found.quarantine_where,
+                    found.silver_prunes,
+                    meta,
+                    what=f"quarantine.{t}",
+                    hits=found.quarantine_hits,
+                )
                 journal.count(f"quarantine.{t}", done.rows, done.files)
             lines, files, versions = _landing(target, spec, p, found.entities, journal, bronze, tmp, con)
             journal.count(f"landing.{t}", lines, files)
@@ -257,7 +279,9 @@ def forget(target: ResolvedTarget, spec: TableSpec, subject: Subject, journal: J
             if bronze.exists:
                 if found.bronze_where:
                     bronze_meta = {**carried(bronze.dt, BRONZE_CARRIED), **meta}
-                    done = bronze.delete(found.bronze_where, found.bronze_prunes, bronze_meta, what=f"bronze.{t}", hits=found.bronze_hits)
+                    done = bronze.delete(
+                        found.bronze_where, found.bronze_prunes, bronze_meta, what=f"bronze.{t}", hits=found.bronze_hits
+                    )
                     journal.count(f"bronze.{t}", done.rows, done.files)
                 if journal.data.get("bronze_append_only"):  # an interrupted run may have left it off
                     from lh360.engines.local.rewrite import set_append_only
@@ -317,7 +341,9 @@ def _find(target, spec, p: Predicates, bronze, silver, quarantine, journal, tmp,
         if where is None:
             continue
         cols = [c for c in fp_stored if c in table.types]
-        rows = table.scan(where, [p.text(q(k)) for k in p.silver_keys if k in table.types] + [p.text(q(c)) for c in cols], prunes)
+        rows = table.scan(
+            where, [p.text(q(k)) for k in p.silver_keys if k in table.types] + [p.text(q(c)) for c in cols], prunes
+        )
         n = len([k for k in p.silver_keys if k in table.types])
         for rel, *values in rows:
             hits[rel] = hits.get(rel, 0) + 1
@@ -347,7 +373,11 @@ def _fingerprint_columns(spec: TableSpec, table: TableFiles, *, source: bool) ->
         return []
     names = [*pii.silver_rules(spec), *(spec.silver.keys if spec.silver else [])]
     if source:
-        names = [s for n in names for s in (pii.source_columns(spec.silver.columns[n]) if spec.silver and n in spec.silver.columns else [n])]
+        names = [
+            s
+            for n in names
+            for s in (pii.source_columns(spec.silver.columns[n]) if spec.silver and n in spec.silver.columns else [n])
+        ]
     out = []
     for n in names:
         t = table.types.get(n, "")
@@ -371,7 +401,9 @@ def _relative(target: ResolvedTarget, spec: TableSpec, uri: str) -> str:
 # ---- landing files ------------------------------------------------------------------------------------------
 
 
-def _landing(target, spec, p: Predicates, entities, journal: Journal, bronze: TableFiles, tmp: Path, con) -> tuple[int, int, int]:
+def _landing(
+    target, spec, p: Predicates, entities, journal: Journal, bronze: TableFiles, tmp: Path, con
+) -> tuple[int, int, int]:
     """(lines erased, files rewritten, S3 versions deleted) over the landing files that may hold the subject."""
     from lh360.engines.local.ingest_state import ingest_state, record_rewrites
 
@@ -505,4 +537,3 @@ def lake_uri(target: ResolvedTarget, relation: str) -> str:
     if layer == "lh360":
         return join(target.lake, "_lh360", name)
     return Lake(target.lake).table(layer, name)
-

@@ -154,7 +154,8 @@ class TableFiles:
         file lacks as NULL), with `__lh360_file`: the index of its file in `entries`."""
         paths = "[" + ", ".join(lit(str(self._path(e))) for e in entries) + "]"
         present = {
-            r[0] for r in self.con.execute(f"DESCRIBE SELECT * FROM read_parquet({paths}, union_by_name = true)").fetchall()
+            r[0]
+            for r in self.con.execute(f"DESCRIBE SELECT * FROM read_parquet({paths}, union_by_name = true)").fetchall()
         }
         cols = []
         for c, t in self.types.items():
@@ -226,7 +227,12 @@ class TableFiles:
         store = store_for(self.uri, self.aws)
         try:
             for entry in entries:
-                own = [r[0] for r in self.con.execute(f"DESCRIBE SELECT * FROM read_parquet({lit(str(self._path(entry)))})").fetchall()]
+                own = [
+                    r[0]
+                    for r in self.con.execute(
+                        f"DESCRIBE SELECT * FROM read_parquet({lit(str(self._path(entry)))})"
+                    ).fetchall()
+                ]
                 keep = ", ".join(q(c) for c in own if c not in self.partition_by)
                 sql = f"SELECT {keep} FROM ({self._rows_sql([entry])}) WHERE NOT coalesce(({predicate}), false)"
                 cur = self.con.cursor()
@@ -240,7 +246,9 @@ class TableFiles:
                     rel = f"{prefix}{f.path.name}"
                     store.upload(f.path, join(self.uri, rel))
                     (add,) = bronze_files.add_actions([f], self.schema)
-                    actions.append(replace(add, path=rel, partition_values=dict(entry.partition), modification_time=now_ms))
+                    actions.append(
+                        replace(add, path=rel, partition_values=dict(entry.partition), modification_time=now_ms)
+                    )
         finally:
             bronze_files.discard(folder)
         return actions
@@ -293,7 +301,9 @@ class TableFiles:
                 actions, "append", dt.schema(), partition_by=self.partition_by or None, commit_properties=props
             )
         except CommitFailedError as exc:
-            raise LockBusy(f"{what}: another writer committed first ({_first(exc)}); nothing was erased; try again") from None
+            raise LockBusy(
+                f"{what}: another writer committed first ({_first(exc)}); nothing was erased; try again"
+            ) from None
         if append_only:
             set_append_only(self.reopen(), metadata)
         return open_table(self.uri, self.aws).version()
@@ -321,7 +331,9 @@ def set_append_only(dt, metadata: dict[str, str]) -> None:
     from deltalake import CommitProperties
 
     if (dt.metadata().configuration or {}).get(APPEND_ONLY) != "true":
-        dt.alter.set_table_properties({APPEND_ONLY: "true"}, commit_properties=CommitProperties(custom_metadata=metadata))
+        dt.alter.set_table_properties(
+            {APPEND_ONLY: "true"}, commit_properties=CommitProperties(custom_metadata=metadata)
+        )
 
 
 def _first(exc: BaseException) -> str:
