@@ -14,6 +14,7 @@ request finds it and finishes: every step is idempotent (a layer already erased 
 
 from __future__ import annotations
 
+import hmac
 import json
 import time
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from typing import Any
 from lh360.config import ResolvedTarget
 from lh360.layout import Lake
 from lh360.spec import TableSpec
-from lh360.storage import store_for
+from lh360.storage import delete_noncurrent, store_for
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,15 @@ def subject(spec: TableSpec, keys: dict[str, str]) -> Subject:
     return Subject(spec.table, dict(keys), pii.hmac_hex(canonical, key)[:32])
 
 
+def fingerprint(value: str) -> str:
+    """How a journal remembers one of the subject's values: an HMAC under a key derived from the PII key, so
+    that it is not the value silver stores for a hashed column (which `--vacuum` must leave nowhere)."""
+    from lh360 import pii
+
+    derived = hmac.digest(pii.key_bytes("lh360 forget"), b"lh360 forget fingerprints", "sha256")
+    return hmac.digest(derived, value.encode("utf-8"), "sha256").hex()
+
+
 @dataclass
 class Journal:
     """See the module docstring. `data` is saved as JSON."""
@@ -111,7 +121,10 @@ class Journal:
         )
 
     def close(self) -> None:
+        """Delete the journal, and on a versioned bucket its older versions too (its fingerprints are the
+        subject's, however keyed)."""
         store_for(self.target.lake, self.target.settings.aws).delete(self.uri)
+        delete_noncurrent([self.uri], self.target.settings.aws)
 
     # what the steps record
 

@@ -21,9 +21,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lh360 import pii
 from lh360.config import Project, ResolvedTarget
-from lh360.erasure import Journal, Subject
+from lh360.erasure import Journal, Subject, fingerprint
 from lh360.layout import Lake
 from lh360.storage import join, store_for
 
@@ -78,13 +77,11 @@ def scrub_samples(target: ResolvedTarget, subject: Subject, fingerprints: dict[s
 
     if not fingerprints:
         return 0
-    key = pii.key_bytes("lh360 forget")
     removed = 0
 
     def theirs(row: Any) -> bool:
         return isinstance(row, dict) and any(
-            v is not None and c in fingerprints and pii.hmac_hex(_text(v), key) in fingerprints[c]
-            for c, v in row.items()
+            v is not None and c in fingerprints and fingerprint(_text(v)) in fingerprints[c] for c, v in row.items()
         )
 
     def clean(table: Any) -> Any:

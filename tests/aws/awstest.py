@@ -25,7 +25,7 @@ TEMPLATES = Path(__file__).resolve().parents[2] / "lh360" / "templates" / "confi
 def aws_environment(mp, moto_url: str, home: Path) -> None:
     """Set (on a pytest MonkeyPatch) the environment that sends boto3, pyathena and delta-rs to moto."""
     for var in list(os.environ):
-        if var.startswith(("AWS_", "LH360_")):
+        if var.startswith(("AWS_", "LH360_")) and var != "LH360_PII_KEY":  # the test key (tests/conftest.py)
             mp.delenv(var, raising=False)
     aws_home = home / ".aws-empty"
     aws_home.mkdir(exist_ok=True)

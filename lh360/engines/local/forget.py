@@ -36,12 +36,12 @@ from typing import Any
 from lh360 import pii
 from lh360.config import ResolvedTarget
 from lh360.engines.base import ForgetResult
-from lh360.engines.local.rewrite import Prune, TableFiles, carried, commit_metadata, delete_noncurrent, lit, q
-from lh360.erasure import Journal, Subject
+from lh360.engines.local.rewrite import Prune, TableFiles, carried, commit_metadata, lit, q
+from lh360.erasure import Journal, Subject, fingerprint
 from lh360.errors import ConfigError, UsageError
 from lh360.layout import Lake, landing_prefix
 from lh360.spec import TableSpec
-from lh360.storage import FileInfo, is_s3, join, store_for
+from lh360.storage import FileInfo, delete_noncurrent, is_s3, join, store_for
 
 # commit metadata read back from a table's newest commits (lh360.engines.local.refine / ingest_state)
 SILVER_CARRIED = ("lh360.bronze_version", "lh360.bronze_batch", "lh360.bronze_id", "lh360.spec_hash")
@@ -331,7 +331,7 @@ def _find(target, spec, p: Predicates, bronze, silver, quarantine, journal, tmp,
             found.bronze_hits[rel] = found.bronze_hits.get(rel, 0) + 1
             if source:
                 found.landing.add(_relative(target, spec, source))
-            _remember(found.fingerprints, fp_bronze, values, p.key)
+            _remember(found.fingerprints, fp_bronze, values)
     stored_entities = {p.protect_entity(e) for e in found.entities}
     for table, hits in ((silver, found.silver_hits), (quarantine, found.quarantine_hits)):
         if not table.exists:
@@ -349,7 +349,7 @@ def _find(target, spec, p: Predicates, bronze, silver, quarantine, journal, tmp,
             hits[rel] = hits.get(rel, 0) + 1
             if n == len(p.silver_keys):
                 stored_entities.add(tuple(values[:n]))
-            _remember(found.fingerprints, cols, values[n:], p.key)
+            _remember(found.fingerprints, cols, values[n:])
         if table is silver:
             found.silver_where, found.silver_prunes = where, prunes
     found.quarantine_where = p.silver(stored_entities)
@@ -358,12 +358,8 @@ def _find(target, spec, p: Predicates, bronze, silver, quarantine, journal, tmp,
         for rel, *_ in quarantine.scan(found.quarantine_where, [], p.stored_prunes(stored_entities)):
             found.quarantine_hits[rel] = found.quarantine_hits.get(rel, 0) + 1
     for column, values in p.values.items():
-        found.fingerprints.setdefault(column, set()).update(pii.hmac_hex(v, p.key or _no_key()) for v in values)
+        found.fingerprints.setdefault(column, set()).update(fingerprint(v) for v in values)
     return found
-
-
-def _no_key() -> bytes:
-    return pii.key_bytes("lh360 forget")
 
 
 def _fingerprint_columns(spec: TableSpec, table: TableFiles, *, source: bool) -> list[str]:
@@ -386,10 +382,10 @@ def _fingerprint_columns(spec: TableSpec, table: TableFiles, *, source: bool) ->
     return out
 
 
-def _remember(fingerprints: dict[str, set[str]], columns: list[str], values: list[Any], key: bytes | None) -> None:
+def _remember(fingerprints: dict[str, set[str]], columns: list[str], values: list[Any]) -> None:
     for c, v in zip(columns, values, strict=False):
         if v is not None and v != "":
-            fingerprints.setdefault(c, set()).add(pii.hmac_hex(str(v), key or _no_key()))
+            fingerprints.setdefault(c, set()).add(fingerprint(str(v)))
 
 
 def _relative(target: ResolvedTarget, spec: TableSpec, uri: str) -> str:

@@ -26,8 +26,8 @@ from typing import Any
 
 from lh360.config import AwsSettings
 from lh360.delta import arrow_schema, open_table
-from lh360.errors import EngineError, LH360Error, LockBusy
-from lh360.storage import is_s3, join, split_s3, store_for
+from lh360.errors import LockBusy
+from lh360.storage import delete_noncurrent, is_s3, join, store_for
 
 APPEND_ONLY = "delta.appendOnly"
 
@@ -382,40 +382,6 @@ def purge(uri: str, aws: AwsSettings | None, metadata: dict[str, str]) -> Purged
         out.log_entries += 1
     out.noncurrent_versions = delete_noncurrent(gone, aws)
     return out
-
-
-def delete_noncurrent(uris: list[str], aws: AwsSettings | None, keep_latest: bool = False) -> int:
-    """On a versioned S3 bucket, delete every stored version of each object in `uris` (all of them, or all
-    but the current one with `keep_latest`), delete markers included. Nothing to do on a local folder or an
-    unversioned bucket (its only version is the current one, already deleted or kept)."""
-    s3_uris = [u for u in uris if is_s3(u)]
-    if not s3_uris:
-        return 0
-    from lh360.storage import s3_client
-
-    client = s3_client(aws or AwsSettings())
-    n = 0
-    for uri in s3_uris:
-        bucket, key = split_s3(uri)
-        try:
-            pages = client.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=key)
-            for page in pages:
-                for v in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
-                    if v["Key"] != key or v.get("VersionId") in (None, "null") or (keep_latest and v.get("IsLatest")):
-                        continue
-                    client.delete_object(Bucket=bucket, Key=key, VersionId=v["VersionId"])
-                    n += 1
-        except Exception as exc:
-            if isinstance(exc, LH360Error):
-                raise
-            text = f"{type(exc).__name__} {exc}"
-            if "AccessDenied" in text:
-                raise EngineError(
-                    f"cannot delete the old versions of {uri} (s3:ListBucketVersions, s3:DeleteObjectVersion): "
-                    f"{_first(exc)}"
-                ) from None
-            raise
-    return n
 
 
 def commit_metadata(step: str, request: str, extra: dict[str, str] | None = None) -> dict[str, str]:
