@@ -51,6 +51,8 @@ class DatabricksSettings(Strict):
     workspace_dir: str = "/Workspace/Shared/lh360"
     timeout: str | None = None  # e.g. 2h; a run past it is cancelled and exits 4
     aggregate_on: Literal["job", "warehouse"] = "job"
+    # the Databricks secret ("scope/key") holding the PII key for silver.pii's `hash` on the job (never YAML)
+    pii_secret: str | None = Field(None, pattern=r"^[^/\s]+/[^/\s]+$")
 
 
 class AthenaSettings(Strict):

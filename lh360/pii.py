@@ -230,6 +230,41 @@ def _gold_of(project: Project, relation: str):
     raise ConfigError(f"no spec defines {relation}")
 
 
+def databricks_gold_views(spec: TableSpec, gold_name: str, catalog: str) -> dict[str, dict[str, Any]]:
+    """For the Databricks job: {temp view: {table, allow}} through which gold `gold_name` reads its spec's
+    silver when a tagged column must be hashed, masked or hidden (lh360/spark/transforms.py gold_view); {}
+    when gold may read silver as it is."""
+    from lh360.sql import quote
+
+    gold = spec.gold[gold_name]
+    if not gold_actions(silver_rules(spec), gold.allow_pii):
+        return {}
+    table = ".".join(quote(p, "databricks") for p in (catalog, "silver", spec.table))
+    return {f"lh360_pii_{gold_name}_{spec.table}": {"table": table, "allow": list(gold.allow_pii)}}
+
+
+def foreign_pii(project: Project, relation: str) -> list[str]:
+    """The silver tables of other specs with tagged columns that gold `relation` reads (the Databricks job
+    knows its own spec's silver.pii only)."""
+    from lh360.sql import SQLError, parse_query, table_refs
+
+    owner, gold = _gold_of(project, relation)
+    try:
+        refs = table_refs(parse_query(gold.sql))
+    except SQLError:
+        return []
+    return sorted(
+        {
+            f"silver.{t}"
+            for layer, t in refs
+            if layer == "silver"
+            and t != owner.table
+            and t in project.specs
+            and gold_actions(silver_rules(project.specs[t]), gold.allow_pii)
+        }
+    )
+
+
 def gold_problems(project: Project) -> list[ConfigError]:
     """`lint`: every gold query that reads a PII column hidden from gold (pii.gold: drop) without
     allowing it, and every `allow_pii` entry that names no PII column of the tables the query reads."""

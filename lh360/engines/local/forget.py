@@ -234,6 +234,7 @@ def plain_columns(spec: TableSpec, names: list[str]) -> dict[str, str]:
 def forget(target: ResolvedTarget, spec: TableSpec, subject: Subject, journal: Journal) -> ForgetResult:
     """See the module docstring."""
     from lh360.engines.local.duck import connect
+    from lh360.engines.local.ingest_state import ingest_state
 
     started = time.monotonic()
     result = ForgetResult(table=spec.table, engine="local", request=subject.request, key_columns=subject.columns)
@@ -252,7 +253,9 @@ def forget(target: ResolvedTarget, spec: TableSpec, subject: Subject, journal: J
             p = predicates(con, spec, subject, key, bronze.types if bronze.exists else {})
             found = _find(target, spec, p, bronze, silver, quarantine, journal, tmp, con)
             journal.add_fingerprints(found.fingerprints)
-            journal.data["landing_files"] = sorted({*journal.data.get("landing_files", []), *found.landing})
+            state = ingest_state(target, spec, bronze.dt) if bronze.exists else None
+            sources = _relative(target, spec, found.landing, state.files if state else set())
+            journal.data["landing_files"] = sorted({*journal.data.get("landing_files", []), *sources})
             if bronze.exists and bronze.append_only:
                 journal.data["bronze_append_only"] = True
             journal.save()  # before the first change: a rerun knows what this one set out to do
@@ -273,7 +276,7 @@ def forget(target: ResolvedTarget, spec: TableSpec, subject: Subject, journal: J
                     hits=found.quarantine_hits,
                 )
                 journal.count(f"quarantine.{t}", done.rows, done.files)
-            lines, files, versions = _landing(target, spec, p, found.entities, journal, bronze, tmp, con)
+            lines, files, versions = landing(target, spec, p, found.entities, journal, bronze, tmp, con)
             journal.count(f"landing.{t}", lines, files)
             result.noncurrent_versions += versions
             if bronze.exists:
@@ -307,7 +310,7 @@ class Found:
     silver_hits: dict[str, int] = field(default_factory=dict)
     quarantine_where: str | None = None
     quarantine_hits: dict[str, int] = field(default_factory=dict)
-    landing: set[str] = field(default_factory=set)  # landing files (relative) that gave matching bronze rows
+    landing: set[str] = field(default_factory=set)  # `_source_file` of the matching bronze rows
     fingerprints: dict[str, set[str]] = field(default_factory=dict)  # column → HMACs of the subject's values
 
 
@@ -330,7 +333,7 @@ def _find(target, spec, p: Predicates, bronze, silver, quarantine, journal, tmp,
         for rel, source, *values in rows:
             found.bronze_hits[rel] = found.bronze_hits.get(rel, 0) + 1
             if source:
-                found.landing.add(_relative(target, spec, source))
+                found.landing.add(source)
             _remember(found.fingerprints, fp_bronze, values)
     stored_entities = {p.protect_entity(e) for e in found.entities}
     for table, hits in ((silver, found.silver_hits), (quarantine, found.quarantine_hits)):
@@ -388,25 +391,39 @@ def _remember(fingerprints: dict[str, set[str]], columns: list[str], values: lis
             fingerprints.setdefault(c, set()).add(fingerprint(str(v)))
 
 
-def _relative(target: ResolvedTarget, spec: TableSpec, uri: str) -> str:
-    """A landing file's path relative to the table's landing prefix (its identity in the ingest state)."""
+def _relative(target: ResolvedTarget, spec: TableSpec, sources: set[str], ingested: set[str]) -> set[str]:
+    """The landing files (paths relative to the table's prefix, their identity in the ingest state) that
+    bronze's `_source_file` values name: under today's prefix, or else the ingested file the value ends with
+    (a landing zone that moved since the ingest)."""
     base = landing_prefix(target.landing, spec.source.path).rstrip("/") + "/"
-    return uri[len(base) :] if uri.startswith(base) else uri
+    by_name: dict[str, list[str]] = {}
+    for rel in ingested:
+        by_name.setdefault(rel.rsplit("/", 1)[-1], []).append(rel)
+    out = set()
+    for uri in sources:
+        if uri.startswith(base):
+            out.add(uri[len(base) :])
+            continue
+        out.update(rel for rel in by_name.get(uri.replace("\\", "/").rsplit("/", 1)[-1], []) if uri.endswith("/" + rel))
+    return out
 
 
 # ---- landing files ------------------------------------------------------------------------------------------
 
 
-def _landing(
-    target, spec, p: Predicates, entities, journal: Journal, bronze: TableFiles, tmp: Path, con
+def landing(
+    target, spec, p: Predicates, entities, journal: Journal, bronze: TableFiles, tmp: Path, con, state=None
 ) -> tuple[int, int, int]:
-    """(lines erased, files rewritten, S3 versions deleted) over the landing files that may hold the subject."""
+    """(lines erased, files rewritten, S3 versions deleted) over the landing files that may hold the subject.
+    `state`: what the engine has ingested (Engine.ingested; the local engine's by default). Rewrites of
+    ingested files are recorded as lh360's own for the local engine's ingest."""
     from lh360.engines.local.ingest_state import ingest_state, record_rewrites
 
     where = p.bronze(entities)
     if where is None or not bronze.exists:
         return 0, 0, 0
-    state = ingest_state(target, spec, bronze.dt)
+    local = state is None
+    state = state if state is not None else ingest_state(target, spec, bronze.dt)
     links_inside = target.landing if spec.landing.symlinks == "inside" else None
     store = store_for(target.landing, target.settings.aws, links_inside=links_inside)
     listed = {f.rel: f for f in store.list(landing_prefix(target.landing, spec.source.path))}
@@ -424,7 +441,7 @@ def _landing(
             new = info  # rewritten by an interrupted run of this erasure before it could record it
         else:
             continue
-        if info.rel in state.files:
+        if local and info.rel in state.files:
             record_rewrites(target, spec, {info.rel: (new.size, new.mtime)})
         versions += delete_noncurrent([info.uri], target.settings.aws, keep_latest=True)
     return lines, rewritten, versions
