@@ -335,34 +335,45 @@ def _find(target, spec, p: Predicates, bronze, silver, quarantine, journal, tmp,
             if source:
                 found.landing.add(source)
             _remember(found.fingerprints, fp_bronze, values)
+    # silver, then quarantine: as stored; the entities silver adds (a person whose bronze rows are gone)
+    # are looked up in quarantine too
     stored_entities = {p.protect_entity(e) for e in found.entities}
-    for table, hits in ((silver, found.silver_hits), (quarantine, found.quarantine_hits)):
-        if not table.exists:
-            continue
-        where = p.silver(stored_entities)
-        prunes = p.stored_prunes(stored_entities)
-        if where is None:
-            continue
-        cols = [c for c in fp_stored if c in table.types]
-        rows = table.scan(
-            where, [p.text(q(k)) for k in p.silver_keys if k in table.types] + [p.text(q(c)) for c in cols], prunes
+    if silver.exists:
+        found.silver_where, found.silver_prunes = p.silver(stored_entities), p.stored_prunes(stored_entities)
+        stored_entities |= _scan_stored(
+            p, silver, found.silver_where, found.silver_prunes, found.silver_hits, fp_stored, found
         )
-        n = len([k for k in p.silver_keys if k in table.types])
-        for rel, *values in rows:
-            hits[rel] = hits.get(rel, 0) + 1
-            if n == len(p.silver_keys):
-                stored_entities.add(tuple(values[:n]))
-            _remember(found.fingerprints, cols, values[n:])
-        if table is silver:
-            found.silver_where, found.silver_prunes = where, prunes
-    found.quarantine_where = p.silver(stored_entities)
-    if quarantine.exists and found.quarantine_where and stored_entities:
-        found.quarantine_hits = {}
-        for rel, *_ in quarantine.scan(found.quarantine_where, [], p.stored_prunes(stored_entities)):
-            found.quarantine_hits[rel] = found.quarantine_hits.get(rel, 0) + 1
+    if quarantine.exists:
+        found.quarantine_where = p.silver(stored_entities)
+        _scan_stored(
+            p,
+            quarantine,
+            found.quarantine_where,
+            p.stored_prunes(stored_entities),
+            found.quarantine_hits,
+            fp_stored,
+            found,
+        )
     for column, values in p.values.items():
         found.fingerprints.setdefault(column, set()).update(fingerprint(v) for v in values)
     return found
+
+
+def _scan_stored(
+    p: Predicates, table: TableFiles, where: str | None, prunes, hits: dict[str, int], fp: list[str], found: Found
+) -> set[tuple]:
+    """Count the subject's rows of silver or quarantine per file; their entities (keys as stored)."""
+    if where is None:
+        return set()
+    keys = [k for k in p.silver_keys if k in table.types]
+    cols = [c for c in fp if c in table.types]
+    entities = set()
+    for rel, *values in table.scan(where, [p.text(q(k)) for k in keys] + [p.text(q(c)) for c in cols], prunes):
+        hits[rel] = hits.get(rel, 0) + 1
+        if len(keys) == len(p.silver_keys):
+            entities.add(tuple(values[: len(keys)]))
+        _remember(found.fingerprints, cols, values[len(keys) :])
+    return entities
 
 
 def _fingerprint_columns(spec: TableSpec, table: TableFiles, *, source: bool) -> list[str]:
