@@ -237,10 +237,27 @@ def databricks_gold_views(spec: TableSpec, gold_name: str, catalog: str) -> dict
     from lh360.sql import quote
 
     gold = spec.gold[gold_name]
-    if not gold_actions(silver_rules(spec), gold.allow_pii):
+    actions = gold_actions(silver_rules(spec), gold.allow_pii)
+    if not actions or not _reads_any(gold.sql, set(actions)):
         return {}
     table = ".".join(quote(p, "databricks") for p in (catalog, "silver", spec.table))
     return {f"lh360_pii_{gold_name}_{spec.table}": {"table": table, "allow": list(gold.allow_pii)}}
+
+
+def _reads_any(sql: str, columns: set[str]) -> bool:
+    """Whether a query may read one of `columns`: names one, or selects `*` (conservative)."""
+    from sqlglot import exp
+
+    from lh360.sql import SQLError, parse_query
+
+    try:
+        tree = parse_query(sql)
+    except SQLError:
+        return True
+    named = any(c.name in columns for c in tree.find_all(exp.Column) if not isinstance(c.this, exp.Star))
+    # `SELECT *` or `SELECT t.*` reads every column; `count(*)` reads none
+    star = any(isinstance(s.parent, (exp.Select, exp.Column)) for s in tree.find_all(exp.Star))
+    return named or star
 
 
 def foreign_pii(project: Project, relation: str) -> list[str]:
@@ -260,7 +277,7 @@ def foreign_pii(project: Project, relation: str) -> list[str]:
             if layer == "silver"
             and t != owner.table
             and t in project.specs
-            and gold_actions(silver_rules(project.specs[t]), gold.allow_pii)
+            and _reads_any(gold.sql, set(gold_actions(silver_rules(project.specs[t]), gold.allow_pii)))
         }
     )
 

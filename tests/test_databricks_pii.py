@@ -22,24 +22,43 @@ CPF = "009.946.509-49"
 
 def clientes(**changes) -> str:
     spec = yaml.safe_load((REPO / "configs" / "tables" / "clientes.yaml").read_text())
+    spec["silver"]["pii"]["nome"]["gold"] = "hash"  # gold may group by a hashed name
     spec.update(changes)
     return yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
+
+
+GOLD = {"por_nome": {"sql": "SELECT nome, count(*) AS n FROM silver.clientes GROUP BY nome"}}
 
 
 def test_payloads_carry_the_rules_and_the_secret_name_and_gold_reads_a_protected_view(tmp_path):
     from lh360.engines.databricks.requests import step_payload
 
-    gold = {"por_cpf": {"sql": "SELECT cpf, count(*) AS n FROM silver.clientes GROUP BY cpf"}}
-    make_project(tmp_path, databricks={"pii_secret": "lh360/pii"}, spec_text=clientes(gold=gold))
+    make_project(tmp_path, databricks={"pii_secret": "lh360/pii"}, spec_text=clientes(gold=GOLD))
     project, target = load(tmp_path)
     spec = project.specs["clientes"]
     refine = step_payload(target, spec, "refine", "r1")
     assert refine["spec"]["silver"]["pii"]["cpf"] == {"kind": "cpf", "silver": "hash", "gold": "hash"}
     assert refine["pii_secret"] == {"scope": "lh360", "key": "pii"}
-    agg = step_payload(target, spec, "aggregate", "r1", "por_cpf")
-    view = "lh360_pii_por_cpf_clientes"
-    assert agg["pii_views"] == {"por_cpf": {view: {"table": f"`{CATALOG}`.`silver`.`clientes`", "allow": []}}}
-    assert f"FROM `{view}`" in agg["gold"]["por_cpf"]["sql"]
+    agg = step_payload(target, spec, "aggregate", "r1", "por_nome")
+    view = "lh360_pii_por_nome_clientes"
+    assert agg["pii_views"] == {"por_nome": {view: {"table": f"`{CATALOG}`.`silver`.`clientes`", "allow": []}}}
+    assert f"FROM `{view}`" in agg["gold"]["por_nome"]["sql"]
+    plain = step_payload(
+        target,
+        spec.model_copy(
+            update={
+                "gold": {
+                    "n": spec.gold["por_nome"].model_copy(
+                        update={"sql": "SELECT uf, count(*) AS n FROM silver.clientes GROUP BY uf"}
+                    )
+                }
+            }
+        ),
+        "aggregate",
+        "r1",
+        "n",
+    )
+    assert "pii_views" not in plain and f"`{CATALOG}`.`silver`.`clientes`" in plain["gold"]["n"]["sql"]
     text = json.dumps([refine, agg])
     assert TEST_PII_KEY not in text  # the key stays on the ops box and in the workspace's secret
 
@@ -48,12 +67,11 @@ def test_a_gold_query_needing_the_key_is_refused_on_the_warehouse(tmp_path, fake
     from lh360.engines import engine_for
     from lh360.errors import UsageError
 
-    gold = {"por_cpf": {"sql": "SELECT cpf, count(*) AS n FROM silver.clientes GROUP BY cpf"}}
-    make_project(tmp_path, databricks={"aggregate_on": "warehouse"}, spec_text=clientes(gold=gold))
+    make_project(tmp_path, databricks={"aggregate_on": "warehouse"}, spec_text=clientes(gold=GOLD))
     project, target = load(tmp_path)
     engine = engine_for(target)
     with pytest.raises(UsageError, match="aggregate_on: job"):
-        engine.aggregate(project, "gold.por_cpf")
+        engine.aggregate(project, "gold.por_nome")
     assert not fake_ws.statements
 
 
