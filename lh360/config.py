@@ -92,6 +92,8 @@ class DatabricksSettings(Strict):
     # hours, never infinity: a run stuck in a state nobody expected must not hold cron forever
     timeout: str = DEFAULT_DATABRICKS_TIMEOUT
     aggregate_on: Literal["job", "warehouse"] = "job"
+    # the Databricks secret ("scope/key") holding the PII key for silver.pii's `hash` on the job (never YAML)
+    pii_secret: str | None = Field(None, pattern=r"^[^/\s]+/[^/\s]+$")
     # groups (a plain string), or {user: …} / {service_principal: …}, granted CAN_VIEW on every submitted run
     run_viewers: list[RunViewer] = []
 

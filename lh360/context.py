@@ -31,6 +31,7 @@ from lh360.engines.base import (
     AggregateResult,
     Engine,
     EngineOptions,
+    ForgetResult,
     IngestResult,
     MaintainResult,
     RefineResult,
@@ -240,6 +241,53 @@ class Lakehouse:
             if full_refresh:  # gold is always recomputed from silver; the ledger says why this time
                 rec.detail["full_refresh"] = True
         self.console.step_finished(result)
+        return result
+
+    def forget(self, table: str, keys: list[str], *, vacuum: bool = False, require_match: bool = False) -> ForgetResult:
+        """`lh360 forget`: erase one data subject from every layer of `table` (lh360.forget): the engine
+        erases landing, bronze, silver and quarantine; then the check ledger's samples are scrubbed, the gold
+        relations reading its silver recomputed, the tables purged (`vacuum`) or marked for `maintain`, and
+        the erasure ledger gets its row. Holds the table's lock and those of the gold relations' specs.
+        `require_match`: CheckFailed (exit 1) when the key matched nothing."""
+        from lh360 import forget as erase
+        from lh360.erasure import Journal, parse_keys, subject
+
+        (spec,) = self.project.select([table])
+        who = subject(spec, parse_keys(spec, keys))
+        gold = erase.dependent_gold(self.project, spec.table)
+        owners = {owner_of(self.project.specs, g).table for g in gold}
+        with self.locks({spec.table, *owners}), self.ledger.step(spec.table, f"*.{spec.table}", "forget") as rec:
+            signals.check()
+            journal = Journal.open(self.target, who, self.ledger.run_id)
+            result = self.engine.forget(spec, who, journal)
+            samples = erase.scrub_samples(self.target, who, journal.fingerprints())
+            if samples:
+                journal.count(erase.CHECKS_LEDGER, samples, 1)
+            result.layers[erase.CHECKS_LEDGER] = journal.counted(erase.CHECKS_LEDGER)
+            erased = result.matched or journal.resumed
+            if erased:
+                for relation in erase.existing(self.target, gold):
+                    self._aggregate_one(relation)
+                    result.gold.append(relation)
+            # every table that may remember the subject (a run that died after a commit did not count it)
+            held = erase.existing(self.target, [*erase.relations_of(spec), *gold, erase.CHECKS_LEDGER])
+            if vacuum:
+                pending = erase.pending_purges(self.target, [spec.table]).get(spec.table, [])
+                result.purged = self.engine.purge(erase.existing(self.target, sorted({*held, *pending})))
+                result.vacuumed = True
+                erase.purge_done(self.target, spec.table)
+            elif erased:
+                erase.mark_purge(self.target, spec.table, held)
+            result.resumed = journal.resumed
+            row = erase.ledger_row(result, who, journal)
+            if not (journal.resumed and self.ledger.has_erasure(who.request, row["requested_at"])):
+                self.ledger.record_erasure(row)  # once per request, even when its first run died after it
+            journal.close()
+            rec.rows_in = rec.rows_out = result.rows
+            rec.detail = {"request": who.request, "layers": result.layers, "gold": result.gold, "vacuumed": vacuum}
+        self.console.step_finished(result)
+        if require_match and not result.matched:
+            raise CheckFailed(f"{spec.table}: the key matched nothing in any layer (--require-match)")
         return result
 
     def validate(

@@ -15,14 +15,20 @@ The CLI is the one place that turns them into exit codes (`lh360.cli`); library 
 
 from __future__ import annotations
 
+from lh360.redact import redact
+
 
 class LH360Error(Exception):
+    """Its message and detail never carry what looks like personal data (lh360.redact): an engine error may
+    quote a value, and these texts reach terminals, logs, `--json` and the run ledger."""
+
     exit_code = 3
 
     def __init__(self, message: str, *, detail: str | None = None) -> None:
+        message = redact(message) or ""
         super().__init__(message)
         self.message = message
-        self.detail = detail  # longer text (a remote trace, sample rows) shown under the one-line message
+        self.detail = redact(detail)  # longer text (a remote trace, sample rows) shown under the one-line message
 
 
 class UsageError(LH360Error):

@@ -24,6 +24,7 @@ from typing import Any
 from lh360.config import ResolvedTarget
 from lh360.errors import first_line
 from lh360.jsonable import jsonable
+from lh360.pii import redact
 from lh360.storage import delta_storage_options, join, to_delta_uri
 
 log = logging.getLogger("lh360.ledger")
@@ -75,6 +76,32 @@ CHECK_FIELDS: list[tuple[str, str]] = [
     ("cost_usd", "float64"),
 ]
 
+# one row per `lh360 forget` (lh360.forget.ledger_row): when, which table and key columns, the request's HMAC
+# and rows per layer; never a value
+ERASURE_FIELDS: list[tuple[str, str]] = [
+    ("erasure_id", "string"),
+    ("run_id", "string"),
+    ("target", "string"),
+    ("table", "string"),
+    ("key_columns", "string"),
+    ("requested_at", "timestamp"),
+    ("finished_at", "timestamp"),
+    ("landing_lines", "int64"),
+    ("landing_files", "int64"),
+    ("bronze_rows", "int64"),
+    ("silver_rows", "int64"),
+    ("quarantine_rows", "int64"),
+    ("sample_rows", "int64"),
+    ("gold_recomputed", "string"),
+    ("noncurrent_versions", "int64"),
+    ("vacuumed", "bool"),
+    ("resumed", "bool"),
+    ("status", "string"),
+    ("engine", "string"),
+    ("host", "string"),
+    ("lh360_version", "string"),
+]
+
 
 def _schema(fields: list[tuple[str, str]]):
     import pyarrow as pa
@@ -85,6 +112,7 @@ def _schema(fields: list[tuple[str, str]]):
         "int32": pa.int32(),
         "float64": pa.float64(),
         "timestamp": pa.timestamp("us", tz="UTC"),
+        "bool": pa.bool_(),
     }
     return pa.schema([pa.field(n, types[t]) for n, t in fields])
 
@@ -205,7 +233,11 @@ class Ledger:
 
     # ---- writing -----------------------------------------------------------------------------------
 
-    def _append(self, uri: str, rows: list[dict[str, Any]], fields: list[tuple[str, str]]) -> None:
+    def _append(
+        self, uri: str, rows: list[dict[str, Any]], fields: list[tuple[str, str]], *, strict: bool = False
+    ) -> None:
+        """Append rows; a failure is logged (`strict`: raised, for the erasure ledger, whose row is the
+        record that an erasure happened)."""
         if not self.enabled or not rows:
             return
         import pyarrow as pa
@@ -225,11 +257,19 @@ class Ledger:
                 return
             except CommitFailedError as exc:  # a commit race with another run's append: retry a few times
                 if attempt == 4:
-                    log.warning("could not write the ledger %s: %s", uri, first_line(exc))
+                    self._failed(uri, exc, strict)
                 time.sleep(0.05 * (attempt + 1))
             except Exception as exc:  # the data commit already happened and is the truth: say so, go on
-                log.warning("could not write the ledger %s: %s", uri, first_line(exc))
+                self._failed(uri, exc, strict)
                 return
+
+    @staticmethod
+    def _failed(uri: str, exc: BaseException, strict: bool) -> None:
+        if strict:
+            from lh360.errors import EngineError
+
+            raise EngineError(f"could not write the ledger {uri}: {first_line(exc)}") from None
+        log.warning("could not write the ledger %s: %s", uri, first_line(exc))
 
     @contextmanager
     def step(self, table: str, relation: str, step: str) -> Iterator[StepRecord]:
@@ -273,7 +313,7 @@ class Ledger:
             "version_after": r.version_after,
             "source_versions": json.dumps(r.source_versions, sort_keys=True) if r.source_versions else None,
             "exit_code": code,
-            "error": error,
+            "error": redact(error),  # an engine's error may quote a value
             "detail": json.dumps(jsonable(r.detail), sort_keys=True) if r.detail else None,
             "host": socket.gethostname(),
             "pid": os.getpid(),
@@ -314,7 +354,7 @@ class Ledger:
                     "status": r.status,
                     "observed": json.dumps(jsonable(r.observed)),
                     "threshold": r.threshold,
-                    "message": r.message,
+                    "message": redact(r.message),
                     "failing_rows": r.failing_rows,
                     "sample": json.dumps(jsonable(r.sample)) if r.sample else None,
                     "delta_version": r.delta_version,
@@ -326,6 +366,30 @@ class Ledger:
                 }
             )
         self._append(self.checks_uri, rows, CHECK_FIELDS)
+
+    @property
+    def erasures_uri(self) -> str:
+        return join(self.target.lake, "_lh360", "erasures")
+
+    def record_erasure(self, row: dict[str, Any]) -> None:
+        """One row of the erasure ledger (lh360.forget.ledger_row)."""
+        from lh360 import __version__
+
+        full = {**row, "run_id": self.run_id, "target": self.target.name, "host": socket.gethostname()}
+        self._append(self.erasures_uri, [{**full, "lh360_version": __version__}], ERASURE_FIELDS, strict=True)
+
+    def has_erasure(self, erasure_id: str, requested_at: datetime) -> bool:
+        """Whether the erasure ledger holds the row of this request's run begun at `requested_at`."""
+        return any(
+            r["requested_at"] == requested_at
+            for r in self._query(
+                self.erasures_uri, f"SELECT requested_at FROM ledger WHERE erasure_id = {_lit(erasure_id)}"
+            )
+        )
+
+    def erasures(self, table: str | None = None) -> list[dict[str, Any]]:
+        where = f' WHERE "table" = {_lit(table)}' if table else ""
+        return self._query(self.erasures_uri, f"SELECT * FROM ledger{where} ORDER BY finished_at DESC")
 
     # ---- reading -----------------------------------------------------------------------------------
 

@@ -40,6 +40,9 @@ def lint(config: str | None = None, target: str | None = None) -> tuple[Project 
     finally:
         probe.close()
     from lh360.deps import gold_order
+    from lh360.pii import gold_problems
+
+    errors += gold_problems(project)  # a gold query reading personal data hidden from gold (silver.pii)
 
     try:
         gold_order(project.specs)

@@ -22,7 +22,7 @@ DURATION = {
     ],
     "description": "a duration: 26h, 30m, 2d, 90s, 1h30m, or seconds",
 }
-_LIST_FORM = ("not_null", "unique")
+_LIST_FORM = ("not_null", "unique", "no_pii")
 
 
 def json_schema(kind: str) -> dict[str, Any]:

@@ -118,6 +118,29 @@ class Expectation(Strict):
     action: Literal["warn", "drop", "quarantine", "fail"] = "warn"
 
 
+PII_KINDS = ("cpf", "cnpj", "email", "phone", "name", "address", "birthdate", "other")
+
+
+class Pii(Strict):
+    """LGPD: a silver column that holds personal data, and what silver and gold may keep of it (lh360.pii):
+    keep (the value), hash (keyed HMAC-SHA256, stable: joins and `unique` still work), mask (a documented
+    shape, e.g. ***.***.***-12) or drop (not stored). Gold can be no less protective than silver."""
+
+    kind: Literal["cpf", "cnpj", "email", "phone", "name", "address", "birthdate", "other"]
+    silver: Literal["keep", "hash", "mask", "drop"] = "keep"
+    gold: Literal["hash", "mask", "drop"] = "drop"
+
+    @model_validator(mode="after")
+    def _gold_no_weaker(self) -> Pii:
+        allowed = {"keep": ("hash", "mask", "drop"), "hash": ("hash", "drop"), "mask": ("mask", "drop")}
+        if self.gold not in allowed.get(self.silver, ("drop",)):
+            raise ValueError(
+                f"silver: {self.silver} with gold: {self.gold}: gold can only {' or '.join(allowed.get(self.silver, ('drop',)))} "
+                "what silver stores this way"
+            )
+        return self
+
+
 class Silver(Strict):
     # columns first: the validators of keys, sequence_by and partition_by check names against it
     columns: dict[Identifier, SparkExpression] = {}
@@ -126,6 +149,7 @@ class Silver(Strict):
     scd: Literal[1, 2] = 1
     expectations: list[Expectation] = []
     partition_by: list[Identifier] = []
+    pii: dict[Identifier, Pii] = {}  # silver column → its personal data tag (LGPD)
 
     @field_validator("keys", "sequence_by", "partition_by")
     @classmethod
@@ -149,6 +173,23 @@ class Silver(Strict):
         if self.scd == 2 and {"valid_from", "valid_to", "is_current"} & set(self.columns):
             raise ValueError("scd: 2 adds valid_from, valid_to and is_current itself; rename those columns")
         return self
+
+    @field_validator("pii")
+    @classmethod
+    def _pii_fits(cls, pii: dict[str, Pii], info: ValidationInfo) -> dict[str, Pii]:
+        """pii names silver columns; a key may be hashed (stable), never masked or dropped; the sequence and
+        partition columns stay as they are (ordering, folders)."""
+        columns = info.data.get("columns")
+        unknown = [c for c in pii if columns and c not in columns]
+        if unknown:
+            raise ValueError(f"names {', '.join(unknown)}, which is not in silver.columns")
+        for name in info.data.get("keys") or []:
+            if name in pii and pii[name].silver in ("mask", "drop"):
+                raise ValueError(f"{name}: a key column can be kept or hashed in silver, not {pii[name].silver}")
+        for name in [info.data.get("sequence_by"), *(info.data.get("partition_by") or [])]:
+            if name in pii and pii[name].silver != "keep":
+                raise ValueError(f"{name}: the sequence and partition columns are kept as they are in silver")
+        return pii
 
 
 # ---- maintenance: when compaction, checkpoints, log cleanup and VACUUM are due -------------------------
@@ -240,6 +281,9 @@ class Gold(Strict):
     sql: SparkSQL
     description: str | None = None
     partition_by: list[Identifier] = []
+    # PII columns (silver.pii) this query may read as silver stores them, raw included: an explicit exception
+    # to their pii.gold rule (which otherwise hashes, masks or hides them from gold queries)
+    allow_pii: list[Identifier] = []
 
 
 # ---- checks: each entry is a one-key mapping {kind: params} --------------------------------------
@@ -316,11 +360,23 @@ class Range(_Check):
         return self
 
 
+class NoPii(_Check):
+    """Values that look like personal data in columns that should hold none (an untagged leak): a CPF or CNPJ
+    with valid check digits, an e-mail address or a Brazilian phone number."""
+
+    kind: Literal["no_pii"] = "no_pii"
+    columns: list[Identifier] = Field(min_length=1)
+    detect: list[Literal["cpf", "cnpj", "email", "phone"]] = Field(
+        default=["cpf", "cnpj", "email", "phone"], min_length=1
+    )
+    max_failures: int = Field(0, ge=0)
+
+
 CHECK_KINDS = {
     m.model_fields["kind"].default: m
-    for m in (RowCount, NotNull, Unique, AcceptedValues, Freshness, Expression, Reconcile, Relationships, Range)
+    for m in (RowCount, NotNull, Unique, AcceptedValues, Freshness, Expression, Reconcile, Relationships, Range, NoPii)
 }
-_LIST_FORM = {"not_null", "unique"}  # `not_null: [id, cpf]` is short for `not_null: {columns: [id, cpf]}`
+_LIST_FORM = {"not_null", "unique", "no_pii"}  # `not_null: [id, cpf]` is short for `not_null: {columns: [id, cpf]}`
 
 
 def _one_key_check(value: Any) -> Any:
@@ -341,7 +397,7 @@ def _one_key_check(value: Any) -> Any:
 
 
 Check = Annotated[
-    RowCount | NotNull | Unique | AcceptedValues | Freshness | Expression | Reconcile | Relationships | Range,
+    RowCount | NotNull | Unique | AcceptedValues | Freshness | Expression | Reconcile | Relationships | Range | NoPii,
     Field(discriminator="kind"),
     BeforeValidator(_one_key_check),
 ]

@@ -362,3 +362,34 @@ def delta_storage_options(uri: str, aws: AwsSettings | None = None) -> dict[str,
 
 def to_delta_uri(uri: str) -> str:
     return uri.replace("s3a://", "s3://")
+
+
+def delete_noncurrent(uris: list[str], aws: AwsSettings | None, keep_latest: bool = False) -> int:
+    """On a versioned S3 bucket, delete every stored version of each object in `uris` (all of them, or all
+    but the current one with `keep_latest`), delete markers included. Nothing to do on a local folder or an
+    unversioned bucket (its only version is the current one, already deleted or kept)."""
+    s3_uris = [u for u in uris if is_s3(u)]
+    if not s3_uris:
+        return 0
+    client = s3_client(aws or AwsSettings())
+    n = 0
+    for uri in s3_uris:
+        bucket, key = split_s3(uri)
+        try:
+            pages = client.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=key)
+            for page in pages:
+                for v in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                    if v["Key"] != key or v.get("VersionId") in (None, "null") or (keep_latest and v.get("IsLatest")):
+                        continue
+                    client.delete_object(Bucket=bucket, Key=key, VersionId=v["VersionId"])
+                    n += 1
+        except Exception as exc:
+            if "AccessDenied" in f"{type(exc).__name__} {exc}":
+                from lh360.errors import EngineError
+
+                raise EngineError(
+                    f"cannot delete the old versions of {uri} (s3:ListBucketVersions, s3:DeleteObjectVersion): "
+                    f"{str(exc).splitlines()[0][:200]}"
+                ) from None
+            raise
+    return n

@@ -162,7 +162,7 @@ from pathlib import Path
 
 import yaml
 
-from lh360.demo_data import DEFAULT_SPAN, write_landing
+from lh360.demo.generator import DEFAULT_SPAN, write_landing
 from lh360.storage import store_for
 
 ident, work = os.environ["SMOKE_ID"], Path(os.environ["SMOKE_WORK"])

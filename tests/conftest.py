@@ -155,3 +155,15 @@ def read_table(root: Path, relation: str, order_by: str | None = None) -> list[d
 @pytest.fixture
 def run_cli() -> Callable[..., tuple[int, str, str]]:
     return cli
+
+
+TEST_PII_KEY = "lh360-test-pii-key-0123456789"
+
+
+@pytest.fixture(autouse=True)
+def pii_key(monkeypatch):
+    """The HMAC key of silver.pii's `hash` (lh360.pii), as every deployment sets it in its environment; a test
+    about a missing key deletes it."""
+    monkeypatch.setenv("LH360_PII_KEY", TEST_PII_KEY)
+    monkeypatch.delenv("LH360_PII_KEY_FILE", raising=False)
+    return TEST_PII_KEY.encode()

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from lh360 import signals
+from lh360 import pii, signals
 from lh360.checks.compile import CompiledChecks, compile_relation
 from lh360.checks.kinds import CompiledCheck, JudgeContext, kind_of
 from lh360.config import Project, ResolvedTarget
@@ -260,7 +260,8 @@ def _validate_relation(
         if result.status in ("warn", "fail") and c.sample_sql:
             try:
                 res = report.run(runner, c.sample_sql)
-                result.sample = [jsonable(dict(zip(res.columns, row, strict=False))) for row in res.rows]
+                mask = pii.masker(spec, relation)  # samples never show personal data (silver.pii, lh360.pii.redact)
+                result.sample = [mask(jsonable(dict(zip(res.columns, row, strict=False)))) for row in res.rows]
             except Exception as exc:  # a sample is a courtesy: its failure does not change the verdict
                 signals.check()
                 result.message += f" (sample rows unavailable: {_first(exc)})"
@@ -314,5 +315,6 @@ def _cost(res: Any) -> dict[str, Any]:
 
 
 def _first(exc: BaseException) -> str:
+    """The error's first line, values that look like personal data masked (an engine may quote one)."""
     text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:300]
+    return pii.redact((text[0] if text else type(exc).__name__)[:300]) or ""

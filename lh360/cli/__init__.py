@@ -144,6 +144,7 @@ COMMAND_MODULES = (
     "cmd_quarantine",
     "cmd_databricks",
     "cmd_docs",
+    "cmd_forget",
 )
 
 
@@ -266,7 +267,9 @@ def _report(
 ) -> None:
     import traceback
 
-    message = getattr(exc, "message", None) or first_line(exc) or type(exc).__name__
+    from lh360.pii import redact  # an engine's error may quote a value: never print personal data
+
+    message = redact(getattr(exc, "message", None) or first_line(exc) or type(exc).__name__) or ""
     if prefix:
         message = f"{prefix}: {message}"
     elif kind in ("internal", "native panic"):
@@ -279,4 +282,4 @@ def _report(
         out.emit(doc)
     if verbose:
         traceback.print_exception(exc, file=sys.stderr)
-    out.error(message, getattr(exc, "detail", None))
+    out.error(message, redact(getattr(exc, "detail", None)))

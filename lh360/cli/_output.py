@@ -28,6 +28,17 @@ class JsonLogFormatter(logging.Formatter):
         return json.dumps(jsonable(doc), ensure_ascii=False)
 
 
+def _redact_personal_data(record: logging.LogRecord) -> bool:
+    """Logs never carry personal data: the message (and text fields) with lh360.pii.redact applied."""
+    from lh360.pii import redact
+
+    record.msg, record.args = redact(record.getMessage()), None
+    fields = getattr(record, "fields", None)
+    if isinstance(fields, dict):
+        record.fields = {k: redact(v) if isinstance(v, str) else v for k, v in fields.items()}
+    return True
+
+
 def setup_logging(log_format: str, verbose: bool, quiet: bool) -> None:
     root = logging.getLogger("lh360")
     root.handlers.clear()
@@ -41,6 +52,7 @@ def setup_logging(log_format: str, verbose: bool, quiet: bool) -> None:
     if quiet:
         level = logging.ERROR
     handler.setLevel(level)
+    handler.addFilter(_redact_personal_data)
     root.setLevel(level)
     root.addHandler(handler)
     root.propagate = False

@@ -59,6 +59,8 @@ def step_line(result: Any) -> str | None:
         return f"aggregate {result.relation}: {result.rows_out:,} rows → v{_v(result.version)}"
     if step == "maintain":
         return f"maintain {result.relation}: {maintenance_text(result)}"
+    if step == "forget":
+        return None  # render_forget reports it
     if hasattr(result, "breached"):  # a LandingReport
         state = "SLA BREACH: " + "; ".join(result.problems) if result.breached else "ok"
         return f"landing {result.table}: {result.pending_files} new file(s) of {result.files}; {state}"
@@ -358,6 +360,28 @@ def render_promote(out: Output, promotion: Any) -> None:
         ]
         gold_cols = [("relation", LEFT), ("rows", RIGHT), ("version", RIGHT), ("computed from", LEFT)]
         table(out, "promote → gold", gold_cols, rows)
+
+
+def render_forget(out: Output, result: Any) -> None:
+    """What an erasure removed, layer by layer (counts only: never a value)."""
+    rows = [[relation, f"{n.get('rows', 0):,}", f"{n.get('files', 0):,}"] for relation, n in result.layers.items()]
+    rows += [[relation, "recomputed", "-"] for relation in result.gold]
+    title = f"forget {result.table} (erasure {result.request})" + (
+        " — finished an interrupted run" if result.resumed else ""
+    )
+    table(out, title, [("layer", LEFT), ("rows / lines", RIGHT), ("files rewritten", RIGHT)], rows)
+    if result.noncurrent_versions:
+        say(out, f"deleted {result.noncurrent_versions:,} older S3 object version(s) holding the subject")
+    if result.vacuumed:
+        files = sum(p.get("files", 0) for p in result.purged.values())
+        logs = sum(p.get("log_entries", 0) for p in result.purged.values())
+        say(out, f"purged {files:,} old file(s) and {logs:,} log entr(y/ies) of {len(result.purged)} table(s)")
+    else:
+        say(out, "old files and Delta log entries still hold the subject until `lh360 maintain` or `forget --vacuum`")
+    if not result.matched:
+        say(out, "the key matched nothing (already erased, or never there)")
+    for text in result.warnings:
+        say(out, f"warning: {text}")
 
 
 def render_validation(out: Output, report: Any) -> None:

@@ -57,6 +57,7 @@ def run_demo(lh: Lakehouse, *, rows: int, files: int, seed: int, fresh: bool) ->
         lake = Lake(target.lake)
         for path in (join(target.landing, spec.source.path), lake.uri):
             shutil.rmtree(path, ignore_errors=True)
+    _demo_pii_key(lh, spec)
     paths, written = write_demo_landing(
         target, spec.source.path, rows=rows, files=files, seed=seed, settle=spec.landing.settle
     )
@@ -66,6 +67,25 @@ def run_demo(lh: Lakehouse, *, rows: int, files: int, seed: int, fresh: bool) ->
     )
     summary = lh.run([DEMO_TABLE])
     return summary, demo_summary(project, target, spec, summary)
+
+
+DEMO_PII_KEY = "lh360-demo-key-not-a-secret"
+
+
+def _demo_pii_key(lh: Lakehouse, spec: Any) -> None:
+    """The demo spec hashes CPFs (silver.pii), which needs a key from the environment. Synthetic data needs
+    no secret: without LH360_PII_KEY the demo uses a published one, and says how to keep using it."""
+    import os
+
+    from lh360 import pii
+
+    if not pii.needs_key(pii.silver_rules(spec)) or os.environ.get(pii.KEY_ENV) or os.environ.get(pii.KEY_FILE_ENV):
+        return
+    os.environ[pii.KEY_ENV] = DEMO_PII_KEY
+    lh.console.say(
+        f"pii: {pii.KEY_ENV} is not set; the demo hashes CPFs with the demo key (export "
+        f"{pii.KEY_ENV}={DEMO_PII_KEY} to keep working on this lake; real data needs a secret of your own)"
+    )
 
 
 def demo_summary(project: Project, target: ResolvedTarget, spec: Any, summary: RunSummary) -> dict[str, Any]:

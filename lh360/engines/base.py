@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from lh360.config import Project, ResolvedTarget
+    from lh360.erasure import Journal, Subject
     from lh360.spec import TableSpec
 
 # progress(event, **fields): "start" (table, files, bytes, batches) and "batch" (table, batch) of an ingest
@@ -261,6 +262,48 @@ class ReplayResult:
         return _as_dict(self)
 
 
+@dataclass
+class ForgetResult:
+    """An erasure (`lh360 forget`) of one subject from one table: what each layer held of it. `request` is
+    an HMAC of the key (lh360.erasure.Subject): the key's values are never in a result."""
+
+    table: str
+    engine: str
+    request: str = ""
+    key_columns: list[str] = field(default_factory=list)
+    # relation (landing.t, bronze.t, silver.t, quarantine.t, lh360.checks) → {"rows": n, "files": n}
+    layers: dict[str, dict[str, int]] = field(default_factory=dict)
+    gold: list[str] = field(default_factory=list)  # gold relations recomputed without the subject
+    noncurrent_versions: int = 0  # S3 object versions deleted (a versioned landing bucket or lake)
+    vacuumed: bool = False  # old files, log entries and checkpoints purged (--vacuum)
+    purged: dict[str, dict[str, int]] = field(default_factory=dict)  # relation → {files, log_entries}
+    resumed: bool = False  # an interrupted erasure of the same key was finished
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    run: RemoteRun | None = None
+
+    step = "forget"
+
+    @property
+    def relation(self) -> str:
+        return f"*.{self.table}"
+
+    @property
+    def rows(self) -> int:
+        return sum(v.get("rows", 0) for v in self.layers.values())
+
+    @property
+    def matched(self) -> bool:
+        return self.rows > 0
+
+    def add(self, relation: str, rows: int, files: int) -> None:
+        before = self.layers.get(relation, {"rows": 0, "files": 0})
+        self.layers[relation] = {"rows": before["rows"] + rows, "files": before["files"] + files}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**_as_dict(self), "rows": self.rows, "matched": self.matched}
+
+
 StepResult = IngestResult | RefineResult | AggregateResult
 
 
@@ -398,4 +441,15 @@ class Engine(Protocol):
         """Compact, checkpoint, clean the log of and vacuum one lake table (`layer.name`: bronze, silver,
         quarantine or gold), as `work` says; the caller holds the table's lock. Tasks the engine leaves
         to its platform are reported in `skipped`; a table that does not exist is all skipped."""
+        ...
+
+    def forget(self, spec: TableSpec, subject: Subject, journal: Journal) -> ForgetResult:
+        """Erase the subject's rows from the table's landing files, bronze, silver and quarantine (lh360
+        forget; the context recomputes gold, scrubs the ledgers and purges). Idempotent; `journal` carries
+        what an interrupted run did. An engine that cannot erase raises a UsageError."""
+        ...
+
+    def purge(self, relations: list[str]) -> dict[str, dict[str, int]]:
+        """Delete what the tables (layer.name) no longer hold but still remember: old files, log entries
+        and checkpoints (after an erasure)."""
         ...

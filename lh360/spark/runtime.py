@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -158,8 +159,9 @@ class DeltaTarget:
         return _delta_exists(self.spark, self.paths["bronze"])
 
     def read_bronze_stream(self):
-        """Bronze as a Delta streaming source: only the rows committed since the last run."""
-        return self.spark.readStream.format("delta").load(self.paths["bronze"])
+        """Bronze as a Delta streaming source: only the rows committed since the last run. An erasure's
+        commit (`lh360 forget`: rows deleted) is skipped: it holds nothing to refine, and silver is erased too."""
+        return self.spark.readStream.format("delta").option("skipChangeCommits", "true").load(self.paths["bronze"])
 
     def ensure_silver(self, columns: list[tuple[str, str]]) -> None:
         name, path = C.table_name(self.payload, "silver"), self.paths["silver"]
@@ -274,7 +276,7 @@ def refine_batch(batch_df, batch_id: int, payload: dict, target) -> dict:
     """One bronze micro-batch -> quarantine + silver MERGE. Raises ExpectationFailed before writing."""
     spec = payload["spec"]
     # no cache(): serverless refuses it; each action reads the batch's bronze files again
-    source, quarantine, counters = T.refine_transform(batch_df, spec)
+    source, quarantine, counters = T.refine_transform(batch_df, spec, pii_key(payload, batch_df.sparkSession))
     counters["batch_id"] = int(batch_id)
     columns = T.silver_schema_columns(source, spec)
     target.ensure_silver(columns)
@@ -384,10 +386,34 @@ def run_refine(spark, payload: dict, target_factory=DeltaTarget) -> dict:
     return {**zero, **C.sum_counters(per_batch), "batches": len(per_batch), "schema_restarts": restarts}
 
 
+def pii_key(payload: dict, spark) -> bytes | None:
+    """The HMAC key of silver.pii's `hash`, when the spec needs it: never in the payload. On Databricks, the
+    secret the payload names (`pii_secret`: {scope, key}); elsewhere (tests) LH360_PII_KEY."""
+    if not T.needs_pii_key(payload["spec"]):
+        return None
+    secret = payload.get("pii_secret") or {}
+    if secret.get("scope") and secret.get("key"):
+        from pyspark.dbutils import DBUtils  # Databricks runtime only
+
+        return DBUtils(spark).secrets.get(secret["scope"], secret["key"]).encode("utf-8")
+    key = os.environ.get("LH360_PII_KEY")
+    return key.encode("utf-8") if key else None
+
+
+def pii_views(spark, payload: dict, name: str) -> None:
+    """The temp views gold `name` reads its spec's silver through (silver.pii's gold rules, lh360/pii.py)."""
+    for view, entry in (payload.get("pii_views") or {}).get(name, {}).items():
+        frame = T.gold_view(
+            spark.table(entry["table"]), payload["spec"], entry.get("allow") or [], pii_key(payload, spark)
+        )
+        frame.createOrReplaceTempView(view)
+
+
 def run_aggregate(spark, payload: dict) -> dict:
     tables = {}
     for name in payload["gold"]:
         started = time.monotonic()
+        pii_views(spark, payload, name)
         spark.sql(C.gold_sql(payload, name))
         rows = spark.table(C.table_name(payload, "gold", name)).count()
         tables[name] = {"rows": rows, "seconds": round(time.monotonic() - started, 3)}

@@ -338,11 +338,15 @@ def dedupe_versions(df: DataFrame, keys: list[str], sequence_by: str) -> DataFra
 # --------------------------------------------------------------------------- the whole batch
 
 
-def refine_transform(df: DataFrame, spec: dict) -> tuple[DataFrame, DataFrame, dict[str, Any]]:
+def refine_transform(
+    df: DataFrame, spec: dict, pii_key: bytes | None = None
+) -> tuple[DataFrame, DataFrame, dict[str, Any]]:
     """Steps 1-3 on one bronze batch: ``(merge_source, quarantine_df, counters)``.
 
     ``merge_source`` holds the projected columns plus ``_source_file``/``_batch_id``: one row per
     key (SCD1) or per (key, sequence) (SCD2). Raises :class:`ExpectationFailed` before any write.
+    Tagged personal data (``silver.pii``) is protected once the expectations have judged it (``pii_key``:
+    the HMAC key of ``hash``).
     """
     validate_silver_spec(spec)
     keys, seq = keys_and_sequence(spec)
@@ -351,6 +355,7 @@ def refine_transform(df: DataFrame, spec: dict) -> tuple[DataFrame, DataFrame, d
     if missing:
         raise SpecError(f"silver: key/sequence column(s) {missing} are not in the projected columns")
     kept, quarantine, counters = evaluate_expectations(projected, spec)
+    kept, quarantine = protect(kept, spec, pii_key), protect(quarantine, spec, pii_key)
     deduped = dedupe_versions(kept, keys, seq) if scd_type(spec) == 2 else dedupe(kept, keys, seq)
     return deduped.drop(*[c for c in deduped.columns if c.startswith(_TMP)]), quarantine, counters
 
@@ -563,3 +568,118 @@ def silver_schema_columns(merge_source: DataFrame, spec: dict) -> list[tuple[str
         _, seq = keys_and_sequence(spec)
         cols += [("valid_from", fields[seq]), ("valid_to", fields[seq]), ("is_current", "boolean")]
     return cols
+
+
+# --------------------------------------------------------------------------- personal data (silver.pii)
+# What lh360/pii.py does on the local engine, on Spark: after the expectations, silver and quarantine store
+# each tagged column as its `silver` rule says (keep | hash | mask | drop), and gold queries read silver
+# through views where each tagged column is as its `gold` rule says (allow_pii: as stored). hash is
+# HMAC-SHA256 of the value as text (two sha2 over the padded key, RFC 2104), lower-case hex; the masks keep
+# the shapes of lh360.redact.MASKS. The key never travels in a payload: the job reads it (see job.py).
+
+PII_KINDS = ("cpf", "cnpj", "email", "phone", "name", "address", "birthdate", "other")
+
+
+def pii_rules(spec: dict) -> dict[str, dict]:
+    """``silver.pii`` validated: ``{column: {kind, silver, gold}}`` with the defaults (keep, drop)."""
+    rules = silver_spec(spec).get("pii") or {}
+    if not isinstance(rules, dict):
+        raise SpecError("silver.pii: must be a mapping of column to {kind, silver, gold}")
+    out = {}
+    for name, rule in rules.items():
+        if not isinstance(rule, dict) or rule.get("kind") not in PII_KINDS:
+            raise SpecError(f"silver.pii.{name}.kind: one of {', '.join(PII_KINDS)}")
+        silver, gold = rule.get("silver", "keep"), rule.get("gold", "drop")
+        if silver not in ("keep", "hash", "mask", "drop") or gold not in ("hash", "mask", "drop"):
+            raise SpecError(f"silver.pii.{name}: silver keep|hash|mask|drop, gold hash|mask|drop")
+        out[str(name)] = {"kind": rule["kind"], "silver": silver, "gold": gold}
+    return out
+
+
+def needs_pii_key(spec: dict) -> bool:
+    """Whether refining this spec, or a gold view of its silver, hashes a column."""
+    return any(
+        r["silver"] == "hash" or (r["silver"] == "keep" and r["gold"] == "hash") for r in pii_rules(spec).values()
+    )
+
+
+def _pads(key: bytes) -> tuple[bytes, bytes]:
+    import hashlib
+
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(64, b"\0")
+    return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
+
+
+def hash_column(c: Column, key: bytes) -> Column:
+    """HMAC-SHA256 of ``CAST(c AS STRING)`` as lower-case hex (NULL stays NULL)."""
+    inner, outer = _pads(key)
+    text = c.cast("string")
+    digest = F.sha2(F.concat(F.lit(bytearray(inner)), text.cast("binary")), 256)
+    return F.when(text.isNull(), F.lit(None).cast("string")).otherwise(
+        F.sha2(F.concat(F.lit(bytearray(outer)), F.unhex(digest)), 256)
+    )
+
+
+def mask_column(kind: str, c: Column) -> Column:
+    """``c`` masked to its kind's shape (lh360.redact.MASKS)."""
+    v = c.cast("string")
+    d = F.regexp_replace(v, "[^0-9]", "")
+
+    def tail(prefix: str, n: int) -> Column:
+        return F.when(F.length(d) >= n, F.concat(F.lit(prefix), F.substring(d, -n, n))).otherwise(F.lit("***"))
+
+    if kind == "cpf":
+        body = tail("***.***.***-", 2)
+    elif kind == "cnpj":
+        body = tail("**.***.***/****-", 2)
+    elif kind == "phone":
+        body = tail("(**) *****-", 4)
+    elif kind == "email":
+        body = F.when(
+            F.instr(v, "@") > 0, F.concat(F.substring(v, 1, 1), F.lit("***@"), F.substring_index(v, "@", -1))
+        ).otherwise(F.lit("***"))
+    elif kind == "name":
+        t = F.trim(v)
+        body = F.when(F.length(t) > 0, F.concat(F.substring(t, 1, 1), F.lit("***"))).otherwise(F.lit("***"))
+    elif kind == "birthdate":
+        body = F.concat(F.substring(v, 1, 4), F.lit("-**-**"))
+    else:
+        body = F.lit("***")
+    return F.when(c.isNull(), F.lit(None).cast("string")).otherwise(body)
+
+
+def _apply(df: DataFrame, actions: dict[str, tuple[str, str]], key: bytes | None) -> DataFrame:
+    """``df`` with each column of ``actions`` ({column: (hash|mask|drop, kind)}) that it has, protected."""
+    present = [c for c in actions if c in df.columns]
+    if any(actions[c][0] == "hash" for c in present) and not key:
+        raise SpecError("silver.pii: a column is hashed, which needs the PII key (LH360_PII_KEY or the job's secret)")
+    out = []
+    for name in df.columns:
+        action, kind = actions.get(name, ("keep", "other"))
+        if action == "drop":
+            continue
+        if action == "hash":
+            out.append(hash_column(col(name), key).alias(name))  # type: ignore[arg-type]
+        elif action == "mask":
+            out.append(mask_column(kind, col(name)).alias(name))
+        else:
+            out.append(col(name))
+    return df.select(*out)
+
+
+def protect(df: DataFrame, spec: dict, key: bytes | None) -> DataFrame:
+    """Silver's rule for each tagged column of ``df`` (silver and quarantine rows)."""
+    actions = {c: (r["silver"], r["kind"]) for c, r in pii_rules(spec).items() if r["silver"] != "keep"}
+    return _apply(df, actions, key) if actions else df
+
+
+def gold_view(df: DataFrame, spec: dict, allowed: list[str], key: bytes | None) -> DataFrame:
+    """Silver as gold queries see it: each tagged column as its ``gold`` rule says (``allowed``: as stored)."""
+    actions = {
+        c: (r["gold"], r["kind"])
+        for c, r in pii_rules(spec).items()
+        if c not in allowed and r["silver"] != "drop" and r["silver"] != r["gold"]
+    }
+    return _apply(df, actions, key) if actions else df

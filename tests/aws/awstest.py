@@ -22,11 +22,15 @@ ATHENA = {
 TEMPLATES = Path(__file__).resolve().parents[2] / "lh360" / "templates" / "configs"
 
 
+TEST_PII_KEY = "lh360-test-pii-key-0123456789"  # as tests/conftest.py
+
+
 def aws_environment(mp, moto_url: str, home: Path) -> None:
     """Set (on a pytest MonkeyPatch) the environment that sends boto3, pyathena and delta-rs to moto."""
     for var in list(os.environ):
         if var.startswith(("AWS_", "LH360_")):
             mp.delenv(var, raising=False)
+    mp.setenv("LH360_PII_KEY", TEST_PII_KEY)  # the demo spec hashes CPFs (silver.pii)
     aws_home = home / ".aws-empty"
     aws_home.mkdir(exist_ok=True)
     mp.setenv("AWS_CONFIG_FILE", str(aws_home / "config"))

@@ -18,6 +18,7 @@ from lh360.checks.kinds import (  # noqa: F401
     accepted_values,
     expression,
     freshness,
+    no_pii,
     not_null,
     range,
     reconcile,

@@ -23,7 +23,7 @@ import os
 import time
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lh360 import __version__
 from lh360.config import Project, ResolvedTarget
@@ -32,6 +32,7 @@ from lh360.durations import format_elapsed, parse_timeout
 from lh360.engines.base import (
     EngineOptions,
     Explanation,
+    ForgetResult,
     IngestState,
     MaintainResult,
     MaintenanceWork,
@@ -67,6 +68,10 @@ from lh360.engines.databricks.results import RunView, job_counters, step_result
 from lh360.errors import CheckFailed, EngineError, RunTimeout, UsageError, first_line
 from lh360.spec import TableSpec
 from lh360.storage import is_s3, store_for
+
+if TYPE_CHECKING:
+    from lh360.erasure import Journal as ErasureJournal
+    from lh360.erasure import Subject
 
 log = logging.getLogger("lh360.databricks")
 
@@ -142,9 +147,23 @@ class DatabricksEngine:
         """Recompute `relation` (gold.<name>): one run of the job's aggregate step, or one statement on the
         SQL warehouse with `databricks.aggregate_on: warehouse`."""
         spec, name = gold_owner(project, relation)
+        _pii_on_databricks(project, relation, spec, name, self.settings.aggregate_on)
         if self.settings.aggregate_on == "warehouse":
             return self.aggregate_on_warehouse(spec, name)
         return self.run_step("aggregate", spec, gold_name=name)
+
+    def forget(self, spec: TableSpec, subject: Subject, journal: ErasureJournal) -> ForgetResult:
+        """Erase a subject: the lake tables through the SQL warehouse, the landing files from here
+        (lh360.engines.databricks.forget)."""
+        from lh360.engines.databricks.forget import forget
+
+        return forget(self, spec, subject, journal)
+
+    def purge(self, relations: list[str]) -> dict[str, dict[str, int]]:
+        """VACUUM with zero retention through the SQL warehouse (lh360.engines.databricks.forget)."""
+        from lh360.engines.databricks.forget import purge
+
+        return purge(self, relations)
 
     def ingested(self, spec: TableSpec) -> IngestState:
         """The landing files the job's Auto Loader runs committed to bronze (their commits name them)."""
@@ -548,6 +567,25 @@ class _RunStatus:
 
 
 # ---- helpers ---------------------------------------------------------------------------------------
+
+
+def _pii_on_databricks(project: Project, relation: str, spec: TableSpec, name: str, where: str) -> None:
+    """What silver.pii needs of a gold query on Databricks: no hidden column read (as locally), its spec's own
+    silver only (the job applies that spec's rules), and the job (a warehouse statement has no key)."""
+    from lh360 import pii
+
+    pii.check_gold(project, relation)
+    foreign = pii.foreign_pii(project, relation)
+    if foreign:
+        raise UsageError(
+            f"{relation} reads {', '.join(foreign)}, personal data of another spec that the Databricks job "
+            "cannot protect in a gold query; read it through a gold table of that spec"
+        )
+    if where == "warehouse" and pii.databricks_gold_views(spec, name, "c"):
+        raise UsageError(
+            f"{relation} reads personal data that silver.pii hashes, masks or hides from gold: on Databricks that "
+            "takes the job (databricks.aggregate_on: job)"
+        )
 
 
 def _tail(text: str | None, lines: int = 60) -> str | None:

@@ -9,6 +9,7 @@ import math
 import re
 from typing import Any
 
+from lh360 import pii
 from lh360.config import ExistingCluster, ResolvedTarget
 from lh360.engines.databricks.client import settings_of, workspace_dir_fs
 from lh360.engines.databricks.code import JOB_FILE
@@ -29,13 +30,16 @@ SUBMIT_PATH = "/api/2.2/jobs/runs/submit"
 SERVER_TIMEOUT_GRACE = 60  # the run's own timeout_seconds = lh360's timeout + this (a dead ops box still stops it)
 
 
-def gold_sql_databricks(sql: str, catalog: str) -> str:
-    """Spec gold SQL (Spark SQL over silver.x / gold.x) with every table as `catalog`.`layer`.`name`."""
+def gold_sql_databricks(sql: str, catalog: str, views: dict[tuple[str, str], str] | None = None) -> str:
+    """Spec gold SQL (Spark SQL over silver.x / gold.x) with every table as `catalog`.`layer`.`name`, or as
+    the temp view `views` names for it (silver read through silver.pii's gold rules, lh360.pii)."""
     from sqlglot import exp
 
     from lh360.sql import parse_query, resolve, to_sql
 
     def qualify(layer: str, name: str):
+        if views and (layer, name) in views:
+            return exp.Table(this=exp.to_identifier(views[(layer, name)], quoted=True))
         return exp.Table(
             this=exp.to_identifier(name, quoted=True),
             db=exp.to_identifier(layer, quoted=True),
@@ -93,9 +97,21 @@ def step_payload(
     payload.update(stream or {})
     if step == "aggregate":
         names = [gold_name] if gold_name else list(spec.gold)
+        views = {n: pii.databricks_gold_views(spec, n, s.catalog) for n in names}  # personal data as pii.gold says
         payload["gold"] = {
-            n: {"sql": gold_sql_databricks(spec.gold[n].sql, s.catalog), "path": lake.table("gold", n)} for n in names
+            n: {
+                "sql": gold_sql_databricks(
+                    spec.gold[n].sql, s.catalog, {("silver", spec.table): next(iter(views[n]))} if views[n] else None
+                ),
+                "path": lake.table("gold", n),
+            }
+            for n in names
         }
+        if any(views.values()):
+            payload["pii_views"] = {n: v for n, v in views.items() if v}
+    if s.pii_secret and step in ("refine", "aggregate"):
+        scope, _, key = s.pii_secret.partition("/")
+        payload["pii_secret"] = {"scope": scope, "key": key}
     return payload
 
 

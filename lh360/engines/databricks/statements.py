@@ -102,9 +102,18 @@ class DatabricksSQLRunner:
 
     # ---- the Statement Execution loop -----------------------------------------------------------
 
-    def execute(self, sql: str, *, timeout: float | None = None) -> QueryResult:
+    def execute(
+        self, sql: str, *, timeout: float | None = None, parameters: dict[str, str] | None = None
+    ) -> QueryResult:
+        """Run one statement; `parameters` fill its `:name` markers (values kept out of the statement's text,
+        as `lh360 forget` needs for a person's values)."""
         from databricks.sdk.errors import DatabricksError
-        from databricks.sdk.service.sql import Disposition, ExecuteStatementRequestOnWaitTimeout, Format
+        from databricks.sdk.service.sql import (
+            Disposition,
+            ExecuteStatementRequestOnWaitTimeout,
+            Format,
+            StatementParameterListItem,
+        )
 
         started = time.monotonic()
         deadline = Deadline(timeout)
@@ -118,6 +127,7 @@ class DatabricksSQLRunner:
                 on_wait_timeout=ExecuteStatementRequestOnWaitTimeout.CONTINUE,
                 disposition=Disposition.INLINE,
                 format=Format.JSON_ARRAY,
+                parameters=[StatementParameterListItem(name=k, value=v) for k, v in (parameters or {}).items()] or None,
             )
         except (DatabricksError, TimeoutError) as exc:
             raise self._error_or_timeout(

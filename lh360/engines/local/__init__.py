@@ -11,6 +11,7 @@ from lh360.engines.base import (
     AggregateResult,
     EngineOptions,
     Explanation,
+    ForgetResult,
     IngestResult,
     IngestState,
     MaintainResult,
@@ -21,6 +22,7 @@ from lh360.engines.base import (
     ReplayResult,
     SpecDrift,
 )
+from lh360.erasure import Journal, Subject
 from lh360.errors import UsageError
 from lh360.spec import TableSpec
 
@@ -90,6 +92,18 @@ class LocalEngine:
         layer, name = relation.split(".", 1)
         uri = Lake(self.target.lake).table(layer, name)
         return maintain_table(uri, self.target.settings.aws, relation, name, work, engine=self.name)
+
+    def forget(self, spec: TableSpec, subject: Subject, journal: Journal) -> ForgetResult:
+        """Erase a subject from landing, bronze, silver and quarantine (lh360.engines.local.forget)."""
+        from lh360.engines.local.forget import forget
+
+        return forget(self.target, spec, subject, journal)
+
+    def purge(self, relations: list[str]) -> dict[str, dict[str, int]]:
+        """VACUUM, checkpoint and log cleanup of each table (lh360.engines.local.rewrite.purge)."""
+        from lh360.engines.local.forget import purge_relation
+
+        return {relation: purge_relation(self.target, relation) for relation in relations}
 
 
 def _copy(cls: Any, values: dict[str, Any]) -> Any:

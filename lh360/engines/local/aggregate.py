@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from lh360 import pii
 from lh360.config import Project, ResolvedTarget
 from lh360.errors import ConfigError, EngineError, LockBusy
 from lh360.layout import Lake
@@ -85,8 +86,10 @@ def aggregate(project: Project, target: ResolvedTarget, relation: str, *, con=No
     con = con or connect(lake=target.lake)
     try:
         catalog = LakeCatalog(con, target)
+        pii.check_gold(project, relation)
+        view = pii.gold_view(project, relation, con)  # personal data as silver.pii lets gold see it
         for layer, table in sorted(set(table_refs(parse_query(gold.sql)))):
-            if catalog.attach(layer, table) is None:
+            if catalog.attach(layer, table, wrap=view) is None:
                 raise EngineError(f"{relation} reads {layer}.{table}, which does not exist yet: promote it first")
         result.sources = dict(catalog.versions)
         try:

@@ -134,8 +134,9 @@ class LakeCatalog:
     def lake(self) -> Lake:
         return Lake(self.target.lake)
 
-    def attach(self, layer: str, name: str, version: int | None = None) -> int | None:
-        """Create or replace the view `layer.name`; returns its version, or None if the table does not exist."""
+    def attach(self, layer: str, name: str, version: int | None = None, wrap: Any = None) -> int | None:
+        """Create or replace the view `layer.name`; returns its version, or None if the table does not exist.
+        `wrap(layer, name, sql)` may rewrite the view's SELECT (gold's view of personal data, lh360.pii)."""
         uri = self.lake.table(layer, name)
         dt = open_table(uri, self.target.settings.aws, version=version)
         relation = f"{layer}.{name}"
@@ -150,6 +151,8 @@ class LakeCatalog:
             self._arrow[relation] = reader(dt).read_all()
             self.con.register(arrow_name, self._arrow[relation])
             sql = f"SELECT * FROM {q(arrow_name)}"
+        if wrap is not None:
+            sql = wrap(layer, name, sql)
         self.con.execute(f"CREATE OR REPLACE VIEW {q(layer)}.{q(name)} AS {sql}")
         self.versions[relation] = dt.version()
         return dt.version()
@@ -159,7 +162,7 @@ class LakeCatalog:
         from lh360.storage import join
 
         self.con.execute('CREATE SCHEMA IF NOT EXISTS "lh360"')
-        for name in ("runs", "checks"):
+        for name in ("runs", "checks", "erasures"):
             uri = join(self.target.lake, "_lh360", name)
             dt = open_table(uri, self.target.settings.aws)
             if dt is None:

@@ -245,7 +245,39 @@ def save_quarantine(target: ResolvedTarget, spec: TableSpec, files: dict[str, di
 
 def ingest_state(target: ResolvedTarget, spec: TableSpec, dt=None) -> IngestState:
     """What the local engine holds of a table's landing zone: the ingested files (and their size and mtime
-    then) and the quarantined ones (Engine.ingested)."""
+    then, or after lh360's own rewrite) and the quarantined ones (Engine.ingested)."""
     state = read_ingest_state(target, spec, dt)
     state.quarantined = load_quarantine(target, spec)
+    state.meta.update({rel: m for rel, m in load_rewrites(target, spec).items() if rel in state.files})
     return state
+
+
+# ---- landing files lh360 rewrote itself -------------------------------------------------------------------
+# `lh360 forget` rewrites ingested landing files without a data subject's lines, under the same name. Their
+# new size and mtime are recorded in <lake>/_lh360/state/<table>/rewrites.json and count as the ingested
+# ones: such a file is lh360's own rewrite, neither new (ingest identifies files by path) nor a producer's
+# rewrite to report. A later change of the file by anyone else is reported as usual.
+
+
+def _rewrites_uri(target: ResolvedTarget, spec: TableSpec) -> str:
+    return Lake(target.lake).state(spec.table, "rewrites.json")
+
+
+def load_rewrites(target: ResolvedTarget, spec: TableSpec) -> dict[str, tuple[int, float]]:
+    store = store_for(target.lake, target.settings.aws)
+    try:
+        doc = json.loads(store.read_bytes(_rewrites_uri(target, spec)))
+    except FileNotFoundError:
+        return {}
+    except Exception as exc:
+        if "NoSuchKey" in f"{type(exc).__name__} {exc}" or "404" in str(exc):
+            return {}
+        raise
+    return _meta_from(doc.get("files") if isinstance(doc, dict) else None)
+
+
+def record_rewrites(target: ResolvedTarget, spec: TableSpec, files: dict[str, tuple[int, float]]) -> None:
+    """Record landing files lh360 rewrote (rel → new size, mtime)."""
+    merged = {**load_rewrites(target, spec), **files}
+    doc = {"files": {rel: list(m) for rel, m in sorted(merged.items())}}
+    store_for(target.lake, target.settings.aws).write_bytes(_rewrites_uri(target, spec), json.dumps(doc).encode())

@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from lh360 import pii
 from lh360.config import ResolvedTarget
 from lh360.delta import commit_properties, open_table, txn_version
 from lh360.errors import CheckFailed, ConfigError, EngineError, LH360Error, LockBusy, UsageError
@@ -331,6 +332,8 @@ def refine_sql(
         f"SELECT *,\n  {' OR '.join(q_rules)} AS {q(TMP + 'q')},\n  {' OR '.join(d_rules) or 'false'} AS {q(TMP + 'd')}\n"
         f"FROM (\n  SELECT p.*{''.join(', ' + f for f in flags)}\n  FROM (\n    SELECT\n    {select}\n    FROM {source}\n  ) AS p\n)"
     )
+    # personal data as silver.pii says silver stores it, once the rules have judged the real values
+    refined, names = pii.protect(spec, names, refined)
     failed = [f"CASE WHEN {null_key} THEN {lit(NULL_KEY)} END"]
     failed += [f"CASE WHEN NOT {q(f'{TMP}ok{i}')} THEN {lit(n)} END" for i, (n, _, _) in enumerate(rs)]
     failed_rules = (
@@ -498,6 +501,7 @@ def refine(target: ResolvedTarget, spec: TableSpec, *, con=None, full_refresh: b
     own = con is None
     con = con or connect(lake=target.lake)
     try:
+        pii.install(con, spec)
         bronze_types = duckdb_types(con, _schema(bronze_dt))
         _bronze_batch(con, target, spec, bronze_dt, bronze_types, w, full_refresh, scan_sql)
         sql = refine_sql(spec, list(bronze_types))
@@ -613,8 +617,9 @@ def _count(con, spec: TableSpec, result: RefineResult) -> None:
             f"SELECT COLUMNS(lambda c: NOT starts_with(c, '{TMP}')) FROM {TMP}refined WHERE {cond} LIMIT {SAMPLE_ROWS}"
         ).fetchall()
         cols = [d[0] for d in con.description]
+        mask = pii.masker(spec, f"silver.{spec.table}")  # no personal data in an error message
         detail = "sample failing rows:\n" + "\n".join(
-            "  " + ", ".join(f"{c}={v!r}" for c, v in zip(cols, r, strict=False)) for r in sample
+            "  " + ", ".join(f"{c}={v!r}" for c, v in mask(dict(zip(cols, r, strict=False))).items()) for r in sample
         )
         what = ", ".join(f"{n} ({k} row{'s' if k != 1 else ''})" for n, k in failed.items())
         raise CheckFailed(
