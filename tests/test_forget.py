@@ -214,3 +214,36 @@ def test_a_forget_without_the_pii_key_is_refused(project, monkeypatch):
     monkeypatch.delenv("LH360_PII_KEY")
     with pytest.raises(UsageError, match="LH360_PII_KEY"):
         lakehouse(p).forget("clientes", ["cpf=1"])
+
+
+def test_a_malformed_line_naming_the_person_goes_from_landing_bronze_and_quarantine(project):
+    """A line ingest could not parse keeps its raw text in bronze (_rescued_data) and quarantine
+    (_corrupt_record): when it holds the person's CPF it is theirs, and --vacuum leaves no byte of it. Another
+    person's malformed line, and one holding only a short number, stay."""
+    from lh360.context import Lakehouse
+
+    p = build(project)
+    person = someone(p)
+    other = next(r for r in records(p) if r.get("id") != person["id"] and isinstance(r.get("cpf"), str))
+    late = p.landing / "clientes" / "late.json"
+    late.write_text(
+        f'{{"id": {person["id"]}, "cpf": "{person["cpf"]}", "nome": "trunc\n'
+        f'{{"id": {other["id"]}, "cpf": "{other["cpf"]}", "nome": "trunc\n'
+        '{"id": 7, "valor": 7 oops\n'
+    )
+    project_ = p.load()
+    lh = Lakehouse(project_, project_.target())
+    lh.ingest(["clientes"])
+    lh.promote(["clientes"], "silver")
+    corrupt = [r for r in read_table(p.root, "quarantine.clientes") if r.get("_corrupt_record")]
+    assert len(corrupt) == 3
+    wanted = needles(p, person)[:2]  # the CPF as written, and its digits
+    assert any("late.json" in h for h in holders(p.root, wanted))
+
+    result = lakehouse(p).forget("clientes", [f"cpf={person['cpf']}"], vacuum=True)
+
+    assert result.layers["quarantine.clientes"]["rows"] >= 1
+    assert holders(p.root, wanted) == []
+    left = sorted(r["_corrupt_record"] for r in read_table(p.root, "quarantine.clientes") if r.get("_corrupt_record"))
+    assert len(left) == 2 and other["cpf"] in left[1] + left[0] and any("oops" in x for x in left)
+    assert "oops" in late.read_text() and other["cpf"] in late.read_text()

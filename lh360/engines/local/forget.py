@@ -21,11 +21,18 @@ subject's lines (a JSON array without its elements; gzip stays gzip; a local fil
 size and mtime are recorded as lh360's own rewrite (lh360.engines.local.ingest_state): ingest neither takes
 the file again nor reports it as rewritten by its producer. On a versioned S3 bucket every older version of
 the file is deleted.
+
+Malformed lines. A line ingest could not parse has no columns to compare: bronze keeps its raw text (in
+`_rescued_data`), quarantine too (`_corrupt_record`), and the landing file still holds it. Such a line is the
+subject's when its raw text holds one of the subject's values as a whole token (digits may carry the usual
+separators: 009.946.509-49 for 00994650949). Only distinctive values are searched for (8 digits or more,
+or 5 characters or more that are not all digits): an id 7 is a token of too many other lines.
 """
 
 from __future__ import annotations
 
 import gzip
+import re
 import tempfile
 import time
 from collections.abc import Iterable
@@ -116,6 +123,16 @@ class Predicates:
             + ")"
         )
 
+    # malformed lines: the subject's values searched for in their raw text
+
+    def raw_text(self, column_sql: str) -> str | None:
+        """`column_sql` (a malformed line's raw text) holds one of the subject's distinctive values."""
+        patterns = [raw_pattern(v) for vs in self.values.values() for v in vs if distinctive(v)]
+        if not patterns:
+            return None
+        found = " OR ".join(f"regexp_matches({column_sql}, {lit(p)})" for p in dict.fromkeys(patterns))
+        return f"({column_sql} IS NOT NULL AND ({found}))"
+
     # pruning: files whose statistics or partition values exclude the subject are not read
 
     def stored_prunes(self, entities: set[tuple] | None) -> list[Prune] | None:
@@ -146,6 +163,30 @@ class Predicates:
                 return None
             prunes.append(Prune(plain[k], sorted({e[0] for e in entities if e[0] is not None})))
         return prunes
+
+
+def distinctive(value: str) -> bool:
+    """A value searched for in raw text: 8 digits or more, or 5 characters or more not all digits."""
+    text = str(value).strip()
+    return len(text) >= 8 if text.isdigit() else len(text) >= 5
+
+
+def raw_pattern(value: str) -> str:
+    """A regular expression (RE2) for `value` as a whole token of raw text; digits may be separated by
+    `.`, `-`, `/` or a space, as documents are written."""
+    text = str(value).strip()
+    if text.isdigit():
+        body = r"[.\-/ ]?".join(text)
+    else:
+        body = re.escape(text)
+    return rf"(^|[^0-9A-Za-z]){body}([^0-9A-Za-z]|$)"
+
+
+def _with_raw(where: str | None, prunes: list[Prune] | None, raw: str | None, column: str):
+    """`where` and `prunes` widened to the malformed lines whose raw text (`column`) names the subject."""
+    if raw is None:
+        return where, prunes
+    return _or(where, raw), None if prunes is None else [*prunes, Prune(column, [], present=True)]
 
 
 def _list(values: Iterable[Any]) -> str:
@@ -270,7 +311,7 @@ def forget(target: ResolvedTarget, spec: TableSpec, subject: Subject, journal: J
             if quarantine.exists and found.quarantine_where:
                 done = quarantine.delete(
                     found.quarantine_where,
-                    found.silver_prunes,
+                    found.quarantine_prunes,
                     meta,
                     what=f"quarantine.{t}",
                     hits=found.quarantine_hits,
@@ -309,6 +350,7 @@ class Found:
     silver_prunes: list[Prune] | None = None
     silver_hits: dict[str, int] = field(default_factory=dict)
     quarantine_where: str | None = None
+    quarantine_prunes: list[Prune] | None = None
     quarantine_hits: dict[str, int] = field(default_factory=dict)
     landing: set[str] = field(default_factory=set)  # `_source_file` of the matching bronze rows
     fingerprints: dict[str, set[str]] = field(default_factory=dict)  # column → HMACs of the subject's values
@@ -323,11 +365,14 @@ def _find(target, spec, p: Predicates, bronze, silver, quarantine, journal, tmp,
     plain = plain_columns(spec, [*p.values, *p.silver_keys]) if bronze.exists else {}
     plain = {c: b for c, b in plain.items() if b in bronze.types} if bronze.exists else {}
     if bronze.exists:
-        first = p.bronze()
-        rows = bronze.scan(first, keys, p.bronze_prunes(None, plain)) if first else []
-        found.entities = {tuple(r[1:]) for r in rows}
-        found.bronze_where = p.bronze(found.entities)
-        found.bronze_prunes = p.bronze_prunes(found.entities, plain)
+        # a malformed line keeps its raw text in _rescued_data (ingest's _corrupt_record key)
+        raw = p.raw_text(p.text(q("_rescued_data"))) if "_rescued_data" in bronze.types else None
+        first, first_prunes = _with_raw(p.bronze(), p.bronze_prunes(None, plain), raw, "_rescued_data")
+        rows = bronze.scan(first, keys, first_prunes) if first else []
+        found.entities = {tuple(r[1:]) for r in rows if any(v is not None for v in r[1:])}
+        found.bronze_where, found.bronze_prunes = _with_raw(
+            p.bronze(found.entities), p.bronze_prunes(found.entities, plain), raw, "_rescued_data"
+        )
         select = ["_source_file" if "_source_file" in bronze.types else "NULL", *[p.text(q(c)) for c in fp_bronze]]
         rows = bronze.scan(found.bronze_where, select, found.bronze_prunes) if found.bronze_where else []
         for rel, source, *values in rows:
@@ -344,12 +389,15 @@ def _find(target, spec, p: Predicates, bronze, silver, quarantine, journal, tmp,
             p, silver, found.silver_where, found.silver_prunes, found.silver_hits, fp_stored, found
         )
     if quarantine.exists:
-        found.quarantine_where = p.silver(stored_entities)
+        raw = p.raw_text(q("_corrupt_record")) if "_corrupt_record" in quarantine.types else None
+        found.quarantine_where, found.quarantine_prunes = _with_raw(
+            p.silver(stored_entities), p.stored_prunes(stored_entities), raw, "_corrupt_record"
+        )
         _scan_stored(
             p,
             quarantine,
             found.quarantine_where,
-            p.stored_prunes(stored_entities),
+            found.quarantine_prunes,
             found.quarantine_hits,
             fp_stored,
             found,
@@ -430,7 +478,8 @@ def landing(
     ingested files are recorded as lh360's own for the local engine's ingest."""
     from lh360.engines.local.ingest_state import ingest_state, record_rewrites
 
-    where = p.bronze(entities)
+    # a malformed line is parsed as ingest parses it: its raw text lands in _rescued_data
+    where = _or(p.bronze(entities), p.raw_text(p.text(q("_rescued_data"))))
     if where is None or not bronze.exists:
         return 0, 0, 0
     local = state is None

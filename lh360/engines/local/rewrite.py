@@ -43,10 +43,13 @@ def lit(value: Any) -> str:
 @dataclass
 class Prune:
     """Rows can only match where `column` (a stored column, or a partition column) equals one of `values`:
-    files whose partition value or min/max statistics exclude every value are not read."""
+    files whose partition value or min/max statistics exclude every value are not read. With `present`,
+    rows can match wherever `column` is not NULL: only files whose statistics say it is NULL in every row
+    are left out (a malformed line's raw text is searched, not compared)."""
 
     column: str
     values: list[Any]
+    present: bool = False
 
 
 @dataclass
@@ -56,8 +59,11 @@ class FileEntry:
     partition: dict[str, str | None]
     mins: dict[str, Any] = field(default_factory=dict)
     maxs: dict[str, Any] = field(default_factory=dict)
+    all_null: set[str] = field(default_factory=set)  # columns the statistics say are NULL in every row
 
     def may_hold(self, prune: Prune, integer: bool) -> bool:
+        if prune.present:
+            return prune.column not in self.all_null
         if prune.column in self.partition:
             return any(_same(self.partition[prune.column], v) for v in prune.values)
         lo, hi = self.mins.get(prune.column), self.maxs.get(prune.column)
@@ -113,6 +119,11 @@ class TableFiles:
                     partition={p: a.get(f"partition.{p}") for p in self.partition_by},
                     mins={k[4:]: v for k, v in a.items() if k.startswith("min.") and v is not None},
                     maxs={k[4:]: v for k, v in a.items() if k.startswith("max.") and v is not None},
+                    all_null={
+                        k[len("null_count.") :]
+                        for k, v in a.items()
+                        if k.startswith("null_count.") and v is not None and v == a.get("num_records")
+                    },
                 )
             )
 
