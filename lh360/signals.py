@@ -86,6 +86,8 @@ def handled() -> Iterator[None]:
         builtins.__import__ = _original_import
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        # the signal belonged to this block: code run after it (a test, a caller in process) starts clean
+        _received = _pending = None
 
 
 def received() -> int | None:

@@ -1,7 +1,7 @@
 """Least privilege, proven offline: every AWS request lh360 makes in a prod-like pipeline, recorded at the moto
 server (boto3, pyathena and delta-rs alike: tests/aws/recorder.py), mapped to the IAM authorizations AWS would
 check (tests/iam/actions.py) and evaluated with a real IAM evaluator against the policies terraform/ renders
-for prod (tests/iam/platform.py, tests/iam/simulate.py).
+for prod (tests/iam/lh360_platform.py, tests/iam/simulate.py).
 
 The pipeline runs on the prod target `lh360 init --from-terraform` writes from the rendered outputs (buckets,
 workgroup, Glue databases of terraform/envs with prod.tfvars), with the Databricks engine on a fake workspace:
@@ -32,7 +32,7 @@ from awstest import REGION, aws_environment, cli, reset_moto, upload_tree
 from tests.databricks_support import summary_line
 from tests.fakes.databricks_workspace import FakeWorkspace, isolate_databricks_env
 from tests.iam.actions import Environment, Unmapped, authorizations
-from tests.iam.platform import render
+from tests.iam.lh360_platform import render
 from tests.iam.simulate import evaluate, problems
 
 SHARED_MOTO = True

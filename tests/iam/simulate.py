@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.iam.actions import Authz
-from tests.iam.platform import Platform
+from tests.iam.lh360_platform import Platform
 
 IAM_DIR = Path(__file__).resolve().parent
 INSTALL_HINT = "run `npm ci --prefix tests/iam` (scripts/test.sh does) with Node >= 20"

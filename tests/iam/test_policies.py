@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.iam.actions import Authz, Environment, Unmapped, authorizations
-from tests.iam.platform import Platform, render
+from tests.iam.lh360_platform import Platform, render
 from tests.iam.simulate import evaluate, problems
 from tests.iam.spark_requests import Call, authorize, external_location_checks, job_calls
 
