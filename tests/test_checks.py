@@ -25,6 +25,7 @@ def table_spec(checks: dict) -> TableSpec:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dialect", ["duckdb", "athena", "databricks"])
 def test_golden_sql_for_the_clientes_spec(dialect):
     """Athena/Trino and Databricks SQL compile today from the same AST; LH360_REGOLDEN=1 rewrites the files."""

@@ -95,6 +95,7 @@ def ingested(tmp_path):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_json_is_one_document_on_stdout_and_flags_go_anywhere(ingested):
     for args in (
         ["--json", "tables"],
@@ -112,6 +113,7 @@ def test_json_is_one_document_on_stdout_and_flags_go_anywhere(ingested):
     assert bronze["rows"] == 10 and bronze["version"] == 1  # version 0 is the empty table
 
 
+@pytest.mark.slow
 def test_no_colour_or_bars_when_piped(ingested):
     write_lines(ingested / "landing" / "eventos" / "b.json", [json.dumps({"id": 99})])
     for args in (["ingest", "eventos"], ["tables"], ["landing"], ["plan"], ["lint"]):
@@ -133,6 +135,7 @@ def test_usage_errors_exit_2(ingested):
     assert cli(ingested, "frobnicate").returncode == 2
 
 
+@pytest.mark.slow
 def test_repeated_read_and_exit_never_dies_at_exit(ingested):
     """delta-rs can abort the interpreter at exit (NOTES.md): 30 runs that read Delta all exit 0."""
     codes = [cli(ingested, "tables", "--json").returncode for _ in range(30)]
@@ -172,6 +175,7 @@ def test_packaged_templates_match_the_repo_configs():
         assert (repo / rel).read_text() == (repo / "lh360" / "templates" / rel).read_text(), rel
 
 
+@pytest.mark.slow
 def test_plan_shows_pending_files_and_schema_changes_and_writes_nothing(ingested):
     write_lines(ingested / "landing" / "eventos" / "b.json", [json.dumps({"id": 11, "novo": "x"})])
     before = sorted(p.relative_to(ingested) for p in (ingested / "lake").rglob("*"))

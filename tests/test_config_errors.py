@@ -174,6 +174,7 @@ def test_the_base_files_are_valid(tmp_path):
     assert proc.returncode == 0, proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_broken_file_exits_2_with_one_precise_line(tmp_path, case):
     name, target, old, new, line, field, message = case
@@ -190,6 +191,7 @@ def test_broken_file_exits_2_with_one_precise_line(tmp_path, case):
     assert message in text, text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "case",
     [c for c in CASES if c[0] in ("unknown_nested_key", "config_unknown_key", "bad_duration")],

@@ -27,6 +27,7 @@ def deployed(fake_ws, project_root):
     return project_root
 
 
+@pytest.mark.slow
 def test_ingest_prints_the_run_and_its_counts(fake_ws, deployed):
     fake_ws.script_run("success", running_polls=2, logs=summary_line(rows_in=1500, rows_out=1500, files=4))
     proc = cli(deployed, "-t", "prod", "ingest", "clientes")
@@ -38,6 +39,7 @@ def test_ingest_prints_the_run_and_its_counts(fake_ws, deployed):
     assert "\x1b[" not in out  # no colours when piped
 
 
+@pytest.mark.slow
 def test_ingest_json_is_one_document(fake_ws, deployed):
     fake_ws.script_run("success", logs=summary_line(rows_in=3, rows_out=3, files=1))
     proc = cli(deployed, "-t", "prod", "ingest", "clientes", "--json")
@@ -48,6 +50,7 @@ def test_ingest_json_is_one_document(fake_ws, deployed):
     assert t["run_id"] == 1001 and t["idempotency_token"].startswith("lh360-")
 
 
+@pytest.mark.slow
 def test_a_failed_run_exits_3_with_the_error_and_trace(fake_ws, deployed):
     fake_ws.script_run(
         "failed",
@@ -60,6 +63,7 @@ def test_a_failed_run_exits_3_with_the_error_and_trace(fake_ws, deployed):
     assert "lh360_job.py" in proc.stderr and "run page:" in proc.stderr
 
 
+@pytest.mark.slow
 def test_timeout_cancels_and_exits_4(fake_ws, deployed):
     fake_ws.script_run("never_ends")
     proc = cli(deployed, "-t", "prod", "ingest", "clientes", "--timeout", "1s", "--json")
@@ -70,6 +74,7 @@ def test_timeout_cancels_and_exits_4(fake_ws, deployed):
     assert fake_ws.submitted[0]["timeout_seconds"] == 61
 
 
+@pytest.mark.slow
 def test_detach_prints_the_run_id_and_returns(fake_ws, deployed):
     fake_ws.script_run("never_ends")
     proc = cli(deployed, "-t", "prod", "ingest", "clientes", "--detach", "--json")
@@ -79,6 +84,7 @@ def test_detach_prints_the_run_id_and_returns(fake_ws, deployed):
     assert not fake_ws.requests_to("/jobs/runs/cancel")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_cancels_the_run_then_exits(fake_ws, deployed, signum, code):
     fake_ws.script_run("never_ends")
@@ -104,6 +110,7 @@ def test_a_signal_cancels_the_run_then_exits(fake_ws, deployed, signum, code):
     assert run.cancel_at is not None
 
 
+@pytest.mark.slow
 def test_promote_to_gold_runs_refine_then_each_gold_table(fake_ws, deployed):
     fake_ws.script_run("success", logs=summary_line("refine", rows_in=10, kept=10, rows_out=10, inserted=10))
     fake_ws.script_run("success", logs=summary_line("aggregate", rows_out=27))
@@ -120,6 +127,7 @@ def test_promote_to_gold_runs_refine_then_each_gold_table(fake_ws, deployed):
     assert {b["timeout_seconds"] for b in fake_ws.submitted} == {1800 + 60}
 
 
+@pytest.mark.slow
 def test_plan_shows_the_exact_payloads_without_touching_the_network(fake_ws, deployed):
     fake_ws.script_run("success")
     n = len(fake_ws.requests)
@@ -155,6 +163,7 @@ def test_plan_shows_the_exact_payloads_without_touching_the_network(fake_ws, dep
     assert fake_ws.submitted[-1]["idempotency_token"] != fake_ws.submitted[-2]["idempotency_token"]
 
 
+@pytest.mark.slow
 def test_plan_text(fake_ws, deployed):
     proc = cli(deployed, "-t", "prod", "plan", "clientes", "--to", "silver")
     assert proc.returncode == 0, proc.stderr
@@ -187,6 +196,7 @@ def test_databricks_options_on_a_local_target_are_a_usage_error(fake_ws, deploye
     assert proc.returncode == 2 and "only for runs on a remote engine" in proc.stderr
 
 
+@pytest.mark.slow
 def test_run_all_runs_every_step_on_databricks_and_validates_on_the_warehouse(fake_ws, deployed):
     import os
 

@@ -56,6 +56,7 @@ def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("error:")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args",
     [
@@ -75,6 +76,7 @@ def test_an_unreachable_workspace_exits_3_within_30s_naming_the_host(project_roo
     assert host in line and "cannot reach the Databricks workspace" in line
 
 
+@pytest.mark.slow
 def test_a_host_that_never_answers_exits_3_within_30s(project_root, fake_ws):
     silent = socket.socket()  # accepts connections (the kernel does) and never says a word
     silent.bind(("127.0.0.1", 0))
@@ -92,6 +94,7 @@ def test_a_host_that_never_answers_exits_3_within_30s(project_root, fake_ws):
     assert host in line
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_while_the_sdk_resolves_its_config_ends_lh360_at_once(fake_ws, deployed, signum, code):
     fake_ws.well_known_delay = 60  # the host-metadata probe hangs
@@ -108,6 +111,7 @@ def test_a_signal_while_the_sdk_resolves_its_config_ends_lh360_at_once(fake_ws, 
     assert not fake_ws.runs
 
 
+@pytest.mark.slow
 def test_sigterm_while_the_sdk_sleeps_between_retries_cancels_the_run(fake_ws, deployed):
     fake_ws.script_run("never_ends")
     proc = start(deployed, "-t", "prod", "ingest", "clientes")
@@ -124,6 +128,7 @@ def test_sigterm_while_the_sdk_sleeps_between_retries_cancels_the_run(fake_ws, d
     assert [r.body["run_id"] for r in fake_ws.requests_to("/jobs/runs/cancel")] == [run.run_id]
 
 
+@pytest.mark.slow
 def test_a_workspace_failing_while_lh360_cancels_does_not_hold_a_signal_for_minutes(fake_ws, deployed):
     """The cancel itself keeps failing (503 with Retry-After): lh360 stops trying after a few seconds, says
     so, and exits 143 (the run's own timeout_seconds still stops it on Databricks)."""
@@ -144,6 +149,7 @@ def test_a_workspace_failing_while_lh360_cancels_does_not_hold_a_signal_for_minu
     assert "could not cancel" in err
 
 
+@pytest.mark.slow
 def test_sdk_log_lines_stay_json_under_log_format_json(fake_ws, deployed):
     fake_ws.well_known = "404"  # the SDK warns that it could not resolve the host metadata
     fake_ws.script_run("success", logs=summary_line(rows_in=1, rows_out=1, files=1))
@@ -154,6 +160,7 @@ def test_sdk_log_lines_stay_json_under_log_format_json(fake_ws, deployed):
     assert sdk and "host metadata" in sdk[0]["msg"] and sdk[0]["level"] == "warning"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["drop", "404", "slow"])
 def test_a_missing_or_slow_host_metadata_probe_does_not_stop_a_run(fake_ws, deployed, mode):
     from lh360.engines.databricks import DatabricksEngine

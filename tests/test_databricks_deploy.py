@@ -157,6 +157,7 @@ def test_deployers_are_an_extension_point(fake_ws, project_root):
         del sys.modules["lh360_test_glue"]
 
 
+@pytest.mark.slow
 def test_deploy_command_json_and_dry_run(fake_ws, project_root):
     proc = cli(project_root, "-t", "prod", "deploy", "--dry-run", "--json")
     assert proc.returncode == 0, proc.stderr
@@ -170,6 +171,7 @@ def test_deploy_command_json_and_dry_run(fake_ws, project_root):
     assert fake_ws.token not in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("status", [403])
 def test_a_workspace_error_is_exit_3(fake_ws, project_root, status):
     fake_ws.inject_http_errors("/api/2.1/unity-catalog/schemas", [status] * 3)

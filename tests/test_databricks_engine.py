@@ -541,6 +541,7 @@ def test_a_run_of_an_explicit_run_id_started_elsewhere_is_not_cancelled(fake_ws,
     assert not fake_ws.requests_to("/jobs/runs/cancel") and len(fake_ws.runs) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("step", ["ingest", "refine", "aggregate"])
 def test_the_uploaded_job_file_accepts_the_payloads_we_send(fake_ws, prod, tmp_path, step):
     """What deploy uploads, run as Databricks runs it (a script outside the lh360 package, under its uploaded

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.databricks_support import REPO, cli, make_project
 
 SPEC = (REPO / "configs" / "tables" / "clientes.yaml").read_text()
@@ -42,6 +44,7 @@ def test_the_shipped_example_is_ansi_safe(tmp_path):
     assert json.loads(proc.stdout)["warnings"] == []
 
 
+@pytest.mark.slow
 def test_casts_that_fail_under_ansi_are_warnings_on_databricks_targets(tmp_path):
     root = project(tmp_path, unsafe_spec())
     proc = cli(root, "lint")

@@ -122,6 +122,7 @@ def test_a_minted_generation_and_bad_names(fake_ws, prod, project_root):
         engine(target, new_checkpoint="no spaces").ingest(project.specs["clientes"])
 
 
+@pytest.mark.slow
 def test_new_checkpoint_on_the_command_line(fake_ws, prod, project_root):
     table_with_data(project_root, "bronze")
     proc = cli(project_root, "-t", "prod", "ingest", "clientes")

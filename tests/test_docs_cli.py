@@ -44,6 +44,7 @@ def ran(project, run_cli):
     return p
 
 
+@pytest.mark.slow
 def test_docs_build_json_and_text(ran, run_cli):
     code, out, err = run_cli("docs", "build", "--out", "site", "--json", cwd=ran.root)
     assert code == 0, err
@@ -59,6 +60,7 @@ def test_docs_build_json_and_text(ran, run_cli):
     assert "wrote 2 page(s) for 1 table(s) of target local" in out and "index.html" in out
 
 
+@pytest.mark.slow
 def test_docs_build_on_a_bad_config_or_since_is_a_usage_error(ran, run_cli):
     code, out, err = run_cli("docs", "build", "--since", "soon", cwd=ran.root)
     assert code == 2 and "--since" in err
@@ -80,6 +82,7 @@ def test_docs_help_has_examples(capsys):
         assert "Example:" in out and "lh360 docs" in out.split("Example:", 1)[1]
 
 
+@pytest.mark.slow
 def test_plan_format_mermaid_draws_lineage_and_numbered_steps(ran, run_cli):
     code, out, err = run_cli("plan", "--format", "mermaid", cwd=ran.root)
     assert code == 0, err
@@ -105,6 +108,7 @@ def test_plan_format_mermaid_draws_lineage_and_numbered_steps(ran, run_cli):
     assert "silver__pedidos" not in out and '["bronze.pedidos<br/>1. ingest"]' in out
 
 
+@pytest.mark.slow
 def test_plan_json_stays_and_format_json_is_the_same_document(ran, run_cli):
     outs = []
     for args in (["plan", "--json"], ["plan", "--format", "json"], ["plan", "--format", "mermaid", "--json"]):
@@ -168,6 +172,7 @@ def test_site_server_shows_a_failed_build_and_recovers(tmp_path):
         server.shutdown()
 
 
+@pytest.mark.slow
 def test_docs_serve_rebuilds_on_request_and_stops_on_ctrl_c(ran, tmp_path):
     env = {**os.environ, "LH360_CONFIG": str(ran.config)}
     proc = subprocess.Popen(

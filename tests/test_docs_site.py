@@ -49,6 +49,7 @@ def parse(path: Path) -> Elements:
     return doc
 
 
+@pytest.mark.slow
 def test_the_site_has_an_index_and_a_page_per_table(site, lake):
     assert (site.out / "index.html").is_file()
     assert sorted(p.name for p in (site.out / "tables").iterdir()) == ["clientes.html", "regioes.html"]

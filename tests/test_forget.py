@@ -29,6 +29,7 @@ def gold_total(p) -> int:
     return sum(r["clientes"] for r in read_table(p.root, "gold.clientes_por_uf"))
 
 
+@pytest.mark.slow
 def test_forget_erases_a_person_from_every_layer_and_vacuum_leaves_no_byte_of_them(project):
     p = build(project)
     person = someone(p)
@@ -53,6 +54,7 @@ def test_forget_erases_a_person_from_every_layer_and_vacuum_leaves_no_byte_of_th
     assert result.vacuumed and holders(p.root, wanted) == []
 
 
+@pytest.mark.slow
 def test_the_digits_the_formatted_value_and_several_keys_name_the_same_person(project):
     p = build(project)
     person = someone(p)
@@ -64,6 +66,7 @@ def test_the_digits_the_formatted_value_and_several_keys_name_the_same_person(pr
     assert result.layers["silver.clientes"]["rows"] == 1 and person["id"] not in silver_ids(p)
 
 
+@pytest.mark.slow
 def test_without_vacuum_old_files_still_hold_the_person_until_a_purge(project):
     from lh360 import forget as erase
 
@@ -82,6 +85,7 @@ def test_without_vacuum_old_files_still_hold_the_person_until_a_purge(project):
     assert erase.pending_purges(p.load().target(), ["clientes"]) == {}
 
 
+@pytest.mark.slow
 def test_rewritten_landing_files_are_lh360s_own_ingest_takes_nothing_and_reports_nothing(project, run_cli):
     p = build(project)
     person = someone(p)
@@ -105,6 +109,7 @@ def test_rewritten_landing_files_are_lh360s_own_ingest_takes_nothing_and_reports
     assert code == 0 and [r["file"].rsplit("/", 1)[-1] for r in ingest["rewritten"]] == [changed.name]
 
 
+@pytest.mark.slow
 def test_forget_is_idempotent_and_the_erasure_ledger_holds_no_value(project, run_cli):
     from lh360.ledger import Ledger
 
@@ -128,6 +133,7 @@ def test_forget_is_idempotent_and_the_erasure_ledger_holds_no_value(project, run
     assert first["erasure_id"] not in (hmac_hex(digits), hmac_hex(person["cpf"]))
 
 
+@pytest.mark.slow
 def test_check_samples_in_the_ledger_lose_the_persons_rows(project):
     from lh360.ledger import Ledger
 
@@ -185,6 +191,7 @@ def test_a_bad_key_is_a_usage_error_and_changes_nothing(project, keys, message):
     assert read_table(p.root, "silver.clientes", order_by="id") == before
 
 
+@pytest.mark.slow
 def test_cli_bad_input_exit_codes(project, run_cli):
     p = build(project, rows=60, files=1, validate=False)
     code, _, err = run_cli("forget", "clientes", "--key", "nada=1", cwd=p.root)

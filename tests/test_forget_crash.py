@@ -128,6 +128,7 @@ def _points():
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", list(_points()))
 def test_a_forget_killed_at_each_step_is_finished_by_a_rerun(project, reference, point, monkeypatch):
     from lh360.ledger import Ledger

@@ -53,6 +53,7 @@ def last_commit(p, layer: str = "silver") -> dict:
     return open_table(str(p.lake / layer / "ev")).history(1)[0]
 
 
+@pytest.mark.slow
 def test_a_rebuilt_bronze_is_refused_until_a_full_refresh(project, run_cli):
     """The review's case: bronze deleted and ingested again from landing; silver skipped ids 4-6 forever."""
     p = project(spec())
@@ -100,6 +101,7 @@ def test_a_watermark_older_than_the_table_id_is_checked_by_version_batch_and_cre
         _check_bronze(table, bronze(9, 500, "new"), Watermark(version=5, batch=4, bronze_id="old"), 8)
 
 
+@pytest.mark.slow
 def test_full_refresh_after_a_spec_change_rebuilds_silver_and_quarantine_in_one_commit_each(project, run_cli):
     from lh360.engines.local.refine import spec_hash
 
@@ -148,6 +150,7 @@ def test_full_refresh_after_a_spec_change_rebuilds_silver_and_quarantine_in_one_
     assert last_commit(p)["lh360.spec_hash"] == new_hash
 
 
+@pytest.mark.slow
 def test_an_incremental_run_on_a_changed_spec_keeps_the_hash_silver_was_built_with(project, run_cli):
     from lh360.delta import open_table
     from lh360.engines.local.refine import built_with, spec_hash
@@ -187,6 +190,7 @@ def test_full_refresh_equals_a_first_promote_of_the_same_bronze(project, scd):
     assert len(read_table(p.root, "quarantine.ev")) == 1  # recomputed, not appended again
 
 
+@pytest.mark.slow
 def test_full_refresh_bad_input_leaves_the_data_untouched(project, run_cli):
     from lh360.lock import table_lock
 
@@ -261,6 +265,7 @@ def test_full_refresh_is_refused_on_the_databricks_engine(tmp_path):
         DatabricksEngine(target).refine(project.specs["clientes"], full_refresh=True)
 
 
+@pytest.mark.slow
 def test_plan_run_and_tables_say_when_a_full_refresh_is_due_and_run_never_does_one(project, run_cli):
     from lh360.engines.local.refine import spec_hash
 

@@ -160,6 +160,7 @@ HOSTILE = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["addNewColumns", "rescue", "failOnNewColumns", "first-batch"])
 def test_hostile_lines_become_rows_and_the_good_file_lands(tmp_path, mode):
     make_project(tmp_path, spec("addNewColumns" if mode == "first-batch" else mode))

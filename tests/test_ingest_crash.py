@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.ingest_support import bronze_rows, make_project, write_lines
 
 FORGETFUL = (
@@ -70,6 +72,7 @@ def exactly_once(expected: int, ids: list[int]) -> bool:
     return len(ids) == expected and sorted(ids) == list(range(expected))
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_instants_then_clean_run_is_exactly_once(tmp_path):
     expected, ids = crash_scenario(tmp_path, kills=22, broken=False)
     assert expected > 0
@@ -78,6 +81,7 @@ def test_kill_9_at_random_instants_then_clean_run_is_exactly_once(tmp_path):
     assert exactly_once(expected, ids)
 
 
+@pytest.mark.slow
 def test_a_forgetful_ingest_fails_the_same_check(tmp_path):
     expected, ids = crash_scenario(tmp_path, kills=4, broken=True)
     assert not exactly_once(expected, ids)  # duplicates: the crash test above would have caught this

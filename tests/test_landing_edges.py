@@ -127,6 +127,7 @@ def test_the_default_settle_is_a_minute_and_lint_refuses_a_negative_one(tmp_path
 # ---- 1.5: a file rewritten under an ingested name is reported ----------------------------------------
 
 
+@pytest.mark.slow
 def test_a_rewritten_landing_file_is_reported_by_ingest_and_landing(tmp_path):
     make_project(tmp_path, spec(settle=0))
     path = write_lines(land(tmp_path) / "export.json", [json.dumps({"id": 1, "v": "v1"})], mtime=1_700_000_000)
@@ -176,6 +177,7 @@ def test_a_state_file_written_before_sizes_were_recorded_still_reads(tmp_path):
 # ---- 4.1: an unreadable file is quarantined; the batch's good files land -------------------------------
 
 
+@pytest.mark.slow
 def test_bad_gzip_files_are_quarantined_and_the_good_files_land(tmp_path):
     make_project(tmp_path, spec(settle=0))
     folder = land(tmp_path)

@@ -47,6 +47,7 @@ def test_steps_record_status_error_and_exit_code(project):
     assert Ledger(p.target()).history("nothing") == []
 
 
+@pytest.mark.slow
 def test_concurrent_processes_append_without_losing_rows(project):
     p = project({"table": "t", "source": {"path": "t/"}})
     code = WRITER.format(repo=str(REPO), config=str(p.config))

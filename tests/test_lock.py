@@ -10,6 +10,8 @@ import sys
 import threading
 import time
 
+import pytest
+
 from lh360.lock import lock_dir, table_lock
 from tests.ingest_support import bronze_rows, cli, make_project, write_lines
 
@@ -32,6 +34,7 @@ def test_second_run_exits_75_at_once(tmp_path):
     assert not (root / "lake" / "bronze" / "eventos").exists()  # the loser wrote nothing
 
 
+@pytest.mark.slow
 def test_wait_lock_waits_for_the_holder(tmp_path):
     root = project(tmp_path)
     held = threading.Event()
@@ -50,6 +53,7 @@ def test_wait_lock_waits_for_the_holder(tmp_path):
     assert [r["id"] for r in bronze_rows(root)] == [1]
 
 
+@pytest.mark.slow
 def test_a_killed_holder_never_keeps_the_lock(tmp_path):
     root = project(tmp_path)
     code = (

@@ -7,6 +7,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import read_table
@@ -48,6 +49,7 @@ def rows(p) -> dict[str, list]:
     return out
 
 
+@pytest.mark.slow
 def test_maintain_shrinks_every_table_and_its_log_and_changes_no_row(project, run_cli):
     from lh360.delta import open_table
     from lh360.engines.local.refine import built_with, spec_hash
@@ -94,6 +96,7 @@ def test_maintain_shrinks_every_table_and_its_log_and_changes_no_row(project, ru
     assert {r["relation"] for r in history if r["step"] == "maintain"} >= {*TABLES, "lh360.runs", "lh360.checks"}
 
 
+@pytest.mark.slow
 def test_a_short_retention_needs_the_explicit_flag(project, run_cli):
     p = project(spec())
     hourly(p, run_cli, 0, 1)
@@ -112,6 +115,7 @@ def test_a_short_retention_needs_the_explicit_flag(project, run_cli):
     ok(run_cli, p, "maintain", "--only", "vacuum")
 
 
+@pytest.mark.slow
 def test_maintain_bad_input_leaves_the_tables_untouched(project, run_cli):
     from lh360.lock import table_lock
 
@@ -141,6 +145,7 @@ def clean_spec() -> dict:
     return s
 
 
+@pytest.mark.slow
 def test_run_performs_what_the_policy_says_is_due_and_reports_it(project, run_cli):
     p = project(clean_spec())
     cfg = yaml.safe_load(p.config.read_text())
@@ -172,6 +177,7 @@ def test_run_performs_what_the_policy_says_is_due_and_reports_it(project, run_cl
     assert [r["id"] for r in read_table(p.root, "silver.ev", order_by="id")] == [0, 1, 2]
 
 
+@pytest.mark.slow
 def test_run_keeps_its_exit_code_and_still_maintains_when_a_check_fails(project, run_cli):
     s = spec()
     s["checks"] = {"silver.ev": [{"row_count": {"max": 0}}]}
@@ -232,6 +238,7 @@ def test_the_record_starts_clocks_then_says_what_is_due():
     assert "vacuum" not in r.due("silver.a", pol, 1000.0 + 86401)
 
 
+@pytest.mark.slow
 def test_a_lost_or_broken_record_only_restarts_the_clocks(project, run_cli):
     p = project(spec())
     cfg = yaml.safe_load(p.config.read_text())

@@ -57,6 +57,7 @@ def actual(p) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_maintain_next_to_ingest_and_promote_loses_nothing_and_breaks_neither(project, run_cli):
     p = project(spec())
     bad = {3, 8}

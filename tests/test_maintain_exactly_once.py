@@ -50,6 +50,7 @@ def landed(p, n0: int, n: int, bad: set[int] = frozenset()) -> None:
         p.write_landing("ev", f"{i:04d}.json", [rec(i, "bad" if i in bad else "ok")])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layers", [("bronze",), ("bronze", "silver", "quarantine")])
 def test_ingest_and_promote_after_compaction_checkpoint_and_log_cleanup_are_exactly_once(project, layers):
     from lh360.engines.local.ingest import ingest

@@ -61,6 +61,7 @@ def test_the_sql_detectors_agree_with_the_python_ones_value_by_value():
         assert pii.detect(value or "") == kinds, value
 
 
+@pytest.mark.slow
 def test_no_pii_fails_on_any_listed_column_and_passes_on_clean_ones():
     counts, samples = run_duckdb(
         [{"no_pii": ["a", "b"]}, {"no_pii": {"columns": ["a"], "name": "so_a", "max_failures": 1}}],

@@ -288,6 +288,7 @@ def test_a_failed_expectation_names_rows_without_their_personal_data(project):
     assert "renda=" in detail and "nome='M***'" in detail and CPF_DIGITS not in detail and "Maria 1" not in detail
 
 
+@pytest.mark.slow
 def test_errors_and_logs_never_print_values_that_look_like_personal_data(project, run_cli):
     columns = {"id": "id", "updated_at": "updated_at", "x": "error(concat('bad value ', cpf))"}
     p = project(spec(pii_tags={}, columns=columns, expectations=[]))

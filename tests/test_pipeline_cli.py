@@ -104,6 +104,7 @@ def test_landing_sla_breach_stops_the_run_with_1(project, run_cli):
     assert not (p.lake / "bronze" / "contas").exists()
 
 
+@pytest.mark.slow
 def test_error_check_fails_validate_with_1_and_junit_shows_it(ready, run_cli, project):
     assert run_cli("run", "contas", cwd=ready.root)[0] == 0
     s = spec()
@@ -120,6 +121,7 @@ def test_error_check_fails_validate_with_1_and_junit_shows_it(ready, run_cli, pr
     assert code == 1 and "FAIL" in out and "\x1b[" not in out  # no colours when piped
 
 
+@pytest.mark.slow
 def test_two_concurrent_runs_one_exits_75_or_waits(ready, run_cli):
     from lh360.lock import table_lock
 
@@ -161,6 +163,7 @@ def test_two_concurrent_runs_one_exits_75_or_waits(ready, run_cli):
     assert [r["id"] for r in read_table(ready.root, "silver.contas", order_by="id")] == [1, 2, 4]
 
 
+@pytest.mark.slow
 def test_plan_to_gold_shows_sql_and_writes_nothing(ready, run_cli):
     before = sorted(str(p) for p in ready.root.rglob("*"))
     code, out, err = run_cli("plan", "--to", "gold", cwd=ready.root)
@@ -172,6 +175,7 @@ def test_plan_to_gold_shows_sql_and_writes_nothing(ready, run_cli):
     assert [s["kind"] for s in json.loads(out)["steps"]] == ["ingest", "refine", "aggregate", "validate", "validate"]
 
 
+@pytest.mark.slow
 def test_history_tables_sql_and_json_logs(ready, run_cli):
     code, _, err = run_cli("run", "contas", "--log-format", "json", cwd=ready.root)
     assert code == 0
@@ -208,6 +212,7 @@ def test_gold_cycle_and_unknown_table_are_spec_errors(project, run_cli):
     assert code == 2 and "silver.nada" in err
 
 
+@pytest.mark.slow
 def test_repeated_invocations_never_abort(ready, run_cli):
     assert run_cli("run", "contas", cwd=ready.root)[0] == 0
     for _ in range(4):
@@ -216,6 +221,7 @@ def test_repeated_invocations_never_abort(ready, run_cli):
             assert code == 0, (args, code, err)
 
 
+@pytest.mark.slow
 def test_demo_runs_the_whole_pipeline_and_ends_on_a_summary(tmp_path, run_cli):
     assert run_cli("init", str(tmp_path))[0] == 0
     code, out, err = run_cli("demo", "--rows", "1500", "--files", "2", cwd=tmp_path)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import REPO, read_table
@@ -53,6 +54,7 @@ def independent(files: list[Path]):
     return ids, por_uf, por_seg
 
 
+@pytest.mark.slow
 def test_landing_to_gold_matches_an_independent_duckdb_computation(project, run_cli, tmp_path):
     from lh360.demo.generator import write_landing
 

@@ -56,6 +56,7 @@ def test_a_malformed_line_is_quarantined_under_its_own_reason_with_its_raw_text(
     assert [x["id"] for x in read_table(p.root, "silver.ev")] == [1]
 
 
+@pytest.mark.slow
 def test_a_row_with_a_null_key_never_enters_silver(project, run_cli):
     p = project(spec(keys=["id", "v"]))
     p.write_landing("ev", "a.json", [rec(1), rec(None), {"id": 4, "v": None, "ts": "2025-01-01T00:00:00Z"}])
@@ -78,6 +79,7 @@ def test_null_key_and_corrupt_record_are_reserved_rule_names(project, run_cli):
 # ---- quarantine list ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_list_counts_quarantined_rows_by_rule_and_batch(project, run_cli):
     p = project(spec())
     p.write_landing("ev", "a.json", [rec(1), rec(2, "bad"), '{"broken'])
@@ -93,6 +95,7 @@ def test_list_counts_quarantined_rows_by_rule_and_batch(project, run_cli):
     assert code == 0 and "not_bad" in out and "4 row(s): 4 pending" in out
 
 
+@pytest.mark.slow
 def test_list_and_replay_of_a_table_without_quarantine_are_usage_errors(project, run_cli):
     p = project(spec(expectations=[]))
     p.write_landing("ev", "a.json", [rec(1)])
@@ -122,6 +125,7 @@ def seeded(project, run_cli, **silver_spec):
     return p
 
 
+@pytest.mark.slow
 def test_replay_merges_what_passes_today_by_the_sequence_rules_exactly_once(project, run_cli):
     p = seeded(project, run_cli)
     assert silver(p) == [(1, "ok", 1), (2, "ok", 3), (4, "ok", 2)]
@@ -150,6 +154,7 @@ def test_replay_merges_what_passes_today_by_the_sequence_rules_exactly_once(proj
     assert any(h["step"] == "replay" and h["status"] == "ok" for h in history)
 
 
+@pytest.mark.slow
 def test_replay_takes_out_rows_a_drop_rule_removes_now(project, run_cli):
     p = seeded(project, run_cli)
     p.add_spec(
@@ -166,6 +171,7 @@ def test_replay_takes_out_rows_a_drop_rule_removes_now(project, run_cli):
     assert ok(run_cli, p, "quarantine", "list", "ev")["replayed"] == {"dropped": 3}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scd", [1, 2])
 def test_replay_is_exactly_once_across_a_crash_between_its_two_commits(project, run_cli, monkeypatch, scd):
     from lh360.engines.local import replay as replay_mod
@@ -196,6 +202,7 @@ def test_replay_is_exactly_once_across_a_crash_between_its_two_commits(project, 
         assert [(x["id"], x["ts"].day) for x in read_table(p.root, "silver.ev", order_by="id, ts")].count((4, 2)) == 1
 
 
+@pytest.mark.slow
 def test_replay_bad_input_leaves_the_data_untouched(project, run_cli):
     from lh360.lock import table_lock
 

@@ -152,6 +152,7 @@ def test_within_a_file_the_later_line_wins(project, scd):
     assert current(p) == {0: "line 6", 1: "line 7", 2: "line 8"}
 
 
+@pytest.mark.slow
 def test_fifty_thousand_duplicate_lines_give_the_same_winner_every_run(project):
     """The review's case (b): two lines of one file per key, same ts; the kept line changed between runs."""
     p = project(spec())

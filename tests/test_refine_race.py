@@ -151,6 +151,7 @@ main()
 """
 
 
+@pytest.mark.slow
 def test_lock_folder_deleted_under_a_running_promote(project, tmp_path):
     """The review's local case: A holds the flock, its lock folder is deleted (a tmp cleaner), B takes a
     new lock. Both reach their writes together; one exits 75, silver and quarantine are exact."""
@@ -201,6 +202,7 @@ def _create_racer(path: str, barrier, results) -> None:
         results.put("busy")
 
 
+@pytest.mark.slow
 def test_two_creates_racing_for_version_0_one_is_refused(tmp_path):
     """delta-rs rebases a create that loses the race for version 0 onto the winner's (both calls return):
     the create's nonce must be in version 0, else the run is refused before it writes a row."""

@@ -99,6 +99,7 @@ def test_a_signal_that_surfaces_as_another_error_still_exits_143_not_3(project):
     assert rc == 143 and "interrupted by SIGTERM" in err and "Query interrupted" not in err
 
 
+@pytest.mark.slow
 def test_a_second_signal_stops_at_once(project):
     """The first SIGTERM is handled gracefully; a second one while that runs ends the process."""
     proc = start(project, {"refine:a": "interrupt-as-error:30"}, "promote", "--to", "silver")

@@ -143,6 +143,7 @@ def _lint(project_root: Path, run_cli) -> tuple[int, str, str]:
     return run_cli("lint", cwd=project_root)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "place",
     ["column", "expectation", "check_rule", "reconcile", "gold"],
