@@ -476,7 +476,7 @@ def plan(payload: dict) -> dict[str, Any]:
             expectations=T.expectations(spec),
             merge_sql=merge_sql(payload, cols) if cols else None,
             null_key_writer_options=null_key_writer_options(payload, 0) | {"txnVersion": "<batch_id>"},
-            reader_options=bronze_reader_options(payload),
+            stream_options=bronze_reader_options(payload),
             silver_properties=silver_properties(payload),
             trigger="availableNow",
         )

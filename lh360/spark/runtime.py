@@ -424,6 +424,8 @@ def run_refine(spark, payload: dict, target_factory=DeltaTarget) -> dict:
     target = target_factory(spark, payload)
     zero = {"rows_in": 0, "rows_out": 0, "dropped": 0, "quarantined": 0, "warned": {}, "failed": {}, "batches": 0}
     if not target.bronze_exists():
+        if payload.get("full_refresh"):  # silver and quarantine stay as they are
+            raise RuntimeError("bronze does not exist: there is nothing to rebuild silver from")
         return {**zero, "note": "bronze does not exist yet: nothing to refine"}
     _ship_modules()
 
@@ -450,7 +452,6 @@ def run_refine(spark, payload: dict, target_factory=DeltaTarget) -> dict:
             summary.update(replace_batch(target.read_bronze_empty(), 0, payload, target, record=False))
         summary["full_refresh"] = True
     return summary
-
 
 
 def pii_key(payload: dict, spark) -> bytes | None:

@@ -138,7 +138,7 @@ def test_a_full_refresh_of_a_bronze_without_rows_empties_silver_and_quarantine(s
 def test_the_full_refresh_payload_is_checked_and_explained():
     base = payload(state_generation="fr1", full_refresh=True, spec_hash=NEW_HASH)
     plan = contract.plan(contract.parse_payload(base))
-    assert plan["reader_options"] == {"skipChangeCommits": "true", "maxFilesPerTrigger": str(2**31 - 1)}
+    assert plan["stream_options"] == {"skipChangeCommits": "true", "maxFilesPerTrigger": str(2**31 - 1)}
     fr = plan["full_refresh"]
     assert fr["checkpoint"].endswith("/checkpoint/silver-gfr1")
     assert fr["silver_sql"].startswith(
