@@ -181,6 +181,20 @@ def test_a_full_refresh_that_did_not_finish_is_finished_by_the_next_refine(fake_
     assert result.full_refresh and marker(deployed)["full_refresh"] == "done"
 
 
+def test_a_new_checkpoint_started_while_a_full_refresh_is_unfinished_carries_it_on(fake_ws, deployed):
+    built_by_the_job(deployed, "bronze")
+    built_by_the_job(deployed)
+    project, target = load(deployed)
+    fake_ws.script_run("failed", error="the driver died")
+    with pytest.raises(EngineError):
+        engine(target).refine(project.specs["clientes"], full_refresh=True)
+    fake_ws.script_run("success", logs=summary_line("refine", rows_in=5, full_refresh=True))
+    engine(target, new_checkpoint="again").refine(project.specs["clientes"])
+    payload = sent_payload(fake_ws)
+    assert payload["state_generation"] == "again" and payload["full_refresh"] is True and "recover" not in payload
+    assert marker(deployed)["generation"] == "again" and marker(deployed)["full_refresh"] == "done"
+
+
 def test_a_full_refresh_without_bronze_is_refused_and_sends_nothing(fake_ws, deployed):
     built_by_the_job(deployed)
     project, target = load(deployed)

@@ -483,14 +483,16 @@ def plan(payload: dict) -> dict[str, Any]:
         if payload.get("full_refresh"):
             part = T.silver_spec(spec).get("partition_by") or []
             source = quote(view_name(payload, "replace"))
-            qname = payload["tables"].get("quarantine") or f"delta.{quote(payload['paths']['quarantine'])}"
+            qname = payload["tables"].get("quarantine")
             out["full_refresh"] = {
                 "how": "the first micro-batch of the new checkpoint is all of bronze: it replaces quarantine, "
                 "then silver, in one commit each; later micro-batches and runs merge from where it ended",
                 "checkpoint": checkpoint_location(payload, "silver"),
                 "quarantine_sql": replace_table_sql(
                     qname, payload["paths"]["quarantine"], source, None, refresh_properties(payload, "quarantine")
-                ),
+                )
+                if qname
+                else f"overwrite {payload['paths']['quarantine']} (overwriteSchema)",
                 "silver_sql": replace_table_sql(
                     table_name(payload, "silver"),
                     payload["paths"]["silver"],

@@ -193,12 +193,22 @@ class DeltaTarget:
             self.spark.sql(C.create_external_table_sql(name, self.paths["quarantine"]))
 
     def replace_quarantine(self, df) -> None:
-        """A full refresh: quarantine replaced by `df` in one commit (registered when the payload names it)."""
+        """A full refresh: quarantine replaced by `df` in one commit (by name when the payload names it)."""
         name = self.payload["tables"].get("quarantine")
         path, props = self.paths["quarantine"], C.refresh_properties(self.payload, "quarantine")
+        if not name:  # no catalog name to give it: overwrite by path (schema replaced too)
+            df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
+            return
+        self._replace(df, name, path, None, props)
+
+    def _replace(self, df, name: str, path: str, partition_by: list[str] | None, props: dict[str, str]) -> None:
+        """CREATE OR REPLACE TABLE ... AS SELECT from the frame; a Delta table at the path that the catalog
+        does not know yet is adopted first (a replace would not take a location that holds a table)."""
+        if not _table_exists(self.spark, name) and _delta_exists(self.spark, path):
+            self.spark.sql(C.create_external_table_sql(name, path))
         view = C.view_name(self.payload, "replace")
         df.createOrReplaceTempView(view)
-        self.spark.sql(C.replace_table_sql(name or f"delta.{C.quote(path)}", path, C.quote(view), None, props))
+        self.spark.sql(C.replace_table_sql(name, path, C.quote(view), partition_by, props))
 
     def replaced_in_generation(self) -> bool:
         """Whether a full refresh of this checkpoint generation already replaced silver (its table property)."""
@@ -213,10 +223,7 @@ class DeltaTarget:
         hash as a table property); the rows written, from the commit's operationMetrics."""
         name = C.table_name(self.payload, "silver")
         part = list(T.silver_spec(self.spec).get("partition_by") or [])
-        view = C.view_name(self.payload, "replace")
-        df.createOrReplaceTempView(view)
-        props = C.refresh_properties(self.payload, "silver")
-        self.spark.sql(C.replace_table_sql(name, self.paths["silver"], C.quote(view), part, props))
+        self._replace(df, name, self.paths["silver"], part, C.refresh_properties(self.payload, "silver"))
         row = self.spark.sql(f"DESCRIBE HISTORY {name} LIMIT 1").first()
         metrics = (row["operationMetrics"] if row is not None else None) or {}
         return int(metrics.get("numOutputRows") or 0)

@@ -353,15 +353,17 @@ class DatabricksEngine:
 
         layer = checkpoints.LAYER_OF_STEP[step]
         generation = checkpoints.current(self.target, spec.table, layer)
-        refresh = step == "refine" and spec.table in self._refresh
-        if (self.new_checkpoint is not None or refresh) and not resumed:
+        refine = step == "refine"
+        pending = refine and generation is not None and checkpoints.refresh_pending(self.target, spec.table) is not None
+        asked = refine and spec.table in self._refresh
+        if (self.new_checkpoint is not None or asked) and not resumed:
             key = (step, spec.table)
             if key not in self._started:  # one new generation per table and command, not per attempt
+                # a new generation started while a full refresh is unfinished carries it on
                 self._started[key] = checkpoints.start(
-                    self.target, spec.table, layer, self.new_checkpoint or "", generation, full_refresh=refresh
+                    self.target, spec.table, layer, self.new_checkpoint or "", generation, full_refresh=asked or pending
                 )
-            return {"state_generation": self._started[key], **({} if refresh else {"recover": True})}
-        pending = step == "refine" and generation is not None and checkpoints.refresh_pending(self.target, spec.table)
+            return {"state_generation": self._started[key], **({} if asked or pending else {"recover": True})}
         if not resumed and not pending:  # a pending full refresh has nothing to lose: its first batch rebuilds
             folder = checkpoints.lost(self.target, spec, step, generation)
             if folder is not None:
