@@ -13,7 +13,8 @@ the run page, judges an ended run by its `status` (results.py), shows the job's 
 task's trace on failure (exit 3; exit 1 for a `fail` expectation; exit 4 on a timeout), and cancels the run
 it started on SIGINT/SIGTERM or timeout. Every run has a timeout (`databricks.timeout`, default 6h).
 The submit body is posted verbatim (requests.py: what `lh360 plan` shows is what is sent). Idempotency
-tokens and ownership: journal.py. What bronze already holds: landing_state.py.
+tokens and ownership: journal.py. What bronze already holds: landing_state.py. Full refresh and spec
+drift of silver: refresh.py.
 """
 
 from __future__ import annotations
