@@ -7,7 +7,8 @@ Serverless compute is Spark Connect: it accepts only a short allow-list of Spark
 appends carry the DataFrameWriter options ``txnAppId``/``txnVersion`` (the micro-batch id), and the refine
 MERGE, which cannot carry them, changes nothing when a batch is replayed (a version no later than silver's
 is ignored), except for rows whose key is NULL (they never match): those are appended apart, with the
-writer options.
+writer options. A full refresh's replaces (CREATE OR REPLACE TABLE ... AS SELECT of the same micro-batch)
+give the same tables when replayed (contract.py says when one is).
 """
 
 from __future__ import annotations
