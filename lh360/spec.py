@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -457,3 +459,12 @@ class TableSpec(Strict):
             out.append(f"silver.{self.table}")
         out += [f"gold.{g}" for g in self.gold]
         return out
+
+
+def spec_hash(spec: TableSpec) -> str:
+    """The hash of the silver spec (columns, keys, sequence, SCD, expectations, partitioning): what silver's
+    rows depend on besides bronze. Silver records the one it was built with, on every engine, so `plan`,
+    `run` and `tables` can say when a full refresh is due."""
+    assert spec.silver is not None
+    doc = json.dumps(spec.silver.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(doc.encode()).hexdigest()

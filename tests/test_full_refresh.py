@@ -254,17 +254,6 @@ def test_an_interrupted_full_refresh_must_be_finished_by_one(project, monkeypatc
     assert refine_mod.refine(target, p.load().specs["ev"]).noop
 
 
-def test_full_refresh_is_refused_on_the_databricks_engine(tmp_path):
-    from lh360.engines.databricks import DatabricksEngine
-    from lh360.errors import UsageError
-    from tests.databricks_support import load, make_project
-
-    make_project(tmp_path)
-    project, target = load(tmp_path)
-    with pytest.raises(UsageError, match="local engine only"):
-        DatabricksEngine(target).refine(project.specs["clientes"], full_refresh=True)
-
-
 @pytest.mark.slow
 def test_plan_run_and_tables_say_when_a_full_refresh_is_due_and_run_never_does_one(project, run_cli):
     from lh360.engines.local.refine import spec_hash

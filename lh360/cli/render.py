@@ -254,6 +254,13 @@ def _render_submit(out: Output, d: dict[str, Any]) -> None:
         say(out, "   Auto Loader options:")
         for k, v in opts.items():
             say(out, f"     {k} = {v}")
+    if d.get("full_refresh_due"):
+        say(out, f"   FULL REFRESH DUE: {d['full_refresh_due']}")
+    refresh = d["job"].get("full_refresh") or d.get("full_refresh_job")
+    if refresh:  # the job rebuilds silver (a pending full refresh), or what --full-refresh would have it do
+        say(out, f"   full refresh{' (this run)' if d['job'].get('full_refresh') else ''}: {refresh['how']}")
+        for key in ("quarantine_sql", "silver_sql"):
+            say(out, f"     {refresh[key]}")
 
 
 # ---- landing -----------------------------------------------------------------------------------------

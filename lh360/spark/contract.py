@@ -13,7 +13,18 @@ The payload (JSON, built by the ops box: lh360/engines/databricks/requests.py)::
      "gold": {"clientes_por_uf": {"sql": "<Databricks SQL, fully qualified>", "path": "s3://lake/gold/clientes_por_uf"}},
      "tables": {"quarantine": "lakehouse360.silver.clientes_quarantine"},   # optional registrations
      "state_generation": "g20261126t0900",                                  # optional, see txn_app_id()
-     "recover": true}                    # the first run of a new generation (ingest: skip files bronze holds)
+     "recover": true,                    # the first run of a new generation (ingest: skip files bronze holds)
+     "spec_hash": "<sha256 of spec.silver>",  # refine: recorded on silver when this run creates or rebuilds it
+     "full_refresh": true}               # refine: rebuild silver and quarantine from all of bronze
+
+A full refresh runs in a new checkpoint generation (the ops box starts it): the stream's first micro-batch is
+then the whole of bronze's current snapshot (one batch: no file limit), and that batch REPLACES quarantine,
+then silver, each in one commit (CREATE OR REPLACE TABLE ... AS SELECT), instead of merging; later
+micro-batches of the same run, and the runs after it, merge as usual from where that snapshot ended, so no
+bronze row is read twice or missed. Resumable: until the ops box has seen the run succeed, every refine of
+that generation is sent with `full_refresh` again; a micro-batch 0 the checkpoint had not recorded (a crash
+between the two replaces, or before the stream's commit) is then replayed over the same bronze range and
+replaces both tables again, while a recorded one is never run twice.
 """
 
 from __future__ import annotations
@@ -36,6 +47,11 @@ MAX_SCHEMA_RESTARTS = 3
 RESCUED_DATA_COLUMN = "_rescued_data"
 FILE_SIZE_COLUMN = "_lh360_file_size"  # carried through a micro-batch to count its bytes; never written
 GENERATION = re.compile(r"[A-Za-z0-9_-]{1,40}")
+SPEC_HASH = re.compile(r"[0-9a-f]{64}")
+SPEC_HASH_PROPERTY = "lh360.spec_hash"  # silver's table property: the hash of the spec its rows were built with
+REFRESH_PROPERTY = "lh360.refresh"  # the checkpoint generation of the full refresh that last replaced a table
+# a full refresh's first micro-batch must hold all of bronze's snapshot: no file limit (Delta's default is 1000)
+FULL_REFRESH_MAX_FILES = 2**31 - 1
 REQUIRED_PATHS = {"ingest": ("landing", "bronze", "state"), "refine": ("bronze", "silver", "quarantine", "state")}
 EXIT_OK, EXIT_EXPECTATION_FAILED, EXIT_BAD_PAYLOAD, EXIT_ERROR = 0, 1, 2, 3
 SCHEMA_CHANGE_MARKERS = {
@@ -110,6 +126,15 @@ def parse_payload(payload: str | bytes | dict, step: str | None = None) -> dict:
         raise PayloadError("payload.state_generation: expected a non-negative integer or a name of [A-Za-z0-9_-]")
     if not isinstance(p.get("recover", False), bool):
         raise PayloadError("payload.recover: expected true or false")
+    if not isinstance(p.get("full_refresh", False), bool):
+        raise PayloadError("payload.full_refresh: expected true or false")
+    if p.get("full_refresh") and p["step"] != "refine":
+        raise PayloadError("payload.full_refresh: only the refine step rebuilds a table")
+    if p.get("full_refresh") and p.get("state_generation") in (None, "", 0):
+        raise PayloadError("payload.full_refresh: needs a new checkpoint generation (payload.state_generation)")
+    digest = p.get("spec_hash")
+    if digest is not None and not (isinstance(digest, str) and SPEC_HASH.fullmatch(digest)):
+        raise PayloadError("payload.spec_hash: expected 64 lower-case hex digits (sha256)")
     try:
         if p["step"] == "ingest":
             autoloader_options(p)  # validates spec.bronze
@@ -176,17 +201,32 @@ def view_name(payload: dict, step: str) -> str:
 
 
 def create_external_table_sql(
-    name: str, location: str, columns: list[tuple[str, str]] | None = None, partition_by: list[str] | None = None
+    name: str,
+    location: str,
+    columns: list[tuple[str, str]] | None = None,
+    partition_by: list[str] | None = None,
+    properties: dict[str, str] | None = None,
 ) -> str:
-    """``CREATE TABLE IF NOT EXISTS <name> [(cols)] USING DELTA [PARTITIONED BY] LOCATION '<path>'``.
-    Without columns the location must already hold a Delta table (its schema is adopted)."""
+    """``CREATE TABLE IF NOT EXISTS <name> [(cols)] USING DELTA [PARTITIONED BY] LOCATION '<path>'
+    [TBLPROPERTIES]``. Without columns the location must already hold a Delta table (its schema is adopted)."""
     sql = f"CREATE TABLE IF NOT EXISTS {name}"
     if columns:
         sql += " (" + ", ".join(f"{quote(c)} {t}" for c, t in columns) + ")"
     sql += " USING DELTA"
     if columns and partition_by:
         sql += " PARTITIONED BY (" + ", ".join(quote(c) for c in partition_by) + ")"
-    return sql + f" LOCATION {sql_string(location)}"
+    sql += f" LOCATION {sql_string(location)}"
+    if properties:
+        sql += " TBLPROPERTIES (" + ", ".join(f"{sql_string(k)} = {sql_string(v)}" for k, v in properties.items()) + ")"
+    return sql
+
+
+def silver_properties(payload: dict) -> dict[str, str]:
+    """The table properties silver gets when a run creates or rebuilds it: the spec hash it is built with
+    (a table property, not commit metadata: a MERGE cannot carry userMetadata on serverless, where the
+    session conf that sets it is refused, and a property stays in every later snapshot)."""
+    digest = payload.get("spec_hash")
+    return {SPEC_HASH_PROPERTY: digest} if digest else {}
 
 
 def add_columns_sql(name: str, columns: list[tuple[str, str]]) -> str:
@@ -270,6 +310,42 @@ def bronze_commit_metadata(batch_id: int, files: list[str]) -> str:
 
 def quarantine_writer_options(payload: dict, batch_id: int) -> dict[str, str]:
     return {"mergeSchema": "true", "txnAppId": txn_app_id(payload, "quarantine"), "txnVersion": str(batch_id)}
+
+
+def bronze_reader_options(payload: dict) -> dict[str, str]:
+    """The Delta streaming source options of refine. An erasure's commit (`lh360 forget`: rows deleted) is
+    skipped: it holds nothing to refine, and silver is erased too. A full refresh lifts the file limit so
+    that its first micro-batch is all of bronze (the batch that replaces silver)."""
+    opts = {"skipChangeCommits": "true"}
+    if payload.get("full_refresh"):
+        opts["maxFilesPerTrigger"] = str(FULL_REFRESH_MAX_FILES)
+    return opts
+
+
+def refresh_properties(payload: dict, layer: str) -> dict[str, str]:
+    """The table properties a full refresh's replace of silver or quarantine sets in its one commit: the
+    checkpoint generation it ran in (`lh360.refresh`) and, for silver, the spec hash it was built with."""
+    props = {REFRESH_PROPERTY: str(payload.get("state_generation"))}
+    return props | (silver_properties(payload) if layer == "silver" else {})
+
+
+def replace_table_sql(
+    name: str,
+    location: str,
+    source: str,
+    partition_by: list[str] | None = None,
+    properties: dict[str, str] | None = None,
+) -> str:
+    """``CREATE OR REPLACE TABLE <name> USING DELTA [PARTITIONED BY] LOCATION '<path>' [TBLPROPERTIES] AS
+    SELECT * FROM <source>``: data, schema, partitioning and properties replaced in one commit (readers see
+    the old table or the new one), the table's identity and grants kept; as gold is replaced."""
+    sql = f"CREATE OR REPLACE TABLE {name} USING DELTA"
+    if partition_by:
+        sql += " PARTITIONED BY (" + ", ".join(quote(c) for c in partition_by) + ")"
+    sql += f" LOCATION {sql_string(location)}"
+    if properties:
+        sql += " TBLPROPERTIES (" + ", ".join(f"{sql_string(k)} = {sql_string(v)}" for k, v in properties.items()) + ")"
+    return sql + f" AS SELECT * FROM {source}"
 
 
 def null_key_writer_options(payload: dict, batch_id: int) -> dict[str, str]:
@@ -400,8 +476,31 @@ def plan(payload: dict) -> dict[str, Any]:
             expectations=T.expectations(spec),
             merge_sql=merge_sql(payload, cols) if cols else None,
             null_key_writer_options=null_key_writer_options(payload, 0) | {"txnVersion": "<batch_id>"},
+            stream_options=bronze_reader_options(payload),
+            silver_properties=silver_properties(payload),
             trigger="availableNow",
         )
+        if payload.get("full_refresh"):
+            part = T.silver_spec(spec).get("partition_by") or []
+            source = quote(view_name(payload, "replace"))
+            qname = payload["tables"].get("quarantine")
+            out["full_refresh"] = {
+                "how": "the first micro-batch of the new checkpoint is all of bronze: it replaces quarantine, "
+                "then silver, in one commit each; later micro-batches and runs merge from where it ended",
+                "checkpoint": checkpoint_location(payload, "silver"),
+                "quarantine_sql": replace_table_sql(
+                    qname, payload["paths"]["quarantine"], source, None, refresh_properties(payload, "quarantine")
+                )
+                if qname
+                else f"overwrite {payload['paths']['quarantine']} (overwriteSchema)",
+                "silver_sql": replace_table_sql(
+                    table_name(payload, "silver"),
+                    payload["paths"]["silver"],
+                    source,
+                    list(part),
+                    refresh_properties(payload, "silver"),
+                ),
+            }
     else:
         out["gold"] = [{"name": n, "sql": gold_sql(payload, n)} for n in payload["gold"]]
     return out

@@ -7,7 +7,8 @@ Serverless compute is Spark Connect: it accepts only a short allow-list of Spark
 appends carry the DataFrameWriter options ``txnAppId``/``txnVersion`` (the micro-batch id), and the refine
 MERGE, which cannot carry them, changes nothing when a batch is replayed (a version no later than silver's
 is ignored), except for rows whose key is NULL (they never match): those are appended apart, with the
-writer options.
+writer options. A full refresh's replaces (CREATE OR REPLACE TABLE ... AS SELECT of the same micro-batch)
+give the same tables when replayed (contract.py says when one is).
 """
 
 from __future__ import annotations
@@ -159,9 +160,14 @@ class DeltaTarget:
         return _delta_exists(self.spark, self.paths["bronze"])
 
     def read_bronze_stream(self):
-        """Bronze as a Delta streaming source: only the rows committed since the last run. An erasure's
-        commit (`lh360 forget`: rows deleted) is skipped: it holds nothing to refine, and silver is erased too."""
-        return self.spark.readStream.format("delta").option("skipChangeCommits", "true").load(self.paths["bronze"])
+        """Bronze as a Delta streaming source: only the rows committed since the last run (options:
+        contract.bronze_reader_options)."""
+        opts = C.bronze_reader_options(self.payload)
+        return self.spark.readStream.format("delta").options(**opts).load(self.paths["bronze"])
+
+    def read_bronze_empty(self):
+        """No bronze row, with bronze's columns (a full refresh of a bronze that holds nothing)."""
+        return self.spark.read.format("delta").load(self.paths["bronze"]).limit(0)
 
     def ensure_silver(self, columns: list[tuple[str, str]]) -> None:
         name, path = C.table_name(self.payload, "silver"), self.paths["silver"]
@@ -170,7 +176,8 @@ class DeltaTarget:
                 self.spark.sql(C.create_external_table_sql(name, path))
             else:
                 part = T.silver_spec(self.spec).get("partition_by") or []
-                self.spark.sql(C.create_external_table_sql(name, path, columns, list(part)))
+                props = C.silver_properties(self.payload)  # the spec it is built with (spec drift)
+                self.spark.sql(C.create_external_table_sql(name, path, columns, list(part), props))
         existing = {f.name.lower() for f in self.spark.table(name).schema.fields}
         missing = [(c, t) for c, t in columns if c.lower() not in existing]
         if missing:
@@ -185,6 +192,42 @@ class DeltaTarget:
         self._append(df, C.quarantine_writer_options(self.payload, batch_id), name, self.paths["quarantine"])
         if name:
             self.spark.sql(C.create_external_table_sql(name, self.paths["quarantine"]))
+
+    def replace_quarantine(self, df) -> None:
+        """A full refresh: quarantine replaced by `df` in one commit (by name when the payload names it)."""
+        name = self.payload["tables"].get("quarantine")
+        path, props = self.paths["quarantine"], C.refresh_properties(self.payload, "quarantine")
+        if not name:  # no catalog name to give it: overwrite by path (schema replaced too)
+            df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
+            return
+        self._replace(df, name, path, None, props)
+
+    def _replace(self, df, name: str, path: str, partition_by: list[str] | None, props: dict[str, str]) -> None:
+        """CREATE OR REPLACE TABLE ... AS SELECT from the frame; a Delta table at the path that the catalog
+        does not know yet is adopted first (a replace would not take a location that holds a table)."""
+        if not _table_exists(self.spark, name) and _delta_exists(self.spark, path):
+            self.spark.sql(C.create_external_table_sql(name, path))
+        view = C.view_name(self.payload, "replace")
+        df.createOrReplaceTempView(view)
+        self.spark.sql(C.replace_table_sql(name, path, C.quote(view), partition_by, props))
+
+    def replaced_in_generation(self) -> bool:
+        """Whether a full refresh of this checkpoint generation already replaced silver (its table property)."""
+        name = C.table_name(self.payload, "silver")
+        if not _table_exists(self.spark, name):
+            return False
+        props = {r["key"]: r["value"] for r in self.spark.sql(f"SHOW TBLPROPERTIES {name}").collect()}
+        return props.get(C.REFRESH_PROPERTY) == str(self.payload.get("state_generation"))
+
+    def replace_silver(self, df) -> int:
+        """A full refresh: silver replaced by `df` in one commit (data, columns, partitioning, and the spec
+        hash as a table property); the rows written, from the commit's operationMetrics."""
+        name = C.table_name(self.payload, "silver")
+        part = list(T.silver_spec(self.spec).get("partition_by") or [])
+        self._replace(df, name, self.paths["silver"], part, C.refresh_properties(self.payload, "silver"))
+        row = self.spark.sql(f"DESCRIBE HISTORY {name} LIMIT 1").first()
+        metrics = (row["operationMetrics"] if row is not None else None) or {}
+        return int(metrics.get("numOutputRows") or 0)
 
     def merge(self, source_df, batch_id: int, columns: list[str]) -> dict[str, int | None]:
         """MERGE the rows with a key (a replay changes nothing), append those without one (a replay is
@@ -272,8 +315,32 @@ def ingest_batch(batch_df, batch_id: int, payload: dict, target) -> dict:
     return counters
 
 
+def replace_batch(batch_df, batch_id: int, payload: dict, target, record: bool = True) -> dict:
+    """A full refresh's micro-batch (all of bronze): the same rules as a merged batch (expectations, lh360's
+    own quarantine reasons, dedupe, SCD, personal data), but quarantine, then silver, are REPLACED, each in
+    one commit. Raises ExpectationFailed before writing. `record`: a real micro-batch records its metrics."""
+    spec = payload["spec"]
+    source, quarantine, counters = T.refine_transform(batch_df, spec, pii_key(payload, batch_df.sparkSession))
+    counters["batch_id"] = int(batch_id)
+    columns = T.silver_schema_columns(source, spec)
+    if T.scd_type(spec) == 2:
+        rows = T.scd2_rebuild(source, spec)
+    else:
+        rows = source
+    silver = rows.select(*[T.col(c) for c, _ in columns])
+    target.replace_quarantine(quarantine)
+    written = target.replace_silver(silver)
+    counters.update(inserted=written, updated=0, rows_out=written, replaced=1)
+    if record:
+        target.record_metrics("refine", batch_id, counters)
+    return counters
+
+
 def refine_batch(batch_df, batch_id: int, payload: dict, target) -> dict:
-    """One bronze micro-batch -> quarantine + silver MERGE. Raises ExpectationFailed before writing."""
+    """One bronze micro-batch -> quarantine + silver MERGE. Raises ExpectationFailed before writing.
+    Micro-batch 0 of a full refresh (a new checkpoint: all of bronze) replaces them instead (replace_batch)."""
+    if payload.get("full_refresh") and int(batch_id) == 0:
+        return replace_batch(batch_df, batch_id, payload, target)
     spec = payload["spec"]
     # no cache(): serverless refuses it; each action reads the batch's bronze files again
     source, quarantine, counters = T.refine_transform(batch_df, spec, pii_key(payload, batch_df.sparkSession))
@@ -365,6 +432,8 @@ def run_refine(spark, payload: dict, target_factory=DeltaTarget) -> dict:
     target = target_factory(spark, payload)
     zero = {"rows_in": 0, "rows_out": 0, "dropped": 0, "quarantined": 0, "warned": {}, "failed": {}, "batches": 0}
     if not target.bronze_exists():
+        if payload.get("full_refresh"):  # silver and quarantine stay as they are
+            raise RuntimeError("bronze does not exist: there is nothing to rebuild silver from")
         return {**zero, "note": "bronze does not exist yet: nothing to refine"}
     _ship_modules()
 
@@ -383,7 +452,14 @@ def run_refine(spark, payload: dict, target_factory=DeltaTarget) -> dict:
 
     restarts = _run_stream(start, "refine", True)
     per_batch = target.read_metrics("refine")
-    return {**zero, **C.sum_counters(per_batch), "batches": len(per_batch), "schema_restarts": restarts}
+    summary = {**zero, **C.sum_counters(per_batch), "batches": len(per_batch), "schema_restarts": restarts}
+    if payload.get("full_refresh"):
+        if not any(c.get("replaced") for c in per_batch) and not target.replaced_in_generation():
+            # bronze holds no row, so the stream ran no batch: silver and quarantine are replaced by empty
+            # tables (no metrics: batch 0 of this checkpoint is still to come, and will be all of bronze)
+            summary.update(replace_batch(target.read_bronze_empty(), 0, payload, target, record=False))
+        summary["full_refresh"] = True
+    return summary
 
 
 def pii_key(payload: dict, spark) -> bytes | None:

@@ -520,6 +520,21 @@ def scd2_changes(current: DataFrame, incoming: DataFrame, spec: dict) -> DataFra
     return inserts.unionByName(closes)
 
 
+def scd2_rebuild(incoming: DataFrame, spec: dict) -> DataFrame:
+    """SCD2 silver built from nothing (a full refresh): every version of :func:`dedupe_versions`, chained by
+    ``valid_from``/``valid_to``, the newest current: the ``insert`` rows of :func:`scd2_changes` against an
+    empty silver."""
+    keys, seq = keys_and_sequence(spec)
+    data = [c for c in incoming.columns if c not in META_COLUMNS and c not in (CHANGE_COLUMN, TIE_COLUMN)]
+    empty = incoming.select(
+        *[col(c) for c in data],
+        col(seq).alias("valid_from"),
+        col(seq).alias("valid_to"),
+        F.lit(True).alias("is_current"),
+    ).where(F.lit(False))
+    return scd2_changes(empty, incoming, spec).where(col(CHANGE_COLUMN) == "insert")
+
+
 def scd2_apply(silver: DataFrame, changes: DataFrame, keys: list[str]) -> DataFrame:
     """Reference (non-Delta) SCD2 MERGE of :func:`scd2_changes` into ``silver`` (all its rows).
     Used by tests and parity checks; the job runs the equivalent Delta ``MERGE``."""

@@ -63,10 +63,11 @@ class MemoryTarget:
     MERGE carries no app transaction (serverless refuses the session confs that would give it one), so a
     replayed MERGE is applied again, as on Databricks."""
 
-    def __init__(self, spark, payload, *, bronze_stream=None, landing_stream=None):
+    def __init__(self, spark, payload, *, bronze_stream=None, landing_stream=None, bronze_batch=None):
         self.spark = spark
         self.payload = payload
         self.bronze_stream = bronze_stream
+        self.bronze_batch = bronze_batch  # bronze as a batch frame (a full refresh of a bronze with no row)
         self.landing_stream = landing_stream
         self.bronze = None
         self.silver = None
@@ -74,6 +75,7 @@ class MemoryTarget:
         self.metrics: list[tuple[str, str, int, dict]] = []
         self.txn: dict[str, int] = {}
         self.calls: list[tuple] = []
+        self.properties: dict[str, dict[str, str]] = {"silver": {}, "quarantine": {}}  # Delta table properties
 
     # the job calls target_factory(spark, payload) on the driver and inside foreachBatch
     def factory(self, spark, payload):
@@ -119,11 +121,38 @@ class MemoryTarget:
     def read_bronze_stream(self):
         return self.bronze_stream(self.spark)
 
+    def read_bronze_empty(self):
+        return self.bronze_batch(self.spark).limit(0)
+
     def ensure_silver(self, columns):
+        from lh360.spark import contract
+
         self.calls.append(("ensure_silver", list(columns)))
         if self.silver is None:
             ddl = ", ".join(f"`{c}` {t}" for c, t in columns)
             self.silver = self.spark.createDataFrame([], ddl)
+            self.properties["silver"] = contract.silver_properties(self.payload)
+
+    # a full refresh: each table replaced in one commit (data, schema and properties)
+    def replace_quarantine(self, df):
+        from lh360.spark import contract
+
+        self.calls.append(("replace_quarantine",))
+        self.quarantine = self._local(df)
+        self.properties["quarantine"] = contract.refresh_properties(self.payload, "quarantine")
+
+    def replace_silver(self, df):
+        from lh360.spark import contract
+
+        self.calls.append(("replace_silver",))
+        self.silver = self._local(df)
+        self.properties["silver"] = contract.refresh_properties(self.payload, "silver")
+        return self.silver.count()
+
+    def replaced_in_generation(self):
+        from lh360.spark import contract
+
+        return self.properties["silver"].get(contract.REFRESH_PROPERTY) == str(self.payload.get("state_generation"))
 
     def read_current(self):
         return self.silver.where("is_current")

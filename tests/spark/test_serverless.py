@@ -8,6 +8,7 @@ installed, refine also runs on `SparkSession.builder.remote("local")`: serverles
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -238,6 +239,79 @@ def test_appends_go_by_name_once_unity_catalog_has_the_table(spark, recorded_wri
         ("name", "`lakehouse360`.`silver`.`clientes_quarantine`"),
     ]
     assert all("txnAppId" in w["options"] and w["options"]["mergeSchema"] == "true" for w in recorded_writes)
+
+
+# ---- a full refresh (tests/spark/test_full_refresh_spark.py has its stream) ------------------------------
+
+FULL_REFRESH_HASH = "b" * 64
+
+
+class ReplaceRecorder(Recorder):
+    """The Recorder of test_serverless, answering what a full refresh asks of Delta: CREATE OR REPLACE TABLE
+    ... AS SELECT (the rows of its source view kept per table), DESCRIBE HISTORY (the rows the last one wrote),
+    SHOW TBLPROPERTIES (those it set)."""
+
+    def __init__(self, spark, registered):
+        super().__init__(spark, registered)
+        self.replaced: dict[str, list] = {}
+        self.props: dict[str, str] = {}
+
+    def sql(self, text):
+        if text.startswith("CREATE OR REPLACE TABLE"):
+            self.statements.append(text)
+            name = text.split(" USING DELTA")[0].removeprefix("CREATE OR REPLACE TABLE ")
+            view = text.rsplit("SELECT * FROM ", 1)[1].strip("`")
+            self.replaced[name] = [r.asDict() for r in self.spark.table(view).collect()]
+            self.registered.add(name)
+            if "silver`.`clientes`" in name:
+                self.props = dict(re.findall(r"'([^']+)' = '([^']*)'", text.split("TBLPROPERTIES")[1]))
+            return self.spark.createDataFrame([], "x int")
+        if text.startswith("DESCRIBE HISTORY"):
+            self.statements.append(text)
+            rows = len(self.replaced["`lakehouse360`.`silver`.`clientes`"])
+            return self.spark.createDataFrame(
+                [(None, {"numOutputRows": str(rows)})], "userMetadata string, operationMetrics map<string,string>"
+            )
+        if text.startswith("SHOW TBLPROPERTIES"):
+            self.statements.append(text)
+            return self.spark.createDataFrame(list(self.props.items()) or [("x", "y")], "key string, value string")
+        return super().sql(text)
+
+
+def test_delta_target_replaces_each_table_in_one_statement_under_serverless_rules(spark, serverless, recorded_writes):
+    from tests.spark.test_spark_job import bronze_df
+
+    p = {**payload(state_generation="fr1", full_refresh=True, spec_hash=FULL_REFRESH_HASH)}
+    p = contract.parse_payload({**p, "tables": {"quarantine": "`lakehouse360`.`silver`.`clientes_quarantine`"}})
+    rec = ReplaceRecorder(spark, registered={"`lakehouse360`.`silver`.`clientes`"})
+    target = runtime.DeltaTarget(rec, p)
+    assert not target.replaced_in_generation()
+    bronze = bronze_df(spark, [(1, "11111111111", "ana", "2025-01-01"), (2, "2", "bia", "2025-01-01")])
+    counters = runtime.replace_batch(bronze, 0, p, target, record=False)
+
+    assert serverless == [] and recorded_writes == []  # no conf, no cache, no DataFrameWriter: two statements
+    creates = [s for s in rec.statements if s.startswith("CREATE OR REPLACE")]
+    assert [c.split(" USING")[0] for c in creates] == [
+        "CREATE OR REPLACE TABLE `lakehouse360`.`silver`.`clientes_quarantine`",
+        "CREATE OR REPLACE TABLE `lakehouse360`.`silver`.`clientes`",
+    ]
+    assert "PARTITIONED BY (`uf`) LOCATION 's3://lake/silver/clientes'" in creates[1]
+    assert [r["id"] for r in rec.replaced["`lakehouse360`.`silver`.`clientes`"]] == [1]
+    assert [r["id"] for r in rec.replaced["`lakehouse360`.`silver`.`clientes_quarantine`"]] == [2]
+    assert rec.props == {contract.REFRESH_PROPERTY: "fr1", contract.SPEC_HASH_PROPERTY: FULL_REFRESH_HASH}
+    assert (counters["rows_out"], counters["quarantined"], counters["replaced"]) == (1, 1, 1)
+    assert target.replaced_in_generation()
+
+
+def test_a_new_silver_records_the_spec_it_is_built_with(spark, serverless):
+    p = contract.parse_payload(payload(spec_hash=FULL_REFRESH_HASH))
+    rec = Recorder(spark, registered=set())
+    rec.table = lambda name: spark.createDataFrame([], "id bigint, uf string")  # the table just created
+    runtime.DeltaTarget(rec, p).ensure_silver([("id", "bigint"), ("uf", "string")])
+    (create,) = [s for s in rec.statements if s.startswith("CREATE TABLE")]
+    assert create.endswith(
+        f"LOCATION 's3://lake/silver/clientes' TBLPROPERTIES ('lh360.spec_hash' = '{FULL_REFRESH_HASH}')"
+    )
 
 
 # ---- Spark Connect (what serverless is) ---------------------------------------------------------------

@@ -13,6 +13,12 @@ holds data while the current generation's checkpoint does not exist is refused (
 `…-gG` (so Delta skips nothing), recorded in `<state>/generation-<layer>.json` for the runs after it. Its
 first ingest run leaves out the files bronze already holds (each file still lands once); its first refine
 merges bronze's current version into silver again (a version silver already has changes nothing).
+
+`promote --to silver --full-refresh` starts a new generation of the refine stream too, marked
+`"full_refresh": "pending"`: its first micro-batch (all of bronze) replaces silver and quarantine
+(lh360/spark/contract.py). Until lh360 has seen a run of that generation succeed (the mark turns "done"),
+every refine of it is sent as a full refresh again, so one interrupted between the two replaces is finished
+by the next run; a batch the stream has recorded is never replayed, so a needless resend changes nothing.
 """
 
 from __future__ import annotations
@@ -45,29 +51,58 @@ def checkpoint(target: ResolvedTarget, table: str, layer: str, generation: str |
 
 def current(target: ResolvedTarget, table: str, layer: str) -> str | None:
     """The generation the table's stream is in (None: the first, unnamed one)."""
+    doc = read_marker(target, table, layer)
+    return None if doc is None else str(doc["generation"])
+
+
+def read_marker(target: ResolvedTarget, table: str, layer: str) -> dict | None:
+    """The generation record ({"generation", "previous", "started_at"[, "full_refresh"]}), None before any."""
     uri = marker(target, table, layer)
     store = store_for(uri, target.settings.aws)
     try:
         if not store.exists(uri):
             return None
-        name = json.loads(store.read_bytes(uri))["generation"]
+        doc = json.loads(store.read_bytes(uri))
+        doc["generation"] = str(doc["generation"])
     except (ValueError, KeyError, TypeError) as exc:
         raise EngineError(f"{uri} is damaged ({exc}): restore it, or start a new generation") from None
-    return str(name)
+    return doc
 
 
-def start(target: ResolvedTarget, table: str, layer: str, name: str, previous: str | None) -> str:
-    """Record a new generation (minted from the time when `name` is empty) and return its name."""
+def refresh_pending(target: ResolvedTarget, table: str) -> str | None:
+    """The refine generation whose full refresh no run has been seen to finish yet, if any."""
+    doc = read_marker(target, table, "silver")
+    return doc["generation"] if doc and doc.get("full_refresh") == "pending" else None
+
+
+def start(
+    target: ResolvedTarget, table: str, layer: str, name: str, previous: str | None, *, full_refresh: bool = False
+) -> str:
+    """Record a new generation (minted from the time when `name` is empty) and return its name;
+    `full_refresh`: its first run rebuilds the table (marked pending until a run is seen to succeed)."""
     name = name or datetime.now(UTC).strftime("%Y%m%dt%H%M%S")
     if not NAME.fullmatch(name):
         raise UsageError(f"--generation {name!r}: use 1 to 40 letters, digits, '-' or '_'")
     if name == previous:
         raise UsageError(f"--generation {name!r} is the current generation of {table}'s {layer} checkpoint")
     doc = {"generation": name, "previous": previous, "started_at": datetime.now(UTC).isoformat(timespec="seconds")}
-    uri = marker(target, table, layer)
-    store_for(uri, target.settings.aws).write_bytes(uri, json.dumps(doc).encode())
+    if full_refresh:
+        doc["full_refresh"] = "pending"
+    _write(target, table, layer, doc)
     log.info("new checkpoint generation", extra={"fields": {"table": table, "layer": layer, **doc}})
     return name
+
+
+def refresh_done(target: ResolvedTarget, table: str, generation: str) -> None:
+    """A run of `generation` succeeded: its full refresh is complete (if it is still the current one)."""
+    doc = read_marker(target, table, "silver")
+    if doc and doc["generation"] == generation and doc.get("full_refresh") == "pending":
+        _write(target, table, "silver", {**doc, "full_refresh": "done"})
+
+
+def _write(target: ResolvedTarget, table: str, layer: str, doc: dict) -> None:
+    uri = marker(target, table, layer)
+    store_for(uri, target.settings.aws).write_bytes(uri, json.dumps(doc).encode())
 
 
 def lost(target: ResolvedTarget, spec: TableSpec, step: str, generation: str | None) -> str | None:

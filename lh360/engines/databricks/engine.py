@@ -13,7 +13,8 @@ the run page, judges an ended run by its `status` (results.py), shows the job's 
 task's trace on failure (exit 3; exit 1 for a `fail` expectation; exit 4 on a timeout), and cancels the run
 it started on SIGINT/SIGTERM or timeout. Every run has a timeout (`databricks.timeout`, default 6h).
 The submit body is posted verbatim (requests.py: what `lh360 plan` shows is what is sent). Idempotency
-tokens and ownership: journal.py. What bronze already holds: landing_state.py.
+tokens and ownership: journal.py. What bronze already holds: landing_state.py. Full refresh and spec
+drift of silver: refresh.py.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ from lh360.engines.base import (
     MaintenanceWork,
     PlannedStep,
     Progress,
+    RefineResult,
     RemoteRun,
+    SpecDrift,
     StepResult,
 )
 from lh360.engines.databricks.client import (
@@ -66,7 +69,7 @@ from lh360.engines.databricks.requests import (
 )
 from lh360.engines.databricks.results import RunView, job_counters, step_result
 from lh360.errors import CheckFailed, EngineError, RunTimeout, UsageError, first_line
-from lh360.spec import TableSpec
+from lh360.spec import TableSpec, spec_hash
 from lh360.storage import is_s3, store_for
 
 if TYPE_CHECKING:
@@ -117,6 +120,8 @@ class DatabricksEngine:
         self.journal = journal or Journal(target)
         self.new_checkpoint = options.new_checkpoint  # None, or a new generation's name ("" = minted)
         self._started: dict[tuple[str, str], str] = {}  # (step, table) → the generation this command started
+        self._refresh: set[str] = set()  # tables whose refine this command runs as a full refresh
+        self._sent: dict[tuple[str, str], dict[str, Any]] = {}  # (step, table) → the stream fields last sent
         self._code_checked = False
 
     # ---- Engine protocol ------------------------------------------------------------------------
@@ -134,14 +139,37 @@ class DatabricksEngine:
         return self.run_step("ingest", spec)
 
     def refine(self, spec: TableSpec, *, full_refresh: bool = False) -> StepResult:
-        """bronze → silver: one run of the job's refine step (expectations, dedupe, MERGE)."""
-        if full_refresh:
-            raise UsageError(
-                f"--full-refresh runs on the local engine only; target {self.target.name!r} is on Databricks"
-            )
+        """bronze → silver: one run of the job's refine step (expectations, dedupe, MERGE). `full_refresh`:
+        silver and quarantine rebuilt from all of bronze in a new checkpoint generation (refresh.py)."""
+        from lh360.engines.databricks import refresh
+
         if spec.silver is None:
             raise UsageError(f"{spec.table}: the spec has no silver section; nothing to refine")
-        return self.run_step("refine", spec)
+        drift = refresh.spec_drift(self.target, spec)
+        if full_refresh:
+            refresh.check_bronze(self.target, spec)
+            self._refresh.add(spec.table)
+        try:
+            result = self.run_step("refine", spec)
+        finally:
+            self._refresh.discard(spec.table)
+        return self._refined(spec, result, drift)
+
+    def _refined(self, spec: TableSpec, result: StepResult, drift: SpecDrift | None) -> StepResult:
+        """What a refine run leaves: a full refresh finished (its generation marked done once the run was
+        seen to succeed), and the spec silver is built with."""
+        from lh360.engines.databricks import checkpoints
+
+        assert isinstance(result, RefineResult)
+        sent = self._sent.get(("refine", spec.table), {})
+        if sent.get("full_refresh"):
+            result.full_refresh = True
+            result.spec_hash, result.full_refresh_due = sent.get("spec_hash"), False
+            if result.run is None or not result.run.detached:
+                checkpoints.refresh_done(self.target, spec.table, str(sent["state_generation"]))
+        elif drift is not None:
+            result.spec_hash, result.full_refresh_due = drift.built_with, drift.due
+        return result
 
     def aggregate(self, project: Project, relation: str) -> StepResult:
         """Recompute `relation` (gold.<name>): one run of the job's aggregate step, or one statement on the
@@ -184,12 +212,16 @@ class DatabricksEngine:
 
     def replay_quarantine(self, spec: TableSpec) -> Any:
         raise UsageError(
-            f"quarantine replay runs on the local engine only; target {self.target.name!r} is on Databricks"
+            f"quarantine replay runs on the local engine only; target {self.target.name!r} is on Databricks "
+            f"(to refine quarantined rows again after a rule changed: lh360 -t {self.target.name} promote "
+            f"{spec.table} --to silver --full-refresh)"
         )
 
-    def spec_drift(self, spec: TableSpec) -> None:
-        """The Spark job does not record the spec silver was built with (nor can it rebuild silver yet)."""
-        return None
+    def spec_drift(self, spec: TableSpec) -> SpecDrift | None:
+        """Silver's `lh360.spec_hash` table property against the spec now, read from the lake (refresh.py)."""
+        from lh360.engines.databricks.refresh import spec_drift
+
+        return spec_drift(self.target, spec)
 
     def maintain(self, relation: str, work: MaintenanceWork) -> MaintainResult:
         """OPTIMIZE / VACUUM on the SQL warehouse; checkpoints and log cleanup are Databricks' (maintain.py)."""
@@ -295,20 +327,44 @@ class DatabricksEngine:
 
     def _stream(self, step: str, spec: TableSpec, resumed: bool) -> dict[str, Any]:
         """The checkpoint generation of an ingest/refine stream (checkpoints.py): the current one, a new one
-        (--new-checkpoint), or a refusal (exit 3) when the checkpoint was lost while its table holds data.
-        A resumed submission already runs in its generation: it is not checked again."""
+        (--new-checkpoint, or a full refresh), or a refusal (exit 3) when the checkpoint was lost while its
+        table holds data. A resumed submission already runs in its generation: it is not checked again.
+        A refine also carries the spec's hash, and `full_refresh` while its generation's refresh is pending."""
         from lh360.engines.databricks import checkpoints
 
         if step not in checkpoints.LAYER_OF_STEP:
             return {}
+        stream = self._generation(step, spec, resumed)
+        if step == "refine":
+            stream["spec_hash"] = spec_hash(spec)
+            pending = checkpoints.refresh_pending(self.target, spec.table)
+            if pending is not None and pending == stream.get("state_generation"):
+                if spec.table not in self._refresh:
+                    self._say(
+                        f"refine {spec.table}: finishing the full refresh of silver.{spec.table} started in checkpoint "
+                        f"generation {pending} (no run of it was seen to succeed)"
+                    )
+                stream["full_refresh"] = True
+        self._sent[(step, spec.table)] = stream
+        return stream
+
+    def _generation(self, step: str, spec: TableSpec, resumed: bool) -> dict[str, Any]:
+        from lh360.engines.databricks import checkpoints
+
         layer = checkpoints.LAYER_OF_STEP[step]
         generation = checkpoints.current(self.target, spec.table, layer)
-        if self.new_checkpoint is not None and not resumed:
+        refine = step == "refine"
+        pending = refine and generation is not None and checkpoints.refresh_pending(self.target, spec.table) is not None
+        asked = refine and spec.table in self._refresh
+        if (self.new_checkpoint is not None or asked) and not resumed:
             key = (step, spec.table)
             if key not in self._started:  # one new generation per table and command, not per attempt
-                self._started[key] = checkpoints.start(self.target, spec.table, layer, self.new_checkpoint, generation)
-            return {"state_generation": self._started[key], "recover": True}
-        if not resumed:
+                # a new generation started while a full refresh is unfinished carries it on
+                self._started[key] = checkpoints.start(
+                    self.target, spec.table, layer, self.new_checkpoint or "", generation, full_refresh=asked or pending
+                )
+            return {"state_generation": self._started[key], **({} if asked or pending else {"recover": True})}
+        if not resumed and not pending:  # a pending full refresh has nothing to lose: its first batch rebuilds
             folder = checkpoints.lost(self.target, spec, step, generation)
             if folder is not None:
                 raise checkpoints.lost_error(self.target, spec, step, folder)

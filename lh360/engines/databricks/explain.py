@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from lh360.config import Project
 from lh360.engines.base import Explanation, PlannedStep
 from lh360.engines.databricks.requests import SUBMIT_PATH, gold_owner, step_payload, submit_body, wire
+from lh360.spec import spec_hash
 
 if TYPE_CHECKING:
     from lh360.engines.databricks.engine import DatabricksEngine
@@ -46,6 +47,10 @@ def explain(engine: DatabricksEngine, project: Project, step: PlannedStep, inspe
         payload=payload,
         job=job_plan,
     )
+    if step.kind == "refine" and inspect and not payload.get("full_refresh"):
+        preview = _full_refresh_preview(engine, spec, payload)
+        if preview:
+            detail["full_refresh_job"] = preview
     if step.kind == "ingest":
         sql = job_plan.get("register_sql")
     elif step.kind == "refine":
@@ -56,13 +61,35 @@ def explain(engine: DatabricksEngine, project: Project, step: PlannedStep, inspe
 
 
 def _stream(engine: DatabricksEngine, spec, step: str) -> dict:
-    """The checkpoint generation the step's stream runs in (read from the lake; nothing when it cannot be)."""
+    """The checkpoint generation the step's stream runs in (read from the lake; nothing when it cannot be); a
+    refine's spec hash, and `full_refresh` while its generation's full refresh is pending (as run_step sends)."""
     from lh360.engines.databricks import checkpoints
 
     if step not in checkpoints.LAYER_OF_STEP:
         return {}
+    out: dict[str, Any] = {}
     try:
         generation = checkpoints.current(engine.target, spec.table, checkpoints.LAYER_OF_STEP[step])
+        if generation:
+            out["state_generation"] = generation
+        if step == "refine":
+            out["spec_hash"] = spec_hash(spec)
+            if generation and checkpoints.refresh_pending(engine.target, spec.table) == generation:
+                out["full_refresh"] = True
     except Exception:  # noqa: BLE001 - a plan shows what it can
-        return {}
-    return {"state_generation": generation} if generation else {}
+        return out
+    return out
+
+
+def _full_refresh_preview(engine: DatabricksEngine, spec, payload: dict) -> dict | None:
+    """When silver was built with another version of its spec: what `promote --full-refresh` would have the
+    job do (its generation is minted when it runs: shown as `new`)."""
+    from lh360.spark import contract
+
+    drift = engine.spec_drift(spec)
+    if drift is None or not drift.due:
+        return None
+    refresh = {**payload, "full_refresh": True, "state_generation": "new"}
+    refresh.pop("recover", None)
+    command = f"lh360 -t {engine.target.name} promote {spec.table} --to silver --full-refresh"
+    return {"command": command, **contract.plan(contract.parse_payload(refresh, "refine"))["full_refresh"]}

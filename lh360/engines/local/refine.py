@@ -50,7 +50,6 @@ spec of each run), so a changed spec shows as `spec_hash(spec) != built_with(sil
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 import uuid
@@ -63,7 +62,7 @@ from lh360.config import ResolvedTarget
 from lh360.delta import commit_properties, open_table, txn_version
 from lh360.errors import CheckFailed, ConfigError, EngineError, LH360Error, LockBusy, UsageError
 from lh360.layout import Lake
-from lh360.spec import QUARANTINE_REASONS, TableSpec
+from lh360.spec import QUARANTINE_REASONS, TableSpec, spec_hash
 from lh360.storage import delta_storage_options, join, store_for, to_delta_uri
 
 TMP = "__lh360_"
@@ -82,14 +81,6 @@ def app_id(spec: TableSpec) -> str:
 
 def quarantine_app_id(spec: TableSpec) -> str:
     return f"lh360-quarantine-{spec.table}"
-
-
-def spec_hash(spec: TableSpec) -> str:
-    """The hash of the silver spec (columns, keys, sequence, SCD, expectations, partitioning): what
-    silver's rows depend on besides bronze. Silver records the one it was built with (`built_with`)."""
-    assert spec.silver is not None
-    doc = json.dumps(spec.silver.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(doc.encode()).hexdigest()
 
 
 class BronzeRebuilt(EngineError):
