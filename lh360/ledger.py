@@ -21,8 +21,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from lh360 import __version__
 from lh360.config import ResolvedTarget
-from lh360.errors import first_line
+from lh360.delta import open_table
+from lh360.engines.base import AggregateResult, IngestResult, MaintainResult, RefineResult
+from lh360.errors import EngineError, first_line
 from lh360.jsonable import jsonable
 from lh360.pii import redact
 from lh360.storage import delta_storage_options, join, to_delta_uri
@@ -144,7 +147,6 @@ class StepRecord:
     def take(self, result: Any) -> None:
         """Fill the row from a step's typed result (lh360.engines.base): the one mapping of results to the
         run ledger."""
-        from lh360.engines.base import AggregateResult, IngestResult, MaintainResult, RefineResult
 
         if isinstance(result, IngestResult):
             self.rows_in = self.rows_out = result.rows
@@ -266,8 +268,6 @@ class Ledger:
     @staticmethod
     def _failed(uri: str, exc: BaseException, strict: bool) -> None:
         if strict:
-            from lh360.errors import EngineError
-
             raise EngineError(f"could not write the ledger {uri}: {first_line(exc)}") from None
         log.warning("could not write the ledger %s: %s", uri, first_line(exc))
 
@@ -292,8 +292,6 @@ class Ledger:
             self._write_step(record, started, time.monotonic() - t0, 0, None)
 
     def _write_step(self, r: StepRecord, started: datetime, seconds: float, code: int, error: str | None) -> None:
-        from lh360 import __version__
-
         row = {
             "run_id": self.run_id,
             "target": self.target.name,
@@ -373,7 +371,6 @@ class Ledger:
 
     def record_erasure(self, row: dict[str, Any]) -> None:
         """One row of the erasure ledger (lh360.forget.ledger_row)."""
-        from lh360 import __version__
 
         full = {**row, "run_id": self.run_id, "target": self.target.name, "host": socket.gethostname()}
         self._append(self.erasures_uri, [{**full, "lh360_version": __version__}], ERASURE_FIELDS, strict=True)
@@ -394,8 +391,6 @@ class Ledger:
     # ---- reading -----------------------------------------------------------------------------------
 
     def _query(self, uri: str, sql: str) -> list[dict[str, Any]]:
-        from lh360.delta import open_table
-
         dt = open_table(uri, self.target.settings.aws)
         if dt is None:
             return []

@@ -50,10 +50,12 @@ import json
 import logging
 import os
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lh360.config import ResolvedTarget
+from lh360.durations import format_duration
 from lh360.engines.base import IngestState
 from lh360.layout import Lake
 from lh360.spec import TableSpec
@@ -378,8 +380,6 @@ def arrival_ordered(
     if len(recent) < 2:
         return True
     # walk by arrival; a file is out of order if a file that landed > skew before it has a greater key
-    from collections import deque
-
     waiting: deque[FileInfo] = deque()
     max_key_before: str | None = None
     for f in recent:
@@ -394,8 +394,6 @@ def arrival_ordered(
 
 
 def _dur(seconds: float) -> str:
-    from lh360.durations import format_duration
-
     return format_duration(seconds)
 
 

@@ -32,12 +32,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
 from lh360.config import AwsSettings
 from lh360.errors import LockBusy
-from lh360.storage import is_s3, join, split_s3
+from lh360.storage import is_s3, join, s3_client, split_s3
 
 log = logging.getLogger("lh360.lock")
 
@@ -124,8 +125,6 @@ class _Lease:
     """The lock object of one table, as held (or tried) by this process."""
 
     def __init__(self, lake: str, table: str, aws: AwsSettings, run_id: str | None) -> None:
-        from lh360.storage import s3_client
-
         self.table = table
         self.uri = lock_uri(lake, table)
         self.bucket, self.key = split_s3(self.uri)
@@ -290,8 +289,6 @@ def _code(exc: Exception) -> str:
 
 def _server_date(resp: dict) -> datetime | None:
     """The Date header of an S3 response: S3's own clock."""
-    from email.utils import parsedate_to_datetime
-
     headers = (resp.get("ResponseMetadata") or {}).get("HTTPHeaders") or {}
     try:
         return parsedate_to_datetime(headers["date"]) if "date" in headers else None

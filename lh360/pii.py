@@ -49,6 +49,7 @@ from lh360.redact import (  # noqa: F401 - lh360.pii is where callers find them
     mask_value,
     redact,
 )
+from lh360.sql import SQLError, parse_expression, parse_query, quote, table_refs
 
 if TYPE_CHECKING:
     from lh360.config import Project
@@ -234,7 +235,6 @@ def databricks_gold_views(spec: TableSpec, gold_name: str, catalog: str) -> dict
     """For the Databricks job: {temp view: {table, allow}} through which gold `gold_name` reads its spec's
     silver when a tagged column must be hashed, masked or hidden (lh360/spark/transforms.py gold_view); {}
     when gold may read silver as it is."""
-    from lh360.sql import quote
 
     gold = spec.gold[gold_name]
     actions = gold_actions(silver_rules(spec), gold.allow_pii)
@@ -247,8 +247,6 @@ def databricks_gold_views(spec: TableSpec, gold_name: str, catalog: str) -> dict
 def _reads_any(sql: str, columns: set[str]) -> bool:
     """Whether a query may read one of `columns`: names one, or selects `*` (conservative)."""
     from sqlglot import exp
-
-    from lh360.sql import SQLError, parse_query
 
     try:
         tree = parse_query(sql)
@@ -263,7 +261,6 @@ def _reads_any(sql: str, columns: set[str]) -> bool:
 def foreign_pii(project: Project, relation: str) -> list[str]:
     """The silver tables of other specs with tagged columns that gold `relation` reads (the Databricks job
     knows its own spec's silver.pii only)."""
-    from lh360.sql import SQLError, parse_query, table_refs
 
     owner, gold = _gold_of(project, relation)
     try:
@@ -286,8 +283,6 @@ def gold_problems(project: Project) -> list[ConfigError]:
     """`lint`: every gold query that reads a PII column hidden from gold (pii.gold: drop) without
     allowing it, and every `allow_pii` entry that names no PII column of the tables the query reads."""
     from sqlglot import exp
-
-    from lh360.sql import SQLError, parse_query, table_refs
 
     errors = []
     for spec in project.specs.values():
@@ -340,7 +335,7 @@ def check_gold(project: Project, relation: str) -> None:
 
 
 def _located(spec: TableSpec, path: list, reason: str) -> ConfigError:
-    from lh360.yamlio import dotted
+    from lh360.yamlio import dotted  # yaml: only a config error needs it, redact() must stay light
 
     line = spec.source_map.line(path) if spec.source_map is not None else None
     return ConfigError(reason, file=str(spec.file) if spec.file else None, line=line, field=dotted(path))
@@ -352,8 +347,6 @@ def _located(spec: TableSpec, path: list, reason: str) -> ConfigError:
 def source_columns(expression: str) -> list[str]:
     """The top-level bronze columns a silver column expression reads (`endereco.cidade` reads endereco)."""
     from sqlglot import exp
-
-    from lh360.sql import SQLError, parse_expression
 
     try:
         tree = parse_expression(expression)

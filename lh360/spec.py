@@ -20,6 +20,8 @@ from pydantic import (
 )
 
 from lh360.durations import parse_duration
+from lh360.sql import SQLError, guard_text
+from lh360.types import parse_type
 
 IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
 Identifier = Annotated[str, Field(pattern=IDENT)]
@@ -40,7 +42,6 @@ def _no_variables(text: str) -> str:
 def _guarded_expression(text: str) -> str:
     """Silver columns and expectation rules reach the Databricks job as text: refuse, when the spec loads,
     anything that reads outside the lake (lh360.sql.guard; sqlglot is imported only for text that may)."""
-    from lh360.sql import SQLError, guard_text
 
     _no_variables(text)
     try:
@@ -102,8 +103,6 @@ class Bronze(Strict):
     @field_validator("schema_hints")
     @classmethod
     def _types(cls, hints: dict[str, str]) -> dict[str, str]:
-        from lh360.types import parse_type
-
         for column, type_text in hints.items():
             try:
                 parse_type(type_text)

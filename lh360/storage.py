@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from lh360.aws_credentials import delta_credentials, profile_session
 from lh360.config import AwsSettings
+from lh360.errors import EngineError
 
 JSON_SUFFIXES = (".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz")
 
@@ -322,8 +324,6 @@ def aws_client(service: str, aws: AwsSettings, *, max_attempts: int = 5, **confi
         if client is None:
             from botocore.config import Config
 
-            from lh360.aws_credentials import profile_session
-
             session = profile_session(aws.profile, aws.region)
             cfg = Config(retries={"mode": "standard", "total_max_attempts": max_attempts}, **config)
             client = _CLIENTS[key] = session.client(service, endpoint_url=endpoint, config=cfg)
@@ -354,8 +354,6 @@ def delta_storage_options(uri: str, aws: AwsSettings | None = None) -> dict[str,
     if region:
         opts["AWS_REGION"] = region
     if aws.profile:
-        from lh360.aws_credentials import delta_credentials
-
         opts.update(delta_credentials(aws.profile))
     return opts
 
@@ -385,8 +383,6 @@ def delete_noncurrent(uris: list[str], aws: AwsSettings | None, keep_latest: boo
                     n += 1
         except Exception as exc:
             if "AccessDenied" in f"{type(exc).__name__} {exc}":
-                from lh360.errors import EngineError
-
                 raise EngineError(
                     f"cannot delete the old versions of {uri} (s3:ListBucketVersions, s3:DeleteObjectVersion): "
                     f"{str(exc).splitlines()[0][:200]}"

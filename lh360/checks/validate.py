@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -12,9 +13,13 @@ from lh360 import pii, signals
 from lh360.checks.compile import CompiledChecks, compile_relation
 from lh360.checks.kinds import CompiledCheck, JudgeContext, kind_of
 from lh360.config import Project, ResolvedTarget
+from lh360.delta import open_table
+from lh360.deps import gold_order
 from lh360.engines.base import QueryRunner
 from lh360.errors import ConfigError, Interrupted, RunTimeout
 from lh360.jsonable import jsonable
+from lh360.layout import Lake
+from lh360.portability import spec_types
 from lh360.spec import TableSpec
 from lh360.sql import SQLError
 
@@ -108,7 +113,6 @@ class ValidationReport:
 
 def relations_to_check(project: Project, tables: list[str] | None, layer: str | None) -> list[tuple[TableSpec, str]]:
     """(spec, relation) pairs: silver before gold, gold in dependency order, each spec's own order within."""
-    from lh360.deps import gold_order
 
     pairs = []
     for spec in project.select(tables):
@@ -168,18 +172,12 @@ class Schemas:
         return types or self._from_spec(layer, name)
 
     def _from_spec(self, layer: str, name: str) -> dict[str, Any] | None:
-        from lh360.portability import spec_types
-
         spec = self.project.specs.get(name)
         return spec_types(spec, f"{layer}.{name}") if spec is not None else None
 
 
 def delta_types(target: ResolvedTarget, layer: str, name: str) -> dict[str, Any] | None:
     """Column → Delta type (a nested type as its JSON dict) from the table's log; None if unreadable."""
-    import json
-
-    from lh360.delta import open_table
-    from lh360.layout import Lake
 
     try:
         dt = open_table(Lake(target.lake).table(layer, name), target.settings.aws)

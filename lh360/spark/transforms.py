@@ -30,6 +30,7 @@ Semantics (the local DuckDB engine implements the same rules; a parity test comp
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 try:
@@ -604,8 +605,6 @@ def needs_pii_key(spec: dict) -> bool:
 
 
 def _pads(key: bytes) -> tuple[bytes, bytes]:
-    import hashlib
-
     if len(key) > 64:
         key = hashlib.sha256(key).digest()
     key = key.ljust(64, b"\0")

@@ -12,6 +12,7 @@ The SDK is imported inside the functions (`import databricks.sdk` is slow; `lh36
 from __future__ import annotations
 
 import difflib
+import inspect
 import typing
 from dataclasses import dataclass, fields, is_dataclass
 from enum import Enum
@@ -59,7 +60,6 @@ def sdk_too_old() -> str | None:
 
 def submit_problems(body: dict[str, Any]) -> list[Problem]:
     """Every key or value of a `jobs/runs/submit` body that the SDK's contract does not have."""
-    import inspect
 
     from databricks.sdk.service.jobs import JobsAPI
 

@@ -16,8 +16,12 @@ from typing import Any
 
 from lh360 import pii
 from lh360.config import Project, ResolvedTarget
+from lh360.delta import open_table
+from lh360.engines.local import transpile
+from lh360.engines.local.duck import LakeCatalog, connect, q
 from lh360.errors import ConfigError, EngineError, LockBusy
 from lh360.layout import Lake
+from lh360.sql import SQLError, parse_query, table_refs
 from lh360.storage import delta_storage_options, to_delta_uri
 
 # Delta (without column mapping) refuses these in column names
@@ -48,8 +52,6 @@ class AggregateResult:
 
 def gold_sql(project: Project, relation: str) -> str:
     """The gold query of `gold.<name>` in DuckDB SQL."""
-    from lh360.engines.local import transpile
-    from lh360.sql import SQLError, parse_query
 
     spec, gold = _owner(project, relation)
     try:
@@ -72,10 +74,6 @@ def aggregate(project: Project, target: ResolvedTarget, relation: str, *, con=No
     """Recompute `gold.<name>` and replace it atomically."""
     from deltalake import write_deltalake
     from deltalake.exceptions import CommitFailedError
-
-    from lh360.delta import open_table
-    from lh360.engines.local.duck import LakeCatalog, connect, q
-    from lh360.sql import parse_query, table_refs
 
     started = time.monotonic()
     spec, gold = _owner(project, relation)

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from lh360.config import ResolvedTarget
-from lh360.delta import arrow_schema, open_table
+from lh360.delta import arrow_schema, open_table, reader
 from lh360.layout import Lake
-from lh360.storage import is_s3
+from lh360.storage import is_s3, join
 
 SCHEMAS = ("bronze", "silver", "gold", "quarantine")
 
@@ -145,8 +145,6 @@ class LakeCatalog:
             return None
         sql = scan_sql(self.con, dt, uri)
         if sql is None:
-            from lh360.delta import reader
-
             arrow_name = f"__lh360_arrow_{layer}_{name}"
             self._arrow[relation] = reader(dt).read_all()
             self.con.register(arrow_name, self._arrow[relation])
@@ -159,7 +157,6 @@ class LakeCatalog:
 
     def attach_ledgers(self) -> None:
         """`lh360.runs` and `lh360.checks`, for ad-hoc SQL over the ledgers."""
-        from lh360.storage import join
 
         self.con.execute('CREATE SCHEMA IF NOT EXISTS "lh360"')
         for name in ("runs", "checks", "erasures"):
@@ -169,8 +166,6 @@ class LakeCatalog:
                 continue
             sql = scan_sql(self.con, dt, uri)
             if sql is None:
-                from lh360.delta import reader
-
                 self._arrow[f"lh360.{name}"] = reader(dt).read_all()
                 self.con.register(f"__lh360_arrow_ledger_{name}", self._arrow[f"lh360.{name}"])
                 sql = f"SELECT * FROM {q('__lh360_arrow_ledger_' + name)}"

@@ -7,6 +7,8 @@ Memory stays flat: a couple of chunks (`chunk_bytes` of input each) are in fligh
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -117,8 +119,6 @@ def prefetch(items: Iterator, depth: int = 1) -> Iterator:
     """Iterate `items` in a background thread, `depth` items ahead, so reading, computing and writing overlap
     (DuckDB, pyarrow and delta-rs release the GIL while they work). Exceptions surface in the consumer; a
     consumer that stops early stops the producer."""
-    import queue
-    import threading
 
     q: queue.Queue = queue.Queue(maxsize=max(1, depth))
     stop = threading.Event()

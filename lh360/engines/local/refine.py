@@ -60,10 +60,15 @@ from typing import Any
 
 from lh360 import pii
 from lh360.config import ResolvedTarget
-from lh360.delta import commit_properties, open_table, txn_version
+from lh360.delta import arrow_schema, commit_properties, open_table, reader, txn_version
+from lh360.engines.base import SpecDrift
+from lh360.engines.local import transpile
+from lh360.engines.local.duck import LakeCatalog, connect, duckdb_types, scan_sql
+from lh360.engines.local.ingest_state import app_id as ingest_app_id
 from lh360.errors import CheckFailed, ConfigError, EngineError, LH360Error, LockBusy, UsageError
 from lh360.layout import Lake
 from lh360.spec import QUARANTINE_REASONS, TableSpec
+from lh360.sql import SQLError
 from lh360.storage import delta_storage_options, join, store_for, to_delta_uri
 
 TMP = "__lh360_"
@@ -193,7 +198,6 @@ def watermark(dt) -> tuple[int, int]:
 
 def spec_drift(target: ResolvedTarget, spec: TableSpec):
     """Engine.spec_drift: silver's recorded spec hash against the spec's now (None: no silver)."""
-    from lh360.engines.base import SpecDrift
 
     if spec.silver is None:
         return None
@@ -260,8 +264,6 @@ def lit(value: Any) -> str:
 
 def projected_columns(spec: TableSpec, bronze_columns: list[str] | None) -> list[tuple[str, str]]:
     """[(silver column, DuckDB expression)] in spec order."""
-    from lh360.engines.local import transpile
-    from lh360.sql import SQLError
 
     assert spec.silver is not None
     if spec.silver.columns:
@@ -279,8 +281,6 @@ def projected_columns(spec: TableSpec, bronze_columns: list[str] | None) -> list
 
 def rules(spec: TableSpec) -> list[tuple[str, str, str]]:
     """[(name, DuckDB boolean expression, action)] in spec order."""
-    from lh360.engines.local import transpile
-    from lh360.sql import SQLError
 
     assert spec.silver is not None
     out = []
@@ -432,8 +432,6 @@ WHERE f.{first} IS NOT NULL OR t.{tie}"""
 def refine(target: ResolvedTarget, spec: TableSpec, *, con=None, full_refresh: bool = False) -> RefineResult:
     """Refine the bronze rows committed since silver's watermark into silver (one commit); with
     `full_refresh`, rebuild silver and quarantine from all of bronze (one overwrite commit each)."""
-    from lh360.engines.local.duck import LakeCatalog, connect, duckdb_types, scan_sql
-    from lh360.engines.local.ingest_state import app_id as ingest_app_id
 
     if spec.silver is None:
         raise ConfigError("has no silver section", file=_file(spec), field="silver")
@@ -575,8 +573,6 @@ def _bronze_batch(con, target, spec: TableSpec, bronze_dt, bronze_types, w: Wate
                 raise
     scan = scan_sql(con, bronze_dt, bronze_uri, files=files)
     if scan is None:  # read through delta-rs
-        from lh360.delta import reader
-
         con.register(f"{TMP}bronze_arrow", reader(bronze_dt).read_all())
         scan = f"SELECT * FROM {TMP}bronze_arrow"
     batched = w.batch >= 0 and not full and "_batch_id" in bronze_types
@@ -585,8 +581,6 @@ def _bronze_batch(con, target, spec: TableSpec, bronze_dt, bronze_types, w: Wate
 
 
 def _schema(dt):
-    from lh360.delta import arrow_schema
-
     return arrow_schema(dt)
 
 

@@ -29,8 +29,9 @@ import time
 from datetime import UTC, datetime
 
 from lh360.config import ResolvedTarget
-from lh360.delta import commit_properties, open_table, txn_version
+from lh360.delta import arrow_schema, commit_properties, open_table, reader, txn_version
 from lh360.engines.base import ReplayResult
+from lh360.engines.local.duck import LakeCatalog, connect
 from lh360.engines.local.maintain import carried_state
 from lh360.engines.local.refine import (
     CORRUPT_RECORD,
@@ -59,7 +60,6 @@ def replay_app_id(spec: TableSpec) -> str:
 
 def replay(target: ResolvedTarget, spec: TableSpec) -> ReplayResult:
     """Replay the quarantined rows of `spec` (see the module docstring); the caller holds the table's lock."""
-    from lh360.engines.local.duck import connect
 
     if spec.silver is None:
         raise ConfigError("has no silver section: nothing is quarantined", file=_file(spec), field="silver")
@@ -120,7 +120,6 @@ def _silver_names(spec: TableSpec, qdt) -> list[str]:
 
 def _load(con, qdt, names: list[str]) -> None:
     """`__lh360_qall`: every quarantine row, with a row number, the marks and lineage (NULL where absent)."""
-    from lh360.delta import arrow_schema, reader
 
     held = set(arrow_schema(qdt).names)
     con.register(f"{TMP}qarrow", reader(qdt).read_all())
@@ -201,7 +200,6 @@ def _mark(con, uri: str, aws, qdt, spec: TableSpec, run: int) -> int:
 
 def _merge_marked(con, target, spec: TableSpec, sdt, run: int, names: list[str], result: ReplayResult) -> None:
     """Merge the rows marked `merged` by replay `run` into silver by the sequence rules, in one commit."""
-    from lh360.engines.local.duck import LakeCatalog
 
     assert spec.silver is not None
     silver = spec.silver

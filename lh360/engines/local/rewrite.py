@@ -26,6 +26,8 @@ from typing import Any
 
 from lh360.config import AwsSettings
 from lh360.delta import arrow_schema, open_table
+from lh360.engines.local import bronze_files
+from lh360.engines.local.duck import duckdb_types
 from lh360.errors import LockBusy
 from lh360.storage import delete_noncurrent, is_s3, join, store_for
 
@@ -97,8 +99,6 @@ class TableFiles:
         if self.dt is None:
             return
         import pyarrow as pa
-
-        from lh360.engines.local.duck import duckdb_types
 
         self.schema = arrow_schema(self.dt)
         self.types = duckdb_types(con, self.schema)
@@ -217,8 +217,6 @@ class TableFiles:
     def _rewrite(self, entries: list[FileEntry], predicate: str) -> list[Any]:
         """Each file without the matching rows, published beside it; the remove and add actions."""
         from deltalake.transaction import RemoveAction
-
-        from lh360.engines.local import bronze_files
 
         now_ms = int(time.time() * 1000)
         actions: list[Any] = []
