@@ -22,9 +22,8 @@ def build(project, *, rows: int = 400, files: int = 4, seed: int = 7, name: str 
     """A project with the demo clientes spec and landing zone (every other file gzipped), run once."""
     from datetime import UTC, datetime
 
-    from lh360.demo.generator import DEFAULT_SPAN, write_landing
-
     from lh360.context import Lakehouse
+    from lh360.demo.generator import DEFAULT_SPAN, write_landing
 
     p = project(clientes_spec(), name=name)
     start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - DEFAULT_SPAN
