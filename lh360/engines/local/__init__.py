@@ -22,14 +22,19 @@ from lh360.engines.base import (
     ReplayResult,
     SpecDrift,
 )
-from lh360.engines.local.aggregate import aggregate
-from lh360.engines.local.explain import explain
-from lh360.engines.local.forget import forget, purge_relation
-from lh360.engines.local.ingest import ingest
-from lh360.engines.local.ingest_state import ingest_state
+
+# modules, not their functions: a function named like its module would hide the module from
+# `from lh360.engines.local import ingest`
+from lh360.engines.local import aggregate as aggregate_mod
+from lh360.engines.local import explain as explain_mod
+from lh360.engines.local import forget as forget_mod
+from lh360.engines.local import ingest as ingest_mod
+from lh360.engines.local import ingest_state as ingest_state_mod
+from lh360.engines.local import replay as replay_mod
+from lh360.engines.local.forget import purge_relation
 from lh360.engines.local.maintain import maintain_table
-from lh360.engines.local.refine import refine, spec_drift
-from lh360.engines.local.replay import replay
+from lh360.engines.local.refine import refine as refine_table
+from lh360.engines.local.refine import spec_drift
 from lh360.erasure import Journal, Subject
 from lh360.errors import UsageError
 from lh360.layout import Lake
@@ -52,31 +57,33 @@ class LocalEngine:
             )
 
     def ingest(self, spec: TableSpec, *, progress: Progress | None = None) -> IngestResult:
-        return ingest(self.target, spec, progress=progress)
+        return ingest_mod.ingest(self.target, spec, progress=progress)
 
     def refine(self, spec: TableSpec, *, full_refresh: bool = False) -> RefineResult:
         """bronze → silver (lh360.engines.local.refine); `full_refresh`: from all of bronze."""
 
-        r = refine(self.target, spec, full_refresh=full_refresh).__dict__
+        r = refine_table(self.target, spec, full_refresh=full_refresh).__dict__
         return _copy(RefineResult, {**r, "refine_run": r.get("run"), "run": None, "engine": self.name})
 
     def aggregate(self, project: Project, relation: str) -> AggregateResult:
         """silver/gold → `relation` (gold.<name>), replaced atomically (lh360.engines.local.aggregate)."""
 
-        return _copy(AggregateResult, {**aggregate(project, self.target, relation).__dict__, "engine": self.name})
+        return _copy(
+            AggregateResult, {**aggregate_mod.aggregate(project, self.target, relation).__dict__, "engine": self.name}
+        )
 
     def ingested(self, spec: TableSpec) -> IngestState:
         """The ingested files (with their size and mtime then) and the quarantined ones."""
 
-        return ingest_state(self.target, spec)
+        return ingest_state_mod.ingest_state(self.target, spec)
 
     def explain(self, project: Project, step: PlannedStep, *, inspect: bool = True) -> Explanation:
-        return explain(self.target, project, step, inspect=inspect)
+        return explain_mod.explain(self.target, project, step, inspect=inspect)
 
     def replay_quarantine(self, spec: TableSpec) -> ReplayResult:
         """Quarantined rows against today's rules; those that pass merged (lh360.engines.local.replay)."""
 
-        return replay(self.target, spec)
+        return replay_mod.replay(self.target, spec)
 
     def spec_drift(self, spec: TableSpec) -> SpecDrift | None:
         """Silver's commits record the hash of the spec it was built with (lh360.engines.local.refine)."""
@@ -94,7 +101,7 @@ class LocalEngine:
     def forget(self, spec: TableSpec, subject: Subject, journal: Journal) -> ForgetResult:
         """Erase a subject from landing, bronze, silver and quarantine (lh360.engines.local.forget)."""
 
-        return forget(self.target, spec, subject, journal)
+        return forget_mod.forget(self.target, spec, subject, journal)
 
     def purge(self, relations: list[str]) -> dict[str, dict[str, int]]:
         """VACUUM, checkpoint and log cleanup of each table (lh360.engines.local.rewrite.purge)."""

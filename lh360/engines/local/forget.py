@@ -39,14 +39,15 @@ from lh360 import pii
 from lh360.config import ResolvedTarget
 from lh360.delta import open_table
 from lh360.engines.base import ForgetResult
+from lh360.engines.local import ingest_state as state_mod
 from lh360.engines.local import lines as lines_mod
-from lh360.engines.local import transpile
+from lh360.engines.local import rewrite, transpile
 from lh360.engines.local.batch_query import batch_sql
 from lh360.engines.local.duck import connect
 from lh360.engines.local.ingest import data_schema
-from lh360.engines.local.ingest_state import ingest_state, record_rewrites
+from lh360.engines.local.ingest_state import ingest_state
 from lh360.engines.local.landing_files import _array_elements, prepare
-from lh360.engines.local.rewrite import Prune, TableFiles, carried, commit_metadata, lit, purge, q, set_append_only
+from lh360.engines.local.rewrite import Prune, TableFiles, carried, commit_metadata, lit, q
 from lh360.erasure import Journal, Subject, fingerprint
 from lh360.errors import ConfigError, UsageError
 from lh360.layout import Lake, landing_prefix
@@ -292,7 +293,7 @@ def forget(target: ResolvedTarget, spec: TableSpec, subject: Subject, journal: J
                     )
                     journal.count(f"bronze.{t}", done.rows, done.files)
                 if journal.data.get("bronze_append_only"):  # an interrupted run may have left it off
-                    set_append_only(bronze.reopen(), {**carried(bronze.reopen(), BRONZE_CARRIED), **meta})
+                    rewrite.set_append_only(bronze.reopen(), {**carried(bronze.reopen(), BRONZE_CARRIED), **meta})
     finally:
         con.close()
     for relation in (f"landing.{t}", f"bronze.{t}", f"silver.{t}", f"quarantine.{t}"):
@@ -455,7 +456,7 @@ def landing(
         else:
             continue
         if local and info.rel in state.files:
-            record_rewrites(target, spec, {info.rel: (new.size, new.mtime)})
+            state_mod.record_rewrites(target, spec, {info.rel: (new.size, new.mtime)})
         versions += delete_noncurrent([info.uri], target.settings.aws, keep_latest=True)
     return lines, rewritten, versions
 
@@ -542,7 +543,7 @@ def purge_relation(target: ResolvedTarget, relation: str, request: str = "") -> 
         return {"files": 0, "log_entries": 0, "versions": 0}
     keep = CARRIED.get(relation.split(".", 1)[0], ())
     meta = {**(carried(dt, keep) if keep else {}), **commit_metadata("purge", request)}
-    done = purge(uri, target.settings.aws, meta)
+    done = rewrite.purge(uri, target.settings.aws, meta)
     return {"files": done.files, "log_entries": done.log_entries, "versions": done.noncurrent_versions}
 
 
