@@ -28,6 +28,7 @@ from lh360.engines.base import AggregateResult, IngestResult, MaintainResult, Re
 from lh360.errors import EngineError, first_line
 from lh360.jsonable import jsonable
 from lh360.pii import redact
+from lh360.sql import quote_literal
 from lh360.storage import delta_storage_options, join, to_delta_uri
 
 log = logging.getLogger("lh360.ledger")
@@ -380,12 +381,12 @@ class Ledger:
         return any(
             r["requested_at"] == requested_at
             for r in self._query(
-                self.erasures_uri, f"SELECT requested_at FROM ledger WHERE erasure_id = {_lit(erasure_id)}"
+                self.erasures_uri, f"SELECT requested_at FROM ledger WHERE erasure_id = {quote_literal(erasure_id)}"
             )
         )
 
     def erasures(self, table: str | None = None) -> list[dict[str, Any]]:
-        where = f' WHERE "table" = {_lit(table)}' if table else ""
+        where = f' WHERE "table" = {quote_literal(table)}' if table else ""
         return self._query(self.erasures_uri, f"SELECT * FROM ledger{where} ORDER BY finished_at DESC")
 
     # ---- reading -----------------------------------------------------------------------------------
@@ -402,13 +403,13 @@ class Ledger:
 
     def history(self, table: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Step rows, newest first (optionally one spec's)."""
-        where = f' WHERE "table" = {_lit(table)}' if table else ""
+        where = f' WHERE "table" = {quote_literal(table)}' if table else ""
         return self._query(self.runs_uri, f"SELECT * FROM ledger{where} ORDER BY started_at DESC LIMIT {int(limit)}")
 
     def check_history(self, run_ids: list[str]) -> list[dict[str, Any]]:
         if not run_ids:
             return []
-        ids = ", ".join(_lit(r) for r in run_ids)
+        ids = ", ".join(quote_literal(r) for r in run_ids)
         return self._query(self.checks_uri, f"SELECT * FROM ledger WHERE run_id IN ({ids}) ORDER BY checked_at DESC")
 
     def last_runs(self) -> dict[str, dict[str, Any]]:
@@ -436,7 +437,3 @@ class Ledger:
             except (TypeError, ValueError):
                 continue
         return out
-
-
-def _lit(value: str) -> str:
-    return "'" + str(value).replace("'", "''") + "'"

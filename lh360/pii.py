@@ -50,6 +50,7 @@ from lh360.redact import (  # noqa: F401 - lh360.pii is where callers find them
     redact,
 )
 from lh360.sql import SQLError, parse_expression, parse_query, quote, table_refs
+from lh360.sql import quote_ident as q
 
 if TYPE_CHECKING:
     from lh360.config import Project
@@ -108,11 +109,6 @@ def install_hash(con, key: bytes | None = None) -> None:
         f"CREATE OR REPLACE TEMP MACRO {HASH_MACRO}(x) AS CASE WHEN x IS NULL THEN NULL ELSE "
         f"sha256(unhex('{outer.hex()}') || unhex(sha256(unhex('{inner.hex()}') || encode(CAST(x AS VARCHAR))))) END"
     )
-
-
-def q(name: str) -> str:
-    """A DuckDB identifier, always quoted."""
-    return '"' + str(name).replace('"', '""') + '"'
 
 
 # ---- masks ---------------------------------------------------------------------------------------------

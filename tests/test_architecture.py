@@ -87,3 +87,20 @@ def test_help_loads_no_heavy_library():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_one_identifier_quoting_helper():
+    """SQL identifiers and string literals are quoted by lh360.sql alone (lh360/spark/ is the self-contained
+    job lh360 uploads: it keeps its own)."""
+    from lh360.sql import quote_ident, quote_literal
+
+    assert quote_ident('a "b"') == '"a ""b"""'
+    assert quote_literal("d'Ávila") == "'d''Ávila'"
+    copies = [
+        f"{path.relative_to(REPO)}:{n}"
+        for path in sorted((REPO / "lh360").rglob("*.py"))
+        if path.name != "sql.py" and "spark" not in path.parts
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if """.replace('"', '""')""" in line or """.replace("'", "''")""" in line
+    ]
+    assert copies == []

@@ -16,7 +16,7 @@ from lh360.config import Project, ResolvedTarget
 from lh360.delta import open_table
 from lh360.deps import gold_order
 from lh360.engines.base import QueryRunner
-from lh360.errors import ConfigError, Interrupted, RunTimeout
+from lh360.errors import ConfigError, Interrupted, RunTimeout, first_line
 from lh360.jsonable import jsonable
 from lh360.layout import Lake
 from lh360.portability import spec_types
@@ -314,5 +314,4 @@ def _cost(res: Any) -> dict[str, Any]:
 
 def _first(exc: BaseException) -> str:
     """The error's first line, values that look like personal data masked (an engine may quote one)."""
-    text = str(exc).strip().splitlines()
-    return pii.redact((text[0] if text else type(exc).__name__)[:300]) or ""
+    return pii.redact(first_line(exc)) or ""

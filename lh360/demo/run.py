@@ -13,10 +13,11 @@ from lh360.config import Project, ResolvedTarget
 from lh360.context import Lakehouse, RunSummary
 from lh360.demo.generator import DEFAULT_SPAN, write_landing
 from lh360.engines import ENGINES
-from lh360.engines.local.duck import LakeCatalog, connect, q
+from lh360.engines.local.duck import LakeCatalog, connect
 from lh360.errors import UsageError
 from lh360.jsonable import jsonable
 from lh360.layout import Lake
+from lh360.sql import quote_ident as q
 from lh360.storage import is_s3, join
 
 DEMO_TABLE = "clientes"

@@ -44,7 +44,7 @@ from lh360.delta import open_table
 from lh360.durations import format_duration, parse_duration
 from lh360.engines.athena.glue import LEDGER_TABLES, glue_client
 from lh360.engines.base import QueryResult
-from lh360.errors import ConfigError, EngineError, Interrupted, RunTimeout
+from lh360.errors import ConfigError, EngineError, Interrupted, RunTimeout, first_line
 from lh360.layout import Lake
 from lh360.sql import quote
 from lh360.storage import endpoint_for
@@ -315,7 +315,7 @@ class AthenaRunner:
             raise self._lost(qid, exc.__cause__, sql) from None
         except DatabaseError as exc:  # StartQueryExecution refused (after throttling retries, or invalid)
             cause = exc.__cause__ or exc
-            raise EngineError(f"Athena did not start the query: {_first(cause)}", detail=sql) from None
+            raise EngineError(f"Athena did not start the query: {first_line(cause)}", detail=sql) from None
         finally:
             cursor.close()
         return QueryResult(
@@ -358,7 +358,7 @@ class AthenaRunner:
             what = "it succeeded, but its result could not be read"
         else:
             what = f"it ended {state}"
-        return EngineError(f"lost contact with Athena query {query_id} ({_first(cause)}); {what}", detail=sql)
+        return EngineError(f"lost contact with Athena query {query_id} ({first_line(cause)}); {what}", detail=sql)
 
     def _stop(self, query_id: str | None) -> None:
         if not query_id:
@@ -432,11 +432,6 @@ def _signals_as_keyboard_interrupt() -> Iterator[None]:
 
 def make_runner(project: Any, target: ResolvedTarget, **options: Any) -> AthenaRunner:
     return AthenaRunner(target, **options)
-
-
-def _first(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:300]
 
 
 def _dur(seconds: float | None) -> str:

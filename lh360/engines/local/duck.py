@@ -16,6 +16,8 @@ from typing import Any
 from lh360.config import ResolvedTarget
 from lh360.delta import arrow_schema, open_table, reader
 from lh360.layout import Lake
+from lh360.sql import quote_ident as q
+from lh360.sql import quote_literal as lit
 from lh360.storage import is_s3, join
 
 SCHEMAS = ("bronze", "silver", "gold", "quarantine")
@@ -52,15 +54,6 @@ def lock_down(con, readable: list[str]) -> None:
     folders = [str(Path(f).resolve()).rstrip("/") + "/" for f in readable]
     con.execute(f"SET allowed_directories = [{', '.join(lit(f) for f in folders)}]")
     con.execute("SET enable_external_access = false")
-
-
-def q(name: str) -> str:
-    """A DuckDB identifier, always quoted."""
-    return '"' + str(name).replace('"', '""') + '"'
-
-
-def lit(value: str) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 def duckdb_types(con, schema) -> dict[str, str]:

@@ -47,12 +47,14 @@ from lh360.engines.local.duck import connect
 from lh360.engines.local.ingest import data_schema
 from lh360.engines.local.ingest_state import ingest_state
 from lh360.engines.local.landing_files import _array_elements, prepare
-from lh360.engines.local.rewrite import Prune, TableFiles, carried, commit_metadata, lit, q
+from lh360.engines.local.rewrite import Prune, TableFiles, carried, commit_metadata
 from lh360.erasure import Journal, Subject, fingerprint
 from lh360.errors import ConfigError, UsageError
 from lh360.layout import Lake, landing_prefix
 from lh360.spec import TableSpec
 from lh360.sql import SQLError, parse_expression
+from lh360.sql import quote_ident as q
+from lh360.sql import quote_literal as lit
 from lh360.storage import FileInfo, delete_noncurrent, is_s3, join, s3_client, split_s3, store_for
 
 # commit metadata read back from a table's newest commits (lh360.engines.local.refine / ingest_state)

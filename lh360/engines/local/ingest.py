@@ -39,7 +39,7 @@ from lh360.delta import arrow_schema, commit_properties, open_table
 from lh360.engines.base import IngestBatch, IngestResult
 from lh360.engines.local import bronze_files
 from lh360.engines.local import lines as lines_mod
-from lh360.engines.local.batch_query import META_TYPES, RESERVED, batch_sql, fast_path_fits, is_reserved, lit
+from lh360.engines.local.batch_query import META_TYPES, RESERVED, batch_sql, fast_path_fits, is_reserved
 from lh360.engines.local.infer import evolve, infer_schema
 from lh360.engines.local.ingest_state import (
     app_id,
@@ -55,6 +55,7 @@ from lh360.errors import EngineError, LockBusy, SchemaChangeError
 from lh360.layout import Lake
 from lh360.listing import Candidates, landing_candidates
 from lh360.spec import TableSpec
+from lh360.sql import quote_literal as lit
 from lh360.storage import FileInfo, delta_storage_options, to_delta_uri
 from lh360.types import parse_type
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from lh360.config import ResolvedTarget
 from lh360.engines.base import QueryResult
-from lh360.engines.local.duck import LakeCatalog, connect, q
+from lh360.engines.local.duck import LakeCatalog, connect
+from lh360.sql import quote_ident as q
 
 
 @dataclass

@@ -65,10 +65,12 @@ from lh360.engines.base import SpecDrift
 from lh360.engines.local import transpile
 from lh360.engines.local.duck import LakeCatalog, connect, duckdb_types, scan_sql
 from lh360.engines.local.ingest_state import app_id as ingest_app_id
-from lh360.errors import CheckFailed, ConfigError, EngineError, LH360Error, LockBusy, UsageError
+from lh360.errors import CheckFailed, ConfigError, EngineError, LH360Error, LockBusy, UsageError, first_line
 from lh360.layout import Lake
 from lh360.spec import QUARANTINE_REASONS, TableSpec
 from lh360.sql import SQLError
+from lh360.sql import quote_ident as q
+from lh360.sql import quote_literal as lit
 from lh360.storage import delta_storage_options, join, store_for, to_delta_uri
 
 TMP = "__lh360_"
@@ -252,14 +254,6 @@ def _check_bronze(spec: TableSpec, bronze_dt, w: Watermark, ingest_batch: int) -
 
 
 # ---- SQL -------------------------------------------------------------------------------------------
-
-
-def q(name: str) -> str:
-    return '"' + str(name).replace('"', '""') + '"'
-
-
-def lit(value: Any) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 def projected_columns(spec: TableSpec, bronze_columns: list[str] | None) -> list[tuple[str, str]]:
@@ -506,7 +500,9 @@ def refine(target: ResolvedTarget, spec: TableSpec, *, con=None, full_refresh: b
         try:
             con.execute(f"CREATE OR REPLACE TEMP TABLE {TMP}refined AS {sql['refined']}")
         except Exception as exc:
-            raise EngineError(f"{spec.table}: silver.columns or expectations failed on DuckDB: {_first(exc)}") from None
+            raise EngineError(
+                f"{spec.table}: silver.columns or expectations failed on DuckDB: {first_line(exc)}"
+            ) from None
         _count(con, spec, result)
 
         now = datetime.now(UTC)
@@ -732,7 +728,7 @@ def _write_quarantine(
         )
     except CommitFailedError as exc:
         raise LockBusy(
-            f"{spec.table}: another writer committed to quarantine first ({_first(exc)}); "
+            f"{spec.table}: another writer committed to quarantine first ({first_line(exc)}); "
             "nothing of this run is visible; try again"
         ) from None
     return open_table(uri, aws).version()
@@ -834,18 +830,13 @@ def _merge(
             write_deltalake(dt, empty, mode="append", commit_properties=props)
     except CommitFailedError as exc:
         raise LockBusy(
-            f"{spec.table}: another writer committed to silver first ({_first(exc)}); "
+            f"{spec.table}: another writer committed to silver first ({first_line(exc)}); "
             "nothing of this run is visible; try again"
         ) from None
     except Exception as exc:
         if isinstance(exc, (LockBusy, CheckFailed)):
             raise
-        raise EngineError(f"{spec.table}: writing silver failed: {_first(exc)}") from None
-
-
-def _first(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:300]
+        raise EngineError(f"{spec.table}: writing silver failed: {first_line(exc)}") from None
 
 
 def _file(spec: TableSpec) -> str | None:

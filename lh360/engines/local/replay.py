@@ -39,14 +39,13 @@ from lh360.engines.local.refine import (
     RefineResult,
     _current,
     _current_rows,
-    _first,
     _merge,
     lit,
     q,
     refine_sql,
     rules,
 )
-from lh360.errors import CheckFailed, ConfigError, EngineError, LockBusy, UsageError
+from lh360.errors import CheckFailed, ConfigError, EngineError, LockBusy, UsageError, first_line
 from lh360.layout import Lake
 from lh360.spec import TableSpec
 
@@ -149,7 +148,7 @@ def _evaluate(con, spec: TableSpec, names: list[str], result: ReplayResult) -> N
             FROM (SELECT *{"".join(", " + o for o in oks)} FROM {TMP}qall WHERE "_replayed_at" IS NULL)"""
         )
     except Exception as exc:
-        raise EngineError(f"{spec.table}: the expectations failed on quarantine's rows: {_first(exc)}") from None
+        raise EngineError(f"{spec.table}: the expectations failed on quarantine's rows: {first_line(exc)}") from None
     failed = con.execute(
         f"SELECT count(*) FROM {TMP}judged WHERE {q(TMP + 'fail')} AND NOT {q(TMP + 'stays')}"
     ).fetchall()[0][0]
@@ -191,7 +190,7 @@ def _mark(con, uri: str, aws, qdt, spec: TableSpec, run: int) -> int:
         write_deltalake(qdt, rows, mode="overwrite", schema_mode="merge", commit_properties=props)
     except CommitFailedError as exc:
         raise LockBusy(
-            f"{spec.table}: another writer committed to quarantine first ({_first(exc)}); try again"
+            f"{spec.table}: another writer committed to quarantine first ({first_line(exc)}); try again"
         ) from None
     con.register(f"{TMP}marked", rows)  # what was committed: the merge reads its marks from it
     con.execute(f"CREATE OR REPLACE TEMP TABLE {TMP}qall AS SELECT * FROM {TMP}marked")

@@ -28,18 +28,12 @@ from lh360.config import AwsSettings
 from lh360.delta import arrow_schema, open_table
 from lh360.engines.local import bronze_files
 from lh360.engines.local.duck import duckdb_types
-from lh360.errors import LockBusy
+from lh360.errors import LockBusy, first_line
+from lh360.sql import quote_ident as q
+from lh360.sql import quote_literal as lit
 from lh360.storage import delete_noncurrent, is_s3, join, store_for
 
 APPEND_ONLY = "delta.appendOnly"
-
-
-def q(name: str) -> str:
-    return '"' + str(name).replace('"', '""') + '"'
-
-
-def lit(value: Any) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 @dataclass
@@ -300,7 +294,7 @@ class TableFiles:
             )
         except CommitFailedError as exc:
             raise LockBusy(
-                f"{what}: another writer committed first ({_first(exc)}); nothing was erased; try again"
+                f"{what}: another writer committed first ({first_line(exc)}); nothing was erased; try again"
             ) from None
         if append_only:
             set_append_only(self.reopen(), metadata)
@@ -332,11 +326,6 @@ def set_append_only(dt, metadata: dict[str, str]) -> None:
         dt.alter.set_table_properties(
             {APPEND_ONLY: "true"}, commit_properties=CommitProperties(custom_metadata=metadata)
         )
-
-
-def _first(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:300]
 
 
 # ---- purge -------------------------------------------------------------------------------------------------
