@@ -29,7 +29,7 @@ from lh360.engines.local.duck import connect
 from lh360.engines.local.rewrite import TableFiles, commit_metadata
 from lh360.erasure import Journal, Subject, fingerprint
 from lh360.layout import Lake
-from lh360.storage import join, store_for
+from lh360.storage import store_for
 
 if TYPE_CHECKING:
     from lh360.engines.base import ForgetResult
@@ -64,7 +64,7 @@ def existing(target: ResolvedTarget, relations: list[str]) -> list[str]:
     out = []
     for relation in relations:
         layer, name = relation.split(".", 1)
-        uri = join(target.lake, "_lh360", name) if layer == "lh360" else Lake(target.lake).table(layer, name)
+        uri = Lake(target.lake).ledger(name) if layer == "lh360" else Lake(target.lake).table(layer, name)
         if open_table(uri, target.settings.aws) is not None:
             out.append(relation)
     return out
@@ -113,7 +113,7 @@ def scrub_samples(target: ResolvedTarget, subject: Subject, fingerprints: dict[s
     con = connect()
     try:
         with tempfile.TemporaryDirectory(prefix="lh360-forget-") as tmp:
-            ledger = TableFiles(con, join(target.lake, "_lh360", "checks"), target.settings.aws, Path(tmp))
+            ledger = TableFiles(con, Lake(target.lake).checks, target.settings.aws, Path(tmp))
             if not ledger.exists or "sample" not in ledger.types:
                 return 0
             rels = sorted({rel for rel, *_ in ledger.scan('"sample" IS NOT NULL', [])})

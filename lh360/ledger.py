@@ -27,9 +27,10 @@ from lh360.delta import open_table
 from lh360.engines.base import AggregateResult, IngestResult, MaintainResult, RefineResult
 from lh360.errors import EngineError, first_line
 from lh360.jsonable import jsonable
+from lh360.layout import Lake
 from lh360.pii import redact
 from lh360.sql import quote_literal
-from lh360.storage import delta_storage_options, join, to_delta_uri
+from lh360.storage import delta_storage_options, to_delta_uri
 
 log = logging.getLogger("lh360.ledger")
 
@@ -228,11 +229,11 @@ class Ledger:
 
     @property
     def runs_uri(self) -> str:
-        return join(self.target.lake, "_lh360", "runs")
+        return Lake(self.target.lake).runs
 
     @property
     def checks_uri(self) -> str:
-        return join(self.target.lake, "_lh360", "checks")
+        return Lake(self.target.lake).checks
 
     # ---- writing -----------------------------------------------------------------------------------
 
@@ -368,7 +369,7 @@ class Ledger:
 
     @property
     def erasures_uri(self) -> str:
-        return join(self.target.lake, "_lh360", "erasures")
+        return Lake(self.target.lake).erasures
 
     def record_erasure(self, row: dict[str, Any]) -> None:
         """One row of the erasure ledger (lh360.forget.ledger_row)."""

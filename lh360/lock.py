@@ -38,7 +38,8 @@ from typing import Any
 
 from lh360.config import AwsSettings
 from lh360.errors import LockBusy
-from lh360.storage import is_s3, join, s3_client, split_s3
+from lh360.layout import Lake
+from lh360.storage import is_s3, s3_client, split_s3
 
 log = logging.getLogger("lh360.lock")
 
@@ -47,12 +48,12 @@ DEFAULT_LEASE = 60.0
 
 def lock_dir(lake: str) -> Path:
     """The folder of a local lake's lock files."""
-    return Path(lake) / "_lh360" / "locks"
+    return Path(Lake(lake).locks())
 
 
 def lock_uri(lake: str, table: str) -> str:
     """Where a table's lock lives: the object of an S3 lake, the file of a local one."""
-    return join(lake, "_lh360", "locks", f"{table}.lock")
+    return Lake(lake).lock(table)
 
 
 def lease_seconds() -> float:

@@ -15,10 +15,10 @@ from typing import Any
 
 from lh360.config import ResolvedTarget
 from lh360.delta import arrow_schema, open_table, reader
-from lh360.layout import Lake
+from lh360.layout import LEDGERS, Lake
 from lh360.sql import quote_ident as q
 from lh360.sql import quote_literal as lit
-from lh360.storage import is_s3, join
+from lh360.storage import is_s3
 
 SCHEMAS = ("bronze", "silver", "gold", "quarantine")
 
@@ -152,8 +152,8 @@ class LakeCatalog:
         """`lh360.runs` and `lh360.checks`, for ad-hoc SQL over the ledgers."""
 
         self.con.execute('CREATE SCHEMA IF NOT EXISTS "lh360"')
-        for name in ("runs", "checks", "erasures"):
-            uri = join(self.target.lake, "_lh360", name)
+        for name in LEDGERS:
+            uri = Lake(self.target.lake).ledger(name)
             dt = open_table(uri, self.target.settings.aws)
             if dt is None:
                 continue

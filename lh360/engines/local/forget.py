@@ -55,7 +55,7 @@ from lh360.spec import TableSpec
 from lh360.sql import SQLError, parse_expression
 from lh360.sql import quote_ident as q
 from lh360.sql import quote_literal as lit
-from lh360.storage import FileInfo, delete_noncurrent, is_s3, join, s3_client, split_s3, store_for
+from lh360.storage import FileInfo, delete_noncurrent, is_s3, s3_client, split_s3, store_for
 
 # commit metadata read back from a table's newest commits (lh360.engines.local.refine / ingest_state)
 SILVER_CARRIED = ("lh360.bronze_version", "lh360.bronze_batch", "lh360.bronze_id", "lh360.spec_hash")
@@ -552,5 +552,5 @@ def purge_relation(target: ResolvedTarget, relation: str, request: str = "") -> 
 def lake_uri(target: ResolvedTarget, relation: str) -> str:
     layer, name = relation.split(".", 1)
     if layer == "lh360":
-        return join(target.lake, "_lh360", name)
+        return Lake(target.lake).ledger(name)
     return Lake(target.lake).table(layer, name)
