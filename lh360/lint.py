@@ -11,7 +11,7 @@ otherwise from what the spec says (bronze schema hints, silver's columns).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lh360 import engines
 from lh360.checks.compile import type_problems as check_type_problems
@@ -19,7 +19,7 @@ from lh360.checks.validate import delta_types
 from lh360.config import Project, load_project
 from lh360.deps import gold_order
 from lh360.engines.local.duck import connect, lock_down
-from lh360.errors import ConfigError
+from lh360.errors import ConfigError, first_line
 from lh360.pii import gold_problems
 from lh360.portability import problems, spec_types
 from lh360.spec import Expression, Reconcile, TableSpec
@@ -27,6 +27,9 @@ from lh360.sql import SQLError, parse_expression, parse_query, to_sql
 from lh360.storage import is_s3
 from lh360.types import parse_type, type_problems
 from lh360.yamlio import SourceMap, dotted
+
+if TYPE_CHECKING:
+    from duckdb import DuckDBPyConnection
 
 COMPILE_DIALECTS = ("duckdb", "athena", "databricks")
 
@@ -101,7 +104,7 @@ class TypeProbe:
     opened on first use."""
 
     def __init__(self) -> None:
-        self._con = None
+        self._con: DuckDBPyConnection | None = None
         self._answers: dict[str, str | None] = {}
 
     def problem(self, duckdb_type: str) -> str | None:
@@ -116,8 +119,7 @@ class TypeProbe:
         try:
             self._con.execute(f"SELECT CAST(NULL AS {duckdb_type})").fetchall()
         except Exception as exc:
-            text = str(exc).strip().splitlines()
-            return text[0][:160] if text else type(exc).__name__
+            return first_line(exc, 160)
         return None
 
     def close(self) -> None:
@@ -253,7 +255,9 @@ def lint_warnings(project: Project) -> list[ConfigError]:
         file = str(spec.file) if spec.file else None
         source = spec.source_map
         hints = {k.lower(): _type_key(v) for k, v in spec.bronze.schema_hints.items()}
-        texts = [(["silver", "columns", c], e) for c, e in spec.silver.columns.items()]
+        texts: list[tuple[list[str | int], str]] = [
+            (["silver", "columns", c], e) for c, e in spec.silver.columns.items()
+        ]
         texts += [(["silver", "expectations", i, "rule"], e.rule) for i, e in enumerate(spec.silver.expectations)]
         for path, text in texts:
             try:

@@ -256,7 +256,7 @@ def list_table(
     if mode == "full":
         new.last_full_at = now
         trusted = prev is not None and prev.bronze_batch <= committed and prev.start_after in done
-        if trusted and prev.start_after is not None:
+        if trusted and prev is not None and prev.start_after is not None:
             # pending keys that an incremental listing would have skipped: late uploads
             listing.late = [rel for rel in pending if rel <= prev.start_after]
         new.ordered = not listing.late and arrival_ordered(files, now)
@@ -432,7 +432,7 @@ def landing_candidates(
         if f.rel in state.files:
             continue
         entry = quarantine.get(f.rel)
-        if still_quarantined(entry, f):
+        if entry is not None and still_quarantined(entry, f):
             quarantined.append({"file": f.rel, "error": entry.get("error"), "since": entry.get("at")})
             continue
         if entry is not None:

@@ -185,7 +185,7 @@ def install(con, spec: TableSpec) -> None:
 def gold_actions(rules: dict[str, Pii], allowed: list[str]) -> dict[str, tuple[str, str]]:
     """column → (what gold's view does: drop | hash | mask, kind) for a silver table read by a gold query;
     allowed columns and columns silver already stores as gold wants them are left out."""
-    out = {}
+    out: dict[str, tuple[str, str]] = {}
     for c, r in rules.items():
         if c in allowed or r.silver == "drop" or r.silver == r.gold:
             continue

@@ -81,7 +81,7 @@ class Source(Strict):
 
 class LandingSLA(Strict):
     max_age: Duration | None = None
-    min_files: int = Field(1, ge=0)
+    min_files: int = Field(default=1, ge=0)
     # a local or mounted landing file is taken once unchanged this long (S3 objects are atomic: not applied)
     settle: Duration = timedelta(seconds=60)
     # skip: symlinks are never followed (reported); inside: file symlinks resolving inside the landing zone are
@@ -98,7 +98,7 @@ class LandingSLA(Strict):
 class Bronze(Strict):
     schema_evolution: Literal["addNewColumns", "rescue", "failOnNewColumns", "none"] = "addNewColumns"
     schema_hints: dict[Identifier, str] = {}
-    max_files_per_batch: int = Field(1000, ge=1)
+    max_files_per_batch: int = Field(default=1000, ge=1)
 
     @field_validator("schema_hints")
     @classmethod

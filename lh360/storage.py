@@ -6,6 +6,7 @@ ignored, as Spark ignores them: writers upload to a hidden name and rename. Loca
 
 from __future__ import annotations
 
+import builtins
 import os
 import posixpath
 import shutil
@@ -14,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from lh360.aws_credentials import delta_credentials, profile_session
 from lh360.config import AwsSettings
@@ -68,7 +69,7 @@ class Store(Protocol):
     stats: ListStats
 
     def list(self, prefix: str, start_after: str | None = None) -> Iterator[FileInfo]: ...
-    def uploads_in_progress(self, prefix: str) -> list[Upload]: ...
+    def uploads_in_progress(self, prefix: str) -> builtins.list[Upload]: ...
     def read_bytes(self, uri: str) -> bytes: ...
     def read_range(self, uri: str, length: int) -> tuple[bytes, int]: ...
     def write_bytes(self, uri: str, data: bytes) -> None: ...
@@ -150,7 +151,7 @@ class LocalStore:
         self.skipped_links.append(SkippedLink(rel, target, reason))
         return None
 
-    def uploads_in_progress(self, prefix: str) -> list[Upload]:
+    def uploads_in_progress(self, prefix: str) -> builtins.list[Upload]:
         """Hidden temporary files (`.name.tmp`): writers upload to a hidden name, then rename."""
         root = Path(prefix)
         if not root.is_dir():
@@ -238,7 +239,7 @@ class S3Store:
                     uri=f"s3://{bucket}/{obj['Key']}", rel=rel, size=obj["Size"], mtime=obj["LastModified"].timestamp()
                 )
 
-    def uploads_in_progress(self, prefix: str) -> list[Upload]:
+    def uploads_in_progress(self, prefix: str) -> builtins.list[Upload]:
         """Multipart uploads started under `prefix` and not yet completed or aborted: objects still being
         written (invisible to list_objects_v2 until completed)."""
         bucket, key_prefix = split_s3(prefix)
@@ -298,7 +299,7 @@ def s3_client(aws: AwsSettings):
     return aws_client("s3", aws, max_pool_connections=32)
 
 
-def endpoint_for(service: str, aws: AwsSettings) -> str | None:
+def endpoint_for(service: AwsService, aws: AwsSettings) -> str | None:
     """The target's endpoint for `service`: `aws.endpoint_url` for S3 (an S3-compatible store such as MinIO, which
     serves neither Athena nor Glue), `aws.endpoints.<service>` for the others; else botocore's own
     AWS_ENDPOINT_URL_<SERVICE> / AWS_ENDPOINT_URL, else None (the real AWS endpoint)."""
@@ -307,11 +308,12 @@ def endpoint_for(service: str, aws: AwsSettings) -> str | None:
     return configured or os.environ.get(env) or os.environ.get("AWS_ENDPOINT_URL") or None
 
 
+AwsService = Literal["s3", "athena", "glue", "sts"]
 _CLIENTS: dict[tuple, object] = {}
 _CLIENTS_LOCK = threading.Lock()
 
 
-def aws_client(service: str, aws: AwsSettings, *, max_attempts: int = 5, **config: object):
+def aws_client(service: AwsService, aws: AwsSettings, *, max_attempts: int = 5, **config: object):
     """A boto3 client with the target's region/profile (else the default credential chain; an unknown profile is
     a ConfigError) and botocore `standard` retries set explicitly: `max_attempts` calls in all, the first
     included (botocore's own `max_attempts` key counts the retries only, so lh360 sets `total_max_attempts`);

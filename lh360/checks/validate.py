@@ -234,7 +234,7 @@ def _validate_relation(
     out: list[CheckResult] = []
     fused: dict[str, Any] = {}  # check name → (result of its query, values) or the error that query raised
     if compiled.aggregate_sql:
-        fused = _run_fused(compiled, runner, report)
+        fused = _run_fused(compiled, compiled.aggregate_sql, runner, report)
     for c in compiled.checks:
         if c.sql is None:
             outcome = fused[c.name]
@@ -267,7 +267,7 @@ def _validate_relation(
     return out
 
 
-def _run_fused(compiled: CompiledChecks, runner: QueryRunner, report: ValidationReport) -> dict[str, Any]:
+def _run_fused(compiled: CompiledChecks, sql: str, runner: QueryRunner, report: ValidationReport) -> dict[str, Any]:
     """The relation's fused query: check name → (its QueryResult, column → value), or the error message.
 
     When the fused query fails, one check may be the cause (a rule Athena refuses, a value that is not of
@@ -276,7 +276,7 @@ def _run_fused(compiled: CompiledChecks, runner: QueryRunner, report: Validation
     are errors and the others get their verdicts. The happy path stays one query."""
     fused = [c for c in compiled.checks if c.sql is None]
     try:
-        res = report.run(runner, compiled.aggregate_sql)
+        res = report.run(runner, sql)
         values = dict(zip(res.columns, res.rows[0] if res.rows else [], strict=False))
         return {c.name: (res, values) for c in fused}
     except (RunTimeout, Interrupted):

@@ -279,6 +279,7 @@ def evaluate_expectations(
         F.sum(F.when(F.col(f"{_TMP}d"), 1).otherwise(0)).alias("dropped"),
     ]
     row = flagged.agg(*aggs).first()
+    assert row is not None  # an aggregate without GROUP BY has exactly one row
     rows_in = int(row["rows_in"] or 0)
     rule_failures = {e["name"]: int(row[f"r{i}"] or 0) for i, e in enumerate(exps)}
     # lh360's own quarantine reasons, when they occurred

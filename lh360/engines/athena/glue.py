@@ -127,7 +127,7 @@ class Registration:
 def registrations(project: Project, target: ResolvedTarget) -> list[Registration]:
     settings = target.settings.athena
     assert settings is not None
-    dbs = settings.databases
+    dbs: dict[str, str] = {layer: db for layer, db in settings.databases.items()}
     lake = Lake(target.lake)
     out: list[Registration] = []
     for spec in project.select(None):

@@ -407,7 +407,7 @@ def _signals_as_keyboard_interrupt() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
 
     def wrap(handler: Any) -> Any:
         def as_keyboard_interrupt(signum: int, frame: Any) -> None:

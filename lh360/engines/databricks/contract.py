@@ -20,7 +20,7 @@ from functools import cache
 from typing import Any
 
 MIN_SDK = (0, 54)  # the first databricks-sdk whose compute.Environment knows environment_version
-_EMPTY = ({}, [], None, "")
+_EMPTY: tuple[Any, ...] = ({}, [], None, "")
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ def _check(value: Any, hint: Any, path: tuple) -> list[Problem]:
     return _check_scalar(value, hint, path)
 
 
-def _check_dataclass(value: Any, cls: type, path: tuple) -> list[Problem]:
+def _check_dataclass(value: Any, cls: Any, path: tuple) -> list[Problem]:
     if not isinstance(value, dict):
         return [Problem(path, f"expected a mapping ({cls.__name__}), got {type(value).__name__}")]
     known = {f.name for f in fields(cls)}

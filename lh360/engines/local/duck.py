@@ -88,8 +88,8 @@ def scan_sql(con, dt, uri: str, files: list[str] | None = None, columns: list[st
     files = dt.file_uris() if files is None else files
     wanted = columns or list(types)
     if not files:
-        cols = ", ".join(f"NULL::{types[c]} AS {q(c)}" for c in wanted)
-        return f"SELECT {cols} WHERE false"
+        nulls = ", ".join(f"NULL::{types[c]} AS {q(c)}" for c in wanted)
+        return f"SELECT {nulls} WHERE false"
     parts = list(dt.metadata().partition_columns)
     listing = "[" + ", ".join(lit(f) for f in files) + "]"
     if parts:

@@ -88,7 +88,9 @@ class Predicates:
 
     def bronze(self, entities: set[tuple] | None = None) -> str:
         own = " AND ".join(f"{self.text(self.bronze_expr(c))} IN ({_list(v)})" for c, v in self.values.items())
-        return _or(own, self._keys_in([self.text(self.bronze_expr(k)) for k in self.silver_keys], entities))
+        where = _or(own, self._keys_in([self.text(self.bronze_expr(k)) for k in self.silver_keys], entities))
+        assert where is not None  # a subject names at least one value
+        return where
 
     # silver and quarantine: the columns as stored
 
@@ -227,6 +229,8 @@ def plain_columns(spec: TableSpec, names: list[str]) -> dict[str, str]:
     out = {}
     for name in names:
         text = spec.silver.columns.get(name) if spec.silver is not None and spec.silver.columns else name
+        if text is None:
+            continue
         try:
             tree = parse_expression(text)
         except SQLError:

@@ -311,7 +311,8 @@ def _write_batch(
             "lh360.file_meta": json.dumps(batch_meta, sort_keys=True),
             "lh360.nonce": nonce,
         }
-        nonce_txn = {nonce_app_id(spec): nonce_number(nonce)}  # survives compaction and log cleanup
+        number = nonce_number(nonce)  # lh360's nonces are hex: never None here
+        nonce_txn = {nonce_app_id(spec): number} if number is not None else None  # survives compaction
         props = commit_properties(app_id(spec), batch_id, metadata, nonce_txn)
         try:
             # on the snapshot `committed` was read from: a racing writer's commit of this batch id then

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 BOM = b"\xef\xbb\xbf"
 CHUNK_BYTES = 32 << 20
@@ -115,7 +116,7 @@ def reader(paths: list[Path], limits: list[int | None] | None = None):
     return pa.RecordBatchReader.from_batches(empty().schema, batches()), chunked.close
 
 
-def prefetch(items: Iterator, depth: int = 1) -> Iterator:
+def prefetch(items: Iterator, depth: int = 1) -> Generator[Any, None, None]:
     """Iterate `items` in a background thread, `depth` items ahead, so reading, computing and writing overlap
     (DuckDB, pyarrow and delta-rs release the GIL while they work). Exceptions surface in the consumer; a
     consumer that stops early stops the producer."""

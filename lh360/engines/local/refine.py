@@ -277,7 +277,7 @@ def rules(spec: TableSpec) -> list[tuple[str, str, str]]:
     """[(name, DuckDB boolean expression, action)] in spec order."""
 
     assert spec.silver is not None
-    out = []
+    out: list[tuple[str, str, str]] = []
     for i, e in enumerate(spec.silver.expectations):
         try:
             out.append((e.name, transpile.expression(e.rule), e.action))
