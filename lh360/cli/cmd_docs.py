@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import typer
@@ -69,6 +68,8 @@ def serve(
 
     Example:  lh360 docs serve --port 8080
     """
+
+    import tempfile  # tempfile and random: off the --help path
 
     from lh360.site import build_site  # pydantic, yaml: off the --help path
     from lh360.site.serve import SiteServer  # pydantic, yaml: off the --help path

@@ -10,7 +10,6 @@ import typer
 from lh360.cli import app, render, state
 from lh360.cli.options import SchemaKind
 from lh360.errors import ConfigError
-from lh360.project_init import init_project
 from lh360.schemas import json_schema
 
 
@@ -27,6 +26,7 @@ def init(
 
     Example:  lh360 init my-lakehouse && cd my-lakehouse && lh360 demo
     """
+    from lh360.project_init import init_project  # importlib.resources (templates): off the --help path
 
     st = state(ctx)
     written = init_project(directory, force=force, from_terraform=from_terraform)
@@ -130,5 +130,4 @@ def schema(
 
     Example:  lh360 schema spec > .lh360/table-spec.schema.json
     """
-
     print(json.dumps(json_schema(kind.value), indent=2, ensure_ascii=False))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import json
 from typing import Any
-from xml.etree import ElementTree as ET
 
 from lh360.cli._output import Output, ago, human_bytes
 
@@ -418,6 +417,8 @@ def render_validation(out: Output, report: Any) -> None:
 
 def junit_xml(report: Any) -> str:
     """JUnit XML: one testsuite per relation, one testcase per check; warn = passed with system-out."""
+    from xml.etree import ElementTree as ET  # only --junit needs it: off the --help path
+
     suites = ET.Element(
         "testsuites",
         name=f"lh360 validate {report.target}",
