@@ -13,6 +13,8 @@ import os
 import signal
 import sys
 
+from lh360.cli import main as cli_main
+
 
 def _early(signum: int, frame: object) -> None:
     name = signal.Signals(signum).name
@@ -26,7 +28,6 @@ def _early(signum: int, frame: object) -> None:
 def main() -> None:
     signal.signal(signal.SIGINT, _early)
     signal.signal(signal.SIGTERM, _early)
-    from lh360.cli import main as cli_main
 
     cli_main()
 

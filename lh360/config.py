@@ -354,7 +354,7 @@ def load_spec(path: Path) -> TableSpec:
         raise ConfigError(
             f"table {spec.table!r} does not match the file name {path.name!r}",
             file=str(path),
-            line=data.lines.get("table"),
+            line=source.line(["table"]),
             field="table",
         )
     return spec

@@ -21,7 +21,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from lh360 import forget as erase
+from lh360 import maintenance as m
 from lh360 import signals
+from lh360.checks import validate
 from lh360.config import Project, ResolvedTarget
 from lh360.console import Console, NullConsole
 from lh360.deps import owner_of, promote_scope
@@ -37,13 +40,19 @@ from lh360.engines.base import (
     RefineResult,
     ReplayResult,
 )
-from lh360.errors import CheckFailed, Interrupted, LH360Error, UsageError
+from lh360.erasure import Journal, parse_keys, subject
+from lh360.errors import CheckFailed, Interrupted, LH360Error, LockBusy, UsageError
+from lh360.inventory import inventory
+from lh360.landing import check_landing
+from lh360.ledger import SUMMARY_FIELDS, Ledger
 from lh360.lock import table_lock
+from lh360.maintenance import TASKS
+from lh360.plan import build_plan
+from lh360.quarantine import quarantine_listing
 
 if TYPE_CHECKING:
     from lh360.checks.validate import ValidationReport
     from lh360.landing import LandingReport
-    from lh360.ledger import Ledger
     from lh360.maintenance import Overrides
     from lh360.plan import Plan
     from lh360.quarantine import QuarantineListing
@@ -136,8 +145,6 @@ class Lakehouse:
     def ledger(self) -> Ledger:
         if self.ledger_override is not None:
             return self.ledger_override
-        from lh360.ledger import Ledger
-
         return Ledger(self.target)
 
     # ---- locks ---------------------------------------------------------------------------------------
@@ -154,20 +161,15 @@ class Lakehouse:
     # ---- verbs ----------------------------------------------------------------------------------------
 
     def plan(self, tables: list[str] | None = None, to: str = "gold", *, inspect: bool = True) -> Plan:
-        from lh360.plan import build_plan
-
         return build_plan(self.project, self.target, self.engine, tables, to, inspect=inspect)
 
     def tables(self) -> list[dict[str, Any]]:
         """`lh360 tables`: per relation of every spec, rows, version, last commit and run; silver rows say
         whether a full refresh is due (the spec changed since silver was built)."""
-        from lh360.inventory import inventory
 
         return inventory(self.project, self.target, self.engine)
 
     def landing(self, tables: list[str] | None = None, *, full_listing: bool | None = None) -> list[LandingReport]:
-        from lh360.landing import check_landing
-
         return [
             check_landing(self.target, spec, self.engine.ingested(spec), full_listing=full_listing)
             for spec in self.project.select(tables)
@@ -249,8 +251,6 @@ class Lakehouse:
         relations reading its silver recomputed, the tables purged (`vacuum`) or marked for `maintain`, and
         the erasure ledger gets its row. Holds the table's lock and those of the gold relations' specs.
         `require_match`: CheckFailed (exit 1) when the key matched nothing."""
-        from lh360 import forget as erase
-        from lh360.erasure import Journal, parse_keys, subject
 
         (spec,) = self.project.select([table])
         who = subject(spec, parse_keys(spec, keys))
@@ -294,7 +294,6 @@ class Lakehouse:
         self, tables: list[str] | None = None, layer: str | None = None, *, validator: str | None = None
     ) -> ValidationReport:
         """Run and record every check; one `validate` row in the run ledger."""
-        from lh360.checks import validate
 
         specs = self.project.select(tables)
         names = [s.table for s in specs] if tables else None
@@ -313,7 +312,6 @@ class Lakehouse:
 
     def quarantine(self, table: str) -> QuarantineListing:
         """`quarantine list`: the table's quarantined rows by rule and batch (read only, no lock)."""
-        from lh360.quarantine import quarantine_listing
 
         (spec,) = self.project.select([table])
         return quarantine_listing(self.target, spec)
@@ -346,7 +344,6 @@ class Lakehouse:
         spec's tables under its lock; `due_only`: only what the `maintenance:` policy says is due (`run`),
         else every task the policy has not turned off, or those `overrides.tasks` names. One run-ledger row
         per table where something ran."""
-        from lh360 import maintenance as m
 
         overrides = overrides or m.Overrides()
         overrides.check()
@@ -373,8 +370,6 @@ class Lakehouse:
         return [r for r in results if r.done or r.skipped and not _missing(r)]
 
     def _maintenance_tasks(self, record, relation, pol, now: float, overrides, due_only: bool) -> set[str]:
-        from lh360.maintenance import TASKS
-
         if due_only:
             due = record.due(relation, pol, now)
             return due & set(overrides.tasks) if overrides.tasks else due
@@ -395,8 +390,6 @@ class Lakehouse:
     def _maintain_ledgers(self, overrides, due_only: bool, now: float, *, wait: bool) -> list[MaintainResult]:
         """The run and check ledgers, under their own lock (`lh360.ledgers`). `run` skips them when another
         process maintains them (`wait` False); `maintain` waits like for any table."""
-        from lh360 import maintenance as m
-        from lh360.errors import LockBusy
 
         results = []
         try:
@@ -470,8 +463,6 @@ class Lakehouse:
         return summary
 
     def _landing_steps(self, specs: list[Any]) -> list[LandingReport]:
-        from lh360.landing import check_landing
-
         reports = []
         for spec in specs:
             with self.ledger.step(spec.table, f"landing.{spec.table}", "landing") as rec:
@@ -521,6 +512,4 @@ def _validation_error(report: ValidationReport) -> str:
 
 
 def _step_row(row: dict[str, Any]) -> dict[str, Any]:
-    from lh360.ledger import SUMMARY_FIELDS
-
     return {k: row.get(k) for k in SUMMARY_FIELDS}

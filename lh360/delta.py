@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from lh360.config import AwsSettings
+from lh360.sql import quote_ident
 from lh360.storage import delta_storage_options, to_delta_uri
 
 
@@ -34,13 +35,9 @@ def reader(dt, columns: list[str] | None = None, where: str | None = None):
     """
     from deltalake import QueryBuilder
 
-    cols = ", ".join(_quote(c) for c in columns) if columns else "*"
+    cols = ", ".join(quote_ident(c) for c in columns) if columns else "*"
     sql = f"SELECT {cols} FROM t" + (f" WHERE {where}" if where else "")
     return QueryBuilder().register("t", dt).execute(sql)
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def commit_properties(app_id: str, version: int, metadata: dict[str, str], more: dict[str, int] | None = None):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from lh360.errors import UsageError
+
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -44,7 +46,6 @@ def format_duration(td: timedelta | float) -> str:
 def parse_timeout(value: float | str | None) -> float | None:
     """A timeout in seconds from a number or a duration (45m, 2h); None or "" stays None (no limit).
     A bad or non-positive value is a UsageError naming `timeout`."""
-    from lh360.errors import UsageError
 
     if value is None or value == "":
         return None

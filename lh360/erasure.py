@@ -20,7 +20,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from lh360 import pii
 from lh360.config import ResolvedTarget
+from lh360.errors import UsageError
 from lh360.layout import Lake
 from lh360.spec import TableSpec
 from lh360.storage import delete_noncurrent, store_for
@@ -47,7 +49,6 @@ def key_columns(spec: TableSpec) -> list[str]:
 def parse_keys(spec: TableSpec, items: list[str]) -> dict[str, str]:
     """`["cpf=009.946.509-49", …]` → {column: value}; a usage error for a malformed item or an unknown
     column (naming the ones there are)."""
-    from lh360.errors import UsageError
 
     if not items:
         raise UsageError("name the subject: --key COLUMN=VALUE (e.g. --key cpf=123.456.789-09)")
@@ -67,8 +68,6 @@ def parse_keys(spec: TableSpec, items: list[str]) -> dict[str, str]:
 
 
 def subject(spec: TableSpec, keys: dict[str, str]) -> Subject:
-    from lh360 import pii
-
     canonical = json.dumps({"table": spec.table, "keys": dict(sorted(keys.items()))}, sort_keys=True)
     key = pii.key_bytes("lh360 forget records the erasure under an HMAC of its key")
     return Subject(spec.table, dict(keys), pii.hmac_hex(canonical, key)[:32])
@@ -77,7 +76,6 @@ def subject(spec: TableSpec, keys: dict[str, str]) -> Subject:
 def fingerprint(value: str) -> str:
     """How a journal remembers one of the subject's values: an HMAC under a key derived from the PII key, so
     that it is not the value silver stores for a hashed column (which `--vacuum` must leave nowhere)."""
-    from lh360 import pii
 
     derived = hmac.digest(pii.key_bytes("lh360 forget"), b"lh360 forget fingerprints", "sha256")
     return hmac.digest(derived, value.encode("utf-8"), "sha256").hex()

@@ -15,6 +15,8 @@ The CLI is the one place that turns them into exit codes (`lh360.cli`); library 
 
 from __future__ import annotations
 
+import signal
+
 from lh360.redact import redact
 
 
@@ -78,8 +80,6 @@ class Interrupted(BaseException):
     Databricks SDK's config probe) can swallow it: it always reaches the CLI's boundary (exit 130 / 143)."""
 
     def __init__(self, signum: int) -> None:
-        import signal
-
         self.signum = signum
         self.message = f"interrupted by {signal.Signals(signum).name}"
         self.detail: str | None = None

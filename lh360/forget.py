@@ -18,13 +18,18 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lh360.config import Project, ResolvedTarget
+from lh360.delta import open_table
+from lh360.deps import gold_graph, gold_order
+from lh360.engines.local.duck import connect
+from lh360.engines.local.rewrite import TableFiles, commit_metadata
 from lh360.erasure import Journal, Subject, fingerprint
 from lh360.layout import Lake
-from lh360.storage import join, store_for
+from lh360.storage import store_for
 
 if TYPE_CHECKING:
     from lh360.engines.base import ForgetResult
@@ -34,7 +39,6 @@ CHECKS_LEDGER = "lh360.checks"
 
 def dependent_gold(project: Project, table: str) -> list[str]:
     """The gold relations that read silver.<table>, directly or through other gold, in dependency order."""
-    from lh360.deps import gold_graph, gold_order
 
     graph = gold_graph(project.specs)
     wanted = {f"silver.{table}"}
@@ -56,12 +60,11 @@ def relations_of(spec: Any) -> list[str]:
 
 def existing(target: ResolvedTarget, relations: list[str]) -> list[str]:
     """The relations (layer.name, lh360.runs|checks) that exist in the lake (one layout for every engine)."""
-    from lh360.delta import open_table
 
     out = []
     for relation in relations:
         layer, name = relation.split(".", 1)
-        uri = join(target.lake, "_lh360", name) if layer == "lh360" else Lake(target.lake).table(layer, name)
+        uri = Lake(target.lake).ledger(name) if layer == "lh360" else Lake(target.lake).table(layer, name)
         if open_table(uri, target.settings.aws) is not None:
             out.append(relation)
     return out
@@ -72,8 +75,6 @@ def existing(target: ResolvedTarget, relations: list[str]) -> list[str]:
 
 def scrub_samples(target: ResolvedTarget, subject: Subject, fingerprints: dict[str, set[str]]) -> int:
     """Remove the subject's rows from the samples of the check ledger (one commit); returns how many."""
-    from lh360.engines.local.duck import connect
-    from lh360.engines.local.rewrite import TableFiles, commit_metadata
 
     if not fingerprints:
         return 0
@@ -112,7 +113,7 @@ def scrub_samples(target: ResolvedTarget, subject: Subject, fingerprints: dict[s
     con = connect()
     try:
         with tempfile.TemporaryDirectory(prefix="lh360-forget-") as tmp:
-            ledger = TableFiles(con, join(target.lake, "_lh360", "checks"), target.settings.aws, Path(tmp))
+            ledger = TableFiles(con, Lake(target.lake).checks, target.settings.aws, Path(tmp))
             if not ledger.exists or "sample" not in ledger.types:
                 return 0
             rels = sorted({rel for rel, *_ in ledger.scan('"sample" IS NOT NULL', [])})
@@ -171,7 +172,6 @@ def purge_done(target: ResolvedTarget, table: str) -> None:
 def ledger_row(result: ForgetResult, subject: Subject, journal: Journal) -> dict[str, Any]:
     """The erasure ledger's row; `requested_at` is when the request's first run began (a rerun that finishes
     an interrupted one writes the row that run did not)."""
-    from datetime import UTC, datetime
 
     t = result.table
 

@@ -8,6 +8,7 @@ from typing import Any
 from lh360.config import Project, ResolvedTarget
 from lh360.delta import open_table
 from lh360.layout import Lake
+from lh360.ledger import Ledger
 
 
 def table_stats(uri: str, aws) -> dict[str, Any]:
@@ -29,7 +30,6 @@ def table_stats(uri: str, aws) -> dict[str, Any]:
 
 def last_runs(target: ResolvedTarget) -> dict[str, dict[str, Any]]:
     """relation → its newest step in the run ledger; {} when there is no ledger (or it cannot be read)."""
-    from lh360.ledger import Ledger
 
     try:
         return Ledger(target).last_runs()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from lh360.config import ResolvedTarget
+from lh360.durations import format_duration
 from lh360.engines.base import IngestState
 from lh360.layout import landing_prefix
 from lh360.listing import Candidates, landing_candidates
@@ -185,8 +187,6 @@ def sample_parse(target: ResolvedTarget, info: FileInfo, max_bytes: int = 1 << 2
         data, total = store.read_range(info.uri, max_bytes)
         complete = len(data) >= total
         if info.rel.lower().endswith(".gz"):
-            import zlib
-
             inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
             data = inflater.decompress(data, max_bytes)
             complete = complete and inflater.eof
@@ -216,6 +216,4 @@ def sample_parse(target: ResolvedTarget, info: FileInfo, max_bytes: int = 1 << 2
 
 
 def _dur(seconds: float) -> str:
-    from lh360.durations import format_duration
-
     return format_duration(seconds)

@@ -1,4 +1,5 @@
-"""Where every layer of a table lives under a target's lake URI: one layout, whichever engine writes."""
+"""Where everything lives under a target's lake URI: one layout, whichever engine writes. Each table's layers,
+and lh360's own folder `_lh360/`: the ledgers (runs, checks, erasures), per-table state, and the table locks."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from dataclasses import dataclass
 from lh360.storage import join
 
 LAYERS = ("bronze", "silver", "gold")
+LEDGERS = ("runs", "checks", "erasures")
+PRIVATE = "_lh360"  # lh360's own folder under the lake
 
 
 @dataclass(frozen=True)
@@ -19,18 +22,32 @@ class Lake:
         return join(self.uri, layer, name)
 
     def state(self, table: str, *parts: str) -> str:
-        return join(self.uri, "_lh360", "state", table, *parts)
+        return join(self.uri, PRIVATE, "state", table, *parts)
+
+    def ledger(self, name: str) -> str:
+        """A ledger's Delta table (`lh360.<name>` in SQL)."""
+        if name not in LEDGERS:
+            raise ValueError(f"unknown ledger {name!r}")
+        return join(self.uri, PRIVATE, name)
 
     @property
     def runs(self) -> str:
-        return join(self.uri, "_lh360", "runs")
+        return self.ledger("runs")
 
     @property
     def checks(self) -> str:
-        return join(self.uri, "_lh360", "checks")
+        return self.ledger("checks")
+
+    @property
+    def erasures(self) -> str:
+        return self.ledger("erasures")
 
     def locks(self) -> str:
-        return join(self.uri, "_lh360", "locks")
+        return join(self.uri, PRIVATE, "locks")
+
+    def lock(self, table: str) -> str:
+        """A table's lock: the object of an S3 lake, the file of a local one."""
+        return join(self.locks(), f"{table}.lock")
 
 
 def landing_prefix(landing: str, source_path: str) -> str:

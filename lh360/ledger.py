@@ -21,11 +21,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from lh360 import __version__
 from lh360.config import ResolvedTarget
-from lh360.errors import first_line
+from lh360.delta import open_table
+from lh360.engines.base import AggregateResult, IngestResult, MaintainResult, RefineResult
+from lh360.errors import EngineError, first_line
 from lh360.jsonable import jsonable
+from lh360.layout import Lake
 from lh360.pii import redact
-from lh360.storage import delta_storage_options, join, to_delta_uri
+from lh360.sql import quote_literal
+from lh360.storage import delta_storage_options, to_delta_uri
 
 log = logging.getLogger("lh360.ledger")
 
@@ -144,7 +149,6 @@ class StepRecord:
     def take(self, result: Any) -> None:
         """Fill the row from a step's typed result (lh360.engines.base): the one mapping of results to the
         run ledger."""
-        from lh360.engines.base import AggregateResult, IngestResult, MaintainResult, RefineResult
 
         if isinstance(result, IngestResult):
             self.rows_in = self.rows_out = result.rows
@@ -225,11 +229,11 @@ class Ledger:
 
     @property
     def runs_uri(self) -> str:
-        return join(self.target.lake, "_lh360", "runs")
+        return Lake(self.target.lake).runs
 
     @property
     def checks_uri(self) -> str:
-        return join(self.target.lake, "_lh360", "checks")
+        return Lake(self.target.lake).checks
 
     # ---- writing -----------------------------------------------------------------------------------
 
@@ -266,8 +270,6 @@ class Ledger:
     @staticmethod
     def _failed(uri: str, exc: BaseException, strict: bool) -> None:
         if strict:
-            from lh360.errors import EngineError
-
             raise EngineError(f"could not write the ledger {uri}: {first_line(exc)}") from None
         log.warning("could not write the ledger %s: %s", uri, first_line(exc))
 
@@ -292,8 +294,6 @@ class Ledger:
             self._write_step(record, started, time.monotonic() - t0, 0, None)
 
     def _write_step(self, r: StepRecord, started: datetime, seconds: float, code: int, error: str | None) -> None:
-        from lh360 import __version__
-
         row = {
             "run_id": self.run_id,
             "target": self.target.name,
@@ -369,11 +369,10 @@ class Ledger:
 
     @property
     def erasures_uri(self) -> str:
-        return join(self.target.lake, "_lh360", "erasures")
+        return Lake(self.target.lake).erasures
 
     def record_erasure(self, row: dict[str, Any]) -> None:
         """One row of the erasure ledger (lh360.forget.ledger_row)."""
-        from lh360 import __version__
 
         full = {**row, "run_id": self.run_id, "target": self.target.name, "host": socket.gethostname()}
         self._append(self.erasures_uri, [{**full, "lh360_version": __version__}], ERASURE_FIELDS, strict=True)
@@ -383,19 +382,17 @@ class Ledger:
         return any(
             r["requested_at"] == requested_at
             for r in self._query(
-                self.erasures_uri, f"SELECT requested_at FROM ledger WHERE erasure_id = {_lit(erasure_id)}"
+                self.erasures_uri, f"SELECT requested_at FROM ledger WHERE erasure_id = {quote_literal(erasure_id)}"
             )
         )
 
     def erasures(self, table: str | None = None) -> list[dict[str, Any]]:
-        where = f' WHERE "table" = {_lit(table)}' if table else ""
+        where = f' WHERE "table" = {quote_literal(table)}' if table else ""
         return self._query(self.erasures_uri, f"SELECT * FROM ledger{where} ORDER BY finished_at DESC")
 
     # ---- reading -----------------------------------------------------------------------------------
 
     def _query(self, uri: str, sql: str) -> list[dict[str, Any]]:
-        from lh360.delta import open_table
-
         dt = open_table(uri, self.target.settings.aws)
         if dt is None:
             return []
@@ -407,13 +404,13 @@ class Ledger:
 
     def history(self, table: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Step rows, newest first (optionally one spec's)."""
-        where = f' WHERE "table" = {_lit(table)}' if table else ""
+        where = f' WHERE "table" = {quote_literal(table)}' if table else ""
         return self._query(self.runs_uri, f"SELECT * FROM ledger{where} ORDER BY started_at DESC LIMIT {int(limit)}")
 
     def check_history(self, run_ids: list[str]) -> list[dict[str, Any]]:
         if not run_ids:
             return []
-        ids = ", ".join(_lit(r) for r in run_ids)
+        ids = ", ".join(quote_literal(r) for r in run_ids)
         return self._query(self.checks_uri, f"SELECT * FROM ledger WHERE run_id IN ({ids}) ORDER BY checked_at DESC")
 
     def last_runs(self) -> dict[str, dict[str, Any]]:
@@ -441,7 +438,3 @@ class Ledger:
             except (TypeError, ValueError):
                 continue
         return out
-
-
-def _lit(value: str) -> str:
-    return "'" + str(value).replace("'", "''") + "'"

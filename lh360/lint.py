@@ -11,15 +11,25 @@ otherwise from what the spec says (bronze schema hints, silver's columns).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lh360 import engines
+from lh360.checks.compile import type_problems as check_type_problems
+from lh360.checks.validate import delta_types
 from lh360.config import Project, load_project
-from lh360.errors import ConfigError
+from lh360.deps import gold_order
+from lh360.engines.local.duck import connect, lock_down
+from lh360.errors import ConfigError, first_line
+from lh360.pii import gold_problems
+from lh360.portability import problems, spec_types
 from lh360.spec import Expression, Reconcile, TableSpec
 from lh360.sql import SQLError, parse_expression, parse_query, to_sql
+from lh360.storage import is_s3
 from lh360.types import parse_type, type_problems
-from lh360.yamlio import SourceMap
+from lh360.yamlio import SourceMap, dotted
+
+if TYPE_CHECKING:
+    from duckdb import DuckDBPyConnection
 
 COMPILE_DIALECTS = ("duckdb", "athena", "databricks")
 
@@ -39,8 +49,6 @@ def lint(config: str | None = None, target: str | None = None) -> tuple[Project 
             errors += lint_spec_sql(spec, athena=athena, probe=probe, types_of=types_of)
     finally:
         probe.close()
-    from lh360.deps import gold_order
-    from lh360.pii import gold_problems
 
     errors += gold_problems(project)  # a gold query reading personal data hidden from gold (silver.pii)
 
@@ -56,8 +64,6 @@ def lint(config: str | None = None, target: str | None = None) -> tuple[Project 
 def relation_types(project: Project, target: str | None = None) -> Callable[[str], Mapping[str, Any] | None]:
     """relation → its column types, read once each: the Delta log of `target` (or of the default target when
     its lake is local), else the spec's (lh360.portability.spec_types)."""
-    from lh360.portability import spec_types
-    from lh360.storage import is_s3
 
     resolved = None
     try:
@@ -70,8 +76,6 @@ def relation_types(project: Project, target: str | None = None) -> Callable[[str
 
     def types_of(relation: str) -> Mapping[str, Any] | None:
         if relation not in known:
-            from lh360.checks.validate import delta_types
-
             layer, name = relation.split(".", 1)
             types = delta_types(resolved, layer, name) if resolved is not None else None
             spec = _spec_of(project, layer, name)
@@ -100,7 +104,7 @@ class TypeProbe:
     opened on first use."""
 
     def __init__(self) -> None:
-        self._con = None
+        self._con: DuckDBPyConnection | None = None
         self._answers: dict[str, str | None] = {}
 
     def problem(self, duckdb_type: str) -> str | None:
@@ -110,15 +114,12 @@ class TypeProbe:
 
     def _ask(self, duckdb_type: str) -> str | None:
         if self._con is None:
-            from lh360.engines.local.duck import connect, lock_down
-
             self._con = connect()
             lock_down(self._con, [])
         try:
             self._con.execute(f"SELECT CAST(NULL AS {duckdb_type})").fetchall()
         except Exception as exc:
-            text = str(exc).strip().splitlines()
-            return text[0][:160] if text else type(exc).__name__
+            return first_line(exc, 160)
         return None
 
     def close(self) -> None:
@@ -139,7 +140,6 @@ def lint_spec_sql(
     source: SourceMap | None = spec.source_map
     errors: list[ConfigError] = []
     if types_of is None:
-        from lh360.portability import spec_types
 
         def types_of(relation: str) -> Mapping[str, Any] | None:
             return spec_types(spec, relation)
@@ -170,8 +170,6 @@ def lint_spec_sql(
             for dialect in COMPILE_DIALECTS:
                 to_sql(tree, dialect)
             if athena and path[0] == "checks":  # check rules and reconcile sides (lh360.portability)
-                from lh360.portability import problems
-
                 types = types_of(path[1]) if parser is parse_expression else None
                 for reason in problems(tree, types):
                     errors.append(
@@ -220,13 +218,10 @@ def _type_problems(
     spec: TableSpec, relation: str, checks: list, types_of: Callable, *, error_at: Callable, file: str | None
 ) -> list[ConfigError]:
     """What Athena (Trino) would refuse in the checks of one relation, for the column types known."""
-    from lh360.checks.compile import type_problems
-    from lh360.sql import SQLError
-
     out = []
     for i, c in enumerate(checks):
         try:
-            found = type_problems(c, relation, types_of)
+            found = check_type_problems(c, relation, types_of)
         except SQLError:
             continue  # a rule that does not parse: reported above
         for field, reason in found:
@@ -237,8 +232,6 @@ def _type_problems(
 
 
 def _dotted(path: list) -> str:
-    from lh360.yamlio import dotted
-
     return dotted(path)
 
 
@@ -262,7 +255,9 @@ def lint_warnings(project: Project) -> list[ConfigError]:
         file = str(spec.file) if spec.file else None
         source = spec.source_map
         hints = {k.lower(): _type_key(v) for k, v in spec.bronze.schema_hints.items()}
-        texts = [(["silver", "columns", c], e) for c, e in spec.silver.columns.items()]
+        texts: list[tuple[list[str | int], str]] = [
+            (["silver", "columns", c], e) for c, e in spec.silver.columns.items()
+        ]
         texts += [(["silver", "expectations", i, "rule"], e.rule) for i, e in enumerate(spec.silver.expectations)]
         for path, text in texts:
             try:

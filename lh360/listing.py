@@ -50,10 +50,12 @@ import json
 import logging
 import os
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lh360.config import ResolvedTarget
+from lh360.durations import format_duration
 from lh360.engines.base import IngestState
 from lh360.layout import Lake
 from lh360.spec import TableSpec
@@ -254,7 +256,7 @@ def list_table(
     if mode == "full":
         new.last_full_at = now
         trusted = prev is not None and prev.bronze_batch <= committed and prev.start_after in done
-        if trusted and prev.start_after is not None:
+        if trusted and prev is not None and prev.start_after is not None:
             # pending keys that an incremental listing would have skipped: late uploads
             listing.late = [rel for rel in pending if rel <= prev.start_after]
         new.ordered = not listing.late and arrival_ordered(files, now)
@@ -378,8 +380,6 @@ def arrival_ordered(
     if len(recent) < 2:
         return True
     # walk by arrival; a file is out of order if a file that landed > skew before it has a greater key
-    from collections import deque
-
     waiting: deque[FileInfo] = deque()
     max_key_before: str | None = None
     for f in recent:
@@ -394,8 +394,6 @@ def arrival_ordered(
 
 
 def _dur(seconds: float) -> str:
-    from lh360.durations import format_duration
-
     return format_duration(seconds)
 
 
@@ -434,7 +432,7 @@ def landing_candidates(
         if f.rel in state.files:
             continue
         entry = quarantine.get(f.rel)
-        if still_quarantined(entry, f):
+        if entry is not None and still_quarantined(entry, f):
             quarantined.append({"file": f.rel, "error": entry.get("error"), "since": entry.get("at")})
             continue
         if entry is not None:

@@ -32,12 +32,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
 from lh360.config import AwsSettings
 from lh360.errors import LockBusy
-from lh360.storage import is_s3, join, split_s3
+from lh360.layout import Lake
+from lh360.storage import is_s3, s3_client, split_s3
 
 log = logging.getLogger("lh360.lock")
 
@@ -46,12 +48,12 @@ DEFAULT_LEASE = 60.0
 
 def lock_dir(lake: str) -> Path:
     """The folder of a local lake's lock files."""
-    return Path(lake) / "_lh360" / "locks"
+    return Path(Lake(lake).locks())
 
 
 def lock_uri(lake: str, table: str) -> str:
     """Where a table's lock lives: the object of an S3 lake, the file of a local one."""
-    return join(lake, "_lh360", "locks", f"{table}.lock")
+    return Lake(lake).lock(table)
 
 
 def lease_seconds() -> float:
@@ -124,8 +126,6 @@ class _Lease:
     """The lock object of one table, as held (or tried) by this process."""
 
     def __init__(self, lake: str, table: str, aws: AwsSettings, run_id: str | None) -> None:
-        from lh360.storage import s3_client
-
         self.table = table
         self.uri = lock_uri(lake, table)
         self.bucket, self.key = split_s3(self.uri)
@@ -290,8 +290,6 @@ def _code(exc: Exception) -> str:
 
 def _server_date(resp: dict) -> datetime | None:
     """The Date header of an S3 response: S3's own clock."""
-    from email.utils import parsedate_to_datetime
-
     headers = (resp.get("ResponseMetadata") or {}).get("HTTPHeaders") or {}
     try:
         return parsedate_to_datetime(headers["date"]) if "date" in headers else None

@@ -27,7 +27,9 @@ from datetime import timedelta
 from typing import Any
 
 from lh360.config import ResolvedTarget
+from lh360.durations import format_duration
 from lh360.engines.base import MaintainResult, MaintenanceWork
+from lh360.engines.local.maintain import maintain_table
 from lh360.errors import UsageError
 from lh360.layout import Lake
 from lh360.spec import SHORTEST_RETENTION, TableSpec
@@ -189,7 +191,6 @@ def save_record(target: ResolvedTarget, record: Record) -> None:
 
 def maintain_ledger(target: ResolvedTarget, relation: str, work: MaintenanceWork) -> MaintainResult:
     """Maintenance of `lh360.runs` / `lh360.checks`: lh360 writes them with delta-rs on every target."""
-    from lh360.engines.local.maintain import maintain_table
 
     name = relation.split(".", 1)[1]
     uri = getattr(Lake(target.lake), name)
@@ -201,6 +202,4 @@ def now() -> float:
 
 
 def _human(td: timedelta) -> str:
-    from lh360.durations import format_duration
-
     return format_duration(td)

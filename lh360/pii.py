@@ -49,6 +49,8 @@ from lh360.redact import (  # noqa: F401 - lh360.pii is where callers find them
     mask_value,
     redact,
 )
+from lh360.sql import SQLError, parse_expression, parse_query, quote, table_refs
+from lh360.sql import quote_ident as q
 
 if TYPE_CHECKING:
     from lh360.config import Project
@@ -107,11 +109,6 @@ def install_hash(con, key: bytes | None = None) -> None:
         f"CREATE OR REPLACE TEMP MACRO {HASH_MACRO}(x) AS CASE WHEN x IS NULL THEN NULL ELSE "
         f"sha256(unhex('{outer.hex()}') || unhex(sha256(unhex('{inner.hex()}') || encode(CAST(x AS VARCHAR))))) END"
     )
-
-
-def q(name: str) -> str:
-    """A DuckDB identifier, always quoted."""
-    return '"' + str(name).replace('"', '""') + '"'
 
 
 # ---- masks ---------------------------------------------------------------------------------------------
@@ -188,7 +185,7 @@ def install(con, spec: TableSpec) -> None:
 def gold_actions(rules: dict[str, Pii], allowed: list[str]) -> dict[str, tuple[str, str]]:
     """column → (what gold's view does: drop | hash | mask, kind) for a silver table read by a gold query;
     allowed columns and columns silver already stores as gold wants them are left out."""
-    out = {}
+    out: dict[str, tuple[str, str]] = {}
     for c, r in rules.items():
         if c in allowed or r.silver == "drop" or r.silver == r.gold:
             continue
@@ -234,7 +231,6 @@ def databricks_gold_views(spec: TableSpec, gold_name: str, catalog: str) -> dict
     """For the Databricks job: {temp view: {table, allow}} through which gold `gold_name` reads its spec's
     silver when a tagged column must be hashed, masked or hidden (lh360/spark/transforms.py gold_view); {}
     when gold may read silver as it is."""
-    from lh360.sql import quote
 
     gold = spec.gold[gold_name]
     actions = gold_actions(silver_rules(spec), gold.allow_pii)
@@ -247,8 +243,6 @@ def databricks_gold_views(spec: TableSpec, gold_name: str, catalog: str) -> dict
 def _reads_any(sql: str, columns: set[str]) -> bool:
     """Whether a query may read one of `columns`: names one, or selects `*` (conservative)."""
     from sqlglot import exp
-
-    from lh360.sql import SQLError, parse_query
 
     try:
         tree = parse_query(sql)
@@ -263,7 +257,6 @@ def _reads_any(sql: str, columns: set[str]) -> bool:
 def foreign_pii(project: Project, relation: str) -> list[str]:
     """The silver tables of other specs with tagged columns that gold `relation` reads (the Databricks job
     knows its own spec's silver.pii only)."""
-    from lh360.sql import SQLError, parse_query, table_refs
 
     owner, gold = _gold_of(project, relation)
     try:
@@ -286,8 +279,6 @@ def gold_problems(project: Project) -> list[ConfigError]:
     """`lint`: every gold query that reads a PII column hidden from gold (pii.gold: drop) without
     allowing it, and every `allow_pii` entry that names no PII column of the tables the query reads."""
     from sqlglot import exp
-
-    from lh360.sql import SQLError, parse_query, table_refs
 
     errors = []
     for spec in project.specs.values():
@@ -340,7 +331,7 @@ def check_gold(project: Project, relation: str) -> None:
 
 
 def _located(spec: TableSpec, path: list, reason: str) -> ConfigError:
-    from lh360.yamlio import dotted
+    from lh360.yamlio import dotted  # yaml: only a config error needs it, redact() must stay light
 
     line = spec.source_map.line(path) if spec.source_map is not None else None
     return ConfigError(reason, file=str(spec.file) if spec.file else None, line=line, field=dotted(path))
@@ -352,8 +343,6 @@ def _located(spec: TableSpec, path: list, reason: str) -> ConfigError:
 def source_columns(expression: str) -> list[str]:
     """The top-level bronze columns a silver column expression reads (`endereco.cidade` reads endereco)."""
     from sqlglot import exp
-
-    from lh360.sql import SQLError, parse_expression
 
     try:
         tree = parse_expression(expression)

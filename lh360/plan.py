@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from lh360.checks.compile import compile_relation
+from lh360.checks.validate import relations_to_check
 from lh360.deps import promote_scope
 from lh360.engines import validator_dialect
 from lh360.engines.base import PlannedStep
@@ -46,8 +48,6 @@ class Plan:
 
 def planned_steps(project: Project, tables: list[str] | None, to: str) -> list[PlannedStep]:
     """The steps `lh360 run` / `promote --to LAYER` would take, in order, from the specs alone."""
-    from lh360.checks.validate import relations_to_check
-
     steps = [PlannedStep("ingest", s.table, f"bronze.{s.table}") for s in project.select(tables)]
     if LAYER_ORDER[to] < LAYER_ORDER["silver"]:
         return steps
@@ -89,8 +89,6 @@ def build_plan(
 
 def validate_step(project: Project, target: ResolvedTarget, planned: PlannedStep) -> Step:
     """A relation's checks in the validator's dialect: the fused aggregate query and multi-table checks."""
-    from lh360.checks.compile import compile_relation
-
     compiled = compile_relation(
         project.specs[planned.table], planned.relation, validator_dialect(target.settings.validator)
     )

@@ -47,6 +47,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from lh360.sql import SQLError, parse_expression, parse_query
+
 _ABSENT = {
     "FORMAT_DATETIME": "format_datetime is Athena-only (DuckDB has no such function); use date_format",
     "WIDTH_BUCKET": "width_bucket is not the same function on DuckDB and Athena",
@@ -83,7 +85,7 @@ def problems(tree: Any, column_types: Mapping[str, str] | None = None) -> list[s
     lh360 compiles it to a portable form). With `column_types` the tree is typed first (lh360.checks.typerules)."""
     from sqlglot import exp
 
-    from lh360.checks.typerules import annotate, node_class
+    from lh360.checks.typerules import annotate, node_class  # lh360.checks imports this module
 
     if column_types:
         try:
@@ -181,7 +183,7 @@ def _duckdb_node(node: Any) -> Any:
 def _athena_node(node: Any) -> Any:
     from sqlglot import exp
 
-    from lh360.checks.typerules import BINARY, FLOAT, node_class
+    from lh360.checks.typerules import BINARY, FLOAT, node_class  # lh360.checks imports this module
 
     if isinstance(node, exp.Trim) and node.args.get("expression") is None:
         return _trim_spaces(node)
@@ -249,7 +251,7 @@ def _string_literal(node: Any) -> bool:
 
 
 def _is_string(node: Any) -> bool:
-    from lh360.checks.typerules import STRING, node_class
+    from lh360.checks.typerules import STRING, node_class  # lh360.checks imports this module
 
     return _string_literal(node) or node_class(node) == STRING
 
@@ -288,8 +290,7 @@ def spec_types(spec: Any, relation: str) -> dict[str, str] | None:
     schema hints; silver's columns typed from their expressions over those hints (`cast(x as T)`,
     `lower(email)` is a string …). None for gold (its types come from the Delta log) or when nothing is
     known."""
-    from lh360.checks.typerules import annotate, node_class
-    from lh360.sql import parse_expression
+    from lh360.checks.typerules import annotate, node_class  # lh360.checks imports this module
 
     layer = relation.split(".", 1)[0]
     hints = {k: v for k, v in getattr(spec.bronze, "schema_hints", {}).items()}
@@ -310,8 +311,6 @@ def spec_types(spec: Any, relation: str) -> dict[str, str] | None:
 
 def check_text(text: str, *, query: bool = False, types: Mapping[str, str] | None = None) -> list[str]:
     """Parse spec SQL (Spark) and return its portability problems; parse errors are lint's job, not ours."""
-    from lh360.sql import SQLError, parse_expression, parse_query
-
     try:
         tree = parse_query(text) if query else parse_expression(text)
     except SQLError:

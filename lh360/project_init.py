@@ -7,6 +7,8 @@ from importlib import resources
 from pathlib import Path
 
 from lh360.errors import ConfigError, UsageError
+from lh360.schemas import json_schema
+from lh360.tf_outputs import target_from_terraform_outputs
 
 
 def _template_files() -> dict[str, bytes]:
@@ -30,8 +32,6 @@ SCHEMA_FILES = {"spec": "configs/.schemas/table-spec.json", "config": "configs/.
 
 
 def schema_files() -> dict[str, bytes]:
-    from lh360.schemas import json_schema
-
     return {rel: (json.dumps(json_schema(kind), indent=2) + "\n").encode() for kind, rel in SCHEMA_FILES.items()}
 
 
@@ -65,8 +65,6 @@ def init_project(directory: Path, *, force: bool = False, from_terraform: Path |
 
 def _config_with_terraform_target(template: str, outputs_path: Path) -> str:
     import yaml
-
-    from lh360.tf_outputs import target_from_terraform_outputs
 
     try:
         outputs = json.loads(Path(outputs_path).read_text())

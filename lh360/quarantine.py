@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lh360.config import ResolvedTarget
-from lh360.delta import open_table
+from lh360.delta import arrow_schema, open_table, reader
 from lh360.errors import UsageError
 from lh360.layout import Lake
 from lh360.spec import TableSpec
@@ -46,8 +46,6 @@ class QuarantineListing:
 def quarantine_listing(target: ResolvedTarget, spec: TableSpec) -> QuarantineListing:
     """The table's quarantine by rule and batch; UsageError (exit 2) when the table has none."""
     import duckdb
-
-    from lh360.delta import arrow_schema, reader
 
     dt = open_table(Lake(target.lake).table("quarantine", spec.table), target.settings.aws)
     if dt is None:

@@ -116,7 +116,12 @@ def redact(text: str | None) -> str | None:
     for error messages and logs, where a value may surface without its column."""
     if not text:
         return text
-    text = _CNPJ.sub(lambda m: mask_value("cnpj", m.group()) if cnpj_valid(m.group()) else m.group(), text)
-    text = _CPF.sub(lambda m: mask_value("cpf", m.group()) if cpf_valid(m.group()) else m.group(), text)
-    text = _EMAIL.sub(lambda m: mask_value("email", m.group()), text)
-    return _PHONE.sub(lambda m: mask_value("phone", m.group()), text)
+    text = _CNPJ.sub(lambda m: _masked("cnpj", m.group()) if cnpj_valid(m.group()) else m.group(), text)
+    text = _CPF.sub(lambda m: _masked("cpf", m.group()) if cpf_valid(m.group()) else m.group(), text)
+    text = _EMAIL.sub(lambda m: _masked("email", m.group()), text)
+    return _PHONE.sub(lambda m: _masked("phone", m.group()), text)
+
+
+def _masked(kind: str, text: str) -> str:
+    """A matched value masked (mask_value gives None only for None)."""
+    return mask_value(kind, text) or text

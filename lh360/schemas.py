@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from lh360.engines import ENGINES, VALIDATORS
+
 SCHEMA_URIS = {
     "spec": "https://lh360.dev/schemas/table-spec.json",
     "config": "https://lh360.dev/schemas/lh360-config.json",
@@ -28,15 +30,14 @@ _LIST_FORM = ("not_null", "unique", "no_pii")
 def json_schema(kind: str) -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a table spec (`spec`) or of lh360.yaml (`config`)."""
     if kind == "spec":
-        from lh360.spec import CHECK_KINDS, TableSpec
+        from lh360.spec import CHECK_KINDS, TableSpec  # pydantic: off the --help path
 
         schema = _durations(TableSpec.model_json_schema())
         schema["properties"]["checks"]["additionalProperties"]["items"] = _check_item(schema, CHECK_KINDS)
         for name in CHECK_KINDS.values():
             schema["$defs"].pop(name.__name__, None)
     elif kind == "config":
-        from lh360.config import ProjectConfig
-        from lh360.engines import ENGINES, VALIDATORS
+        from lh360.config import ProjectConfig  # pydantic, yaml: off the --help path
 
         schema = _durations(ProjectConfig.model_json_schema())
         target = schema["$defs"]["Target"]["properties"]

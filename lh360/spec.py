@@ -22,6 +22,8 @@ from pydantic import (
 )
 
 from lh360.durations import parse_duration
+from lh360.sql import SQLError, guard_text
+from lh360.types import parse_type
 
 IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
 Identifier = Annotated[str, Field(pattern=IDENT)]
@@ -42,7 +44,6 @@ def _no_variables(text: str) -> str:
 def _guarded_expression(text: str) -> str:
     """Silver columns and expectation rules reach the Databricks job as text: refuse, when the spec loads,
     anything that reads outside the lake (lh360.sql.guard; sqlglot is imported only for text that may)."""
-    from lh360.sql import SQLError, guard_text
 
     _no_variables(text)
     try:
@@ -82,7 +83,7 @@ class Source(Strict):
 
 class LandingSLA(Strict):
     max_age: Duration | None = None
-    min_files: int = Field(1, ge=0)
+    min_files: int = Field(default=1, ge=0)
     # a local or mounted landing file is taken once unchanged this long (S3 objects are atomic: not applied)
     settle: Duration = timedelta(seconds=60)
     # skip: symlinks are never followed (reported); inside: file symlinks resolving inside the landing zone are
@@ -99,13 +100,11 @@ class LandingSLA(Strict):
 class Bronze(Strict):
     schema_evolution: Literal["addNewColumns", "rescue", "failOnNewColumns", "none"] = "addNewColumns"
     schema_hints: dict[Identifier, str] = {}
-    max_files_per_batch: int = Field(1000, ge=1)
+    max_files_per_batch: int = Field(default=1000, ge=1)
 
     @field_validator("schema_hints")
     @classmethod
     def _types(cls, hints: dict[str, str]) -> dict[str, str]:
-        from lh360.types import parse_type
-
         for column, type_text in hints.items():
             try:
                 parse_type(type_text)

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
+from lh360.errors import first_line
+
 LAYERS = ("bronze", "silver", "gold")
 DIALECTS = {"duckdb": "duckdb", "athena": "athena", "databricks": "databricks", "trino": "trino", "spark": "spark"}
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -73,9 +75,14 @@ class SQLError(ValueError):
     """Spec SQL that does not parse, or parses to something that is not allowed where it stands."""
 
 
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]
+def quote_ident(name: object) -> str:
+    """A double-quoted SQL identifier (DuckDB, Trino, ANSI), whatever characters `name` holds."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def quote_literal(value: object) -> str:
+    """A single-quoted SQL string literal."""
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def parse_query(sql: str):
@@ -87,7 +94,7 @@ def parse_query(sql: str):
     try:
         statements = [s for s in sqlglot.parse(sql, read="spark") if s is not None]
     except (ParseError, TokenError) as exc:
-        raise SQLError(f"SQL does not parse: {_first_line(exc)}") from None
+        raise SQLError(f"SQL does not parse: {first_line(exc, 200)}") from None
     if len(statements) != 1:
         raise SQLError(f"expected one statement, found {len(statements)}")
     tree = statements[0]
@@ -105,7 +112,7 @@ def parse_expression(text: str):
     try:
         statements = [s for s in sqlglot.parse(str(text), read="spark") if s is not None]
     except (ParseError, TokenError) as exc:
-        raise SQLError(f"expression does not parse: {_first_line(exc)}") from None
+        raise SQLError(f"expression does not parse: {first_line(exc, 200)}") from None
     if len(statements) != 1:
         raise SQLError(f"expected one expression, found {len(statements)} statements")
     tree = statements[0]

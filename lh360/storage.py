@@ -6,6 +6,7 @@ ignored, as Spark ignores them: writers upload to a hidden name and rename. Loca
 
 from __future__ import annotations
 
+import builtins
 import os
 import posixpath
 import shutil
@@ -14,9 +15,11 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
+from lh360.aws_credentials import delta_credentials, profile_session
 from lh360.config import AwsSettings
+from lh360.errors import EngineError
 
 JSON_SUFFIXES = (".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz")
 
@@ -66,7 +69,7 @@ class Store(Protocol):
     stats: ListStats
 
     def list(self, prefix: str, start_after: str | None = None) -> Iterator[FileInfo]: ...
-    def uploads_in_progress(self, prefix: str) -> list[Upload]: ...
+    def uploads_in_progress(self, prefix: str) -> builtins.list[Upload]: ...
     def read_bytes(self, uri: str) -> bytes: ...
     def read_range(self, uri: str, length: int) -> tuple[bytes, int]: ...
     def write_bytes(self, uri: str, data: bytes) -> None: ...
@@ -148,7 +151,7 @@ class LocalStore:
         self.skipped_links.append(SkippedLink(rel, target, reason))
         return None
 
-    def uploads_in_progress(self, prefix: str) -> list[Upload]:
+    def uploads_in_progress(self, prefix: str) -> builtins.list[Upload]:
         """Hidden temporary files (`.name.tmp`): writers upload to a hidden name, then rename."""
         root = Path(prefix)
         if not root.is_dir():
@@ -236,7 +239,7 @@ class S3Store:
                     uri=f"s3://{bucket}/{obj['Key']}", rel=rel, size=obj["Size"], mtime=obj["LastModified"].timestamp()
                 )
 
-    def uploads_in_progress(self, prefix: str) -> list[Upload]:
+    def uploads_in_progress(self, prefix: str) -> builtins.list[Upload]:
         """Multipart uploads started under `prefix` and not yet completed or aborted: objects still being
         written (invisible to list_objects_v2 until completed)."""
         bucket, key_prefix = split_s3(prefix)
@@ -296,7 +299,7 @@ def s3_client(aws: AwsSettings):
     return aws_client("s3", aws, max_pool_connections=32)
 
 
-def endpoint_for(service: str, aws: AwsSettings) -> str | None:
+def endpoint_for(service: AwsService, aws: AwsSettings) -> str | None:
     """The target's endpoint for `service`: `aws.endpoint_url` for S3 (an S3-compatible store such as MinIO, which
     serves neither Athena nor Glue), `aws.endpoints.<service>` for the others; else botocore's own
     AWS_ENDPOINT_URL_<SERVICE> / AWS_ENDPOINT_URL, else None (the real AWS endpoint)."""
@@ -305,11 +308,12 @@ def endpoint_for(service: str, aws: AwsSettings) -> str | None:
     return configured or os.environ.get(env) or os.environ.get("AWS_ENDPOINT_URL") or None
 
 
+AwsService = Literal["s3", "athena", "glue", "sts"]
 _CLIENTS: dict[tuple, object] = {}
 _CLIENTS_LOCK = threading.Lock()
 
 
-def aws_client(service: str, aws: AwsSettings, *, max_attempts: int = 5, **config: object):
+def aws_client(service: AwsService, aws: AwsSettings, *, max_attempts: int = 5, **config: object):
     """A boto3 client with the target's region/profile (else the default credential chain; an unknown profile is
     a ConfigError) and botocore `standard` retries set explicitly: `max_attempts` calls in all, the first
     included (botocore's own `max_attempts` key counts the retries only, so lh360 sets `total_max_attempts`);
@@ -321,8 +325,6 @@ def aws_client(service: str, aws: AwsSettings, *, max_attempts: int = 5, **confi
         client = _CLIENTS.get(key)
         if client is None:
             from botocore.config import Config
-
-            from lh360.aws_credentials import profile_session
 
             session = profile_session(aws.profile, aws.region)
             cfg = Config(retries={"mode": "standard", "total_max_attempts": max_attempts}, **config)
@@ -354,8 +356,6 @@ def delta_storage_options(uri: str, aws: AwsSettings | None = None) -> dict[str,
     if region:
         opts["AWS_REGION"] = region
     if aws.profile:
-        from lh360.aws_credentials import delta_credentials
-
         opts.update(delta_credentials(aws.profile))
     return opts
 
@@ -385,8 +385,6 @@ def delete_noncurrent(uris: list[str], aws: AwsSettings | None, keep_latest: boo
                     n += 1
         except Exception as exc:
             if "AccessDenied" in f"{type(exc).__name__} {exc}":
-                from lh360.errors import EngineError
-
                 raise EngineError(
                     f"cannot delete the old versions of {uri} (s3:ListBucketVersions, s3:DeleteObjectVersion): "
                     f"{str(exc).splitlines()[0][:200]}"

@@ -192,7 +192,7 @@ def load_yaml(path: Path) -> Any:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"not UTF-8 text ({exc.reason})", file=str(path)) from None
     loader = _Loader(text)
-    loader._lh360_file = str(path)  # type: ignore[attr-defined]
+    loader._lh360_file = str(path)
     try:
         node = loader.get_single_node()
         if node is None:

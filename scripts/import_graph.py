@@ -3,7 +3,11 @@
 names compared outside lh360/engines/. `tests/test_architecture.py` asserts on it; run it to see the figures:
 
     python scripts/import_graph.py            # summary
-    python scripts/import_graph.py --list     # every function-level import of an lh360 module, and why
+    python scripts/import_graph.py --list     # every function-level import, and why it is not at the top
+
+A function-level import is justified when it keeps a heavy library off the import path of its module: it
+imports a HEAVY library itself, or an lh360 module that loads one its importer does not load, or a comment on
+its line (or the line above) says why it is not at the top. Every other import belongs at the top.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ HEAVY = {
     "yaml",
     "rich",
     "pyspark",
+    "requests",
 }
 ENGINE_NAMES = {"local", "databricks"}
 VALIDATOR_NAMES = {"duckdb", "athena", "databricks-sql"}
@@ -41,6 +46,16 @@ class Module:
     top: set[str] = field(default_factory=set)  # lh360 modules imported at module level
     local: list[tuple[int, str]] = field(default_factory=list)  # (line, lh360 module) imported in a function
     third_top: set[str] = field(default_factory=set)  # third-party top-level packages imported at module level
+    deferred: list[Deferred] = field(default_factory=list)  # every import inside a function (any module)
+
+
+@dataclass
+class Deferred:
+    """An import inside a function: the line, the module it loads, and the comment that says why, if any."""
+
+    line: int
+    target: str
+    comment: str = ""
 
 
 def module_name(path: Path) -> str:
@@ -88,17 +103,33 @@ def _in_function(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
     return False
 
 
+def _comment(lines: list[str], node: ast.AST) -> str:
+    """The comment on an import's line or alone on the line above (lint directives are no reason)."""
+    line = lines[node.lineno - 1]
+    same = line[line.index("#") + 1 :].strip() if "#" in line else ""
+    above = lines[node.lineno - 2].strip() if node.lineno >= 2 else ""
+    for text in (same, above[1:].strip() if above.startswith("#") else ""):
+        if text and not text.startswith(("type:", "noqa", "pragma")):
+            return text
+    return ""
+
+
 def load() -> dict[str, Module]:
     paths = sorted(PACKAGE.rglob("*.py"))
     modules = {module_name(p): Module(module_name(p), p) for p in paths}
     known = set(modules)
     for mod in modules.values():
-        tree = ast.parse(mod.path.read_text())
+        source = mod.path.read_text()
+        lines = source.splitlines()
+        tree = ast.parse(source)
         parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
         for node in ast.walk(tree):
             if not isinstance(node, (ast.Import, ast.ImportFrom)) or _in_type_checking(node, parents):
                 continue
+            in_function = _in_function(node, parents)
             for target in _targets(node, mod, known):
+                if in_function and (not target.startswith("lh360") or target in known):
+                    mod.deferred.append(Deferred(node.lineno, target, _comment(lines, node)))
                 top = target.split(".")[0]
                 if top != "lh360":
                     if not _in_function(node, parents) and top:
@@ -175,14 +206,28 @@ def cycles(modules: dict[str, Module], *, with_local: bool = True) -> list[list[
     return out
 
 
+def justification(modules: dict[str, Module], mod: Module, imp: Deferred) -> str:
+    """Why `imp` is inside a function ("" when nothing justifies it): the heavy libraries it keeps off the
+    import path of `mod`, or the comment that says why."""
+    top = imp.target.split(".")[0]
+    if top in HEAVY:
+        return top
+    if top == "lh360":
+        heavy = heavy_at_import(modules, imp.target) - heavy_at_import(modules, mod.name)
+        if heavy:
+            return ", ".join(sorted(heavy))
+    return f"# {imp.comment}" if imp.comment else ""
+
+
 def unjustified_local_imports(modules: dict[str, Module]) -> list[str]:
-    """Function-level imports of lh360 modules that load no heavy library: they belong at the top."""
-    out = []
-    for mod in modules.values():
-        for line, target in mod.local:
-            if not heavy_at_import(modules, target) - heavy_at_import(modules, mod.name):
-                out.append(f"{mod.path.relative_to(ROOT)}:{line}: {target}")
-    return out
+    """Function-level imports that keep no heavy library off the import path and say no reason: they belong
+    at the top."""
+    return [
+        f"{mod.path.relative_to(ROOT)}:{imp.line}: {imp.target}"
+        for mod in modules.values()
+        for imp in mod.deferred
+        if not justification(modules, mod, imp)
+    ]
 
 
 def engine_name_switches() -> list[str]:
@@ -207,20 +252,21 @@ def engine_name_switches() -> list[str]:
 def main() -> int:
     modules = load()
     local = sum(len(m.local) for m in modules.values())
+    deferred = sum(len(m.deferred) for m in modules.values())
     print(f"modules: {len(modules)}")
     print(f"import cycles (module and function level): {len(cycles(modules))}")
     for comp in cycles(modules):
         print("  " + " ↔ ".join(comp))
-    print(f"function-level imports of lh360 modules: {local}")
+    print(f"function-level imports: {deferred} (of lh360 modules: {local})")
     bad = unjustified_local_imports(modules)
-    print(f"  of which load no heavy library (should be at the top): {len(bad)}")
+    print(f"  of which keep no heavy library off the import path and say no reason (belong at the top): {len(bad)}")
     switches = engine_name_switches()
     print(f"engine/validator name switches outside lh360/engines/: {len(switches)}")
     if "--list" in sys.argv:
         for m in modules.values():
-            for line, target in m.local:
-                why = ", ".join(sorted(heavy_at_import(modules, target) - heavy_at_import(modules, m.name))) or "-"
-                print(f"  {m.path.relative_to(ROOT)}:{line}: {target}  [keeps off the import path: {why}]")
+            for imp in m.deferred:
+                why = justification(modules, m, imp) or "UNJUSTIFIED"
+                print(f"  {m.path.relative_to(ROOT)}:{imp.line}: {imp.target}  [{why}]")
         for s in switches:
             print("  " + s)
     return 0

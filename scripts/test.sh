@@ -50,5 +50,8 @@ echo "== ruff"
 "$PY" -m ruff check lh360 tests benchmarks scripts
 "$PY" -m ruff format --check lh360 tests benchmarks scripts
 
+echo "== mypy"
+"$PY" -m mypy
+
 echo "== pytest"
 exec "$PY" -m pytest "$@"

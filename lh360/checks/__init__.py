@@ -34,7 +34,9 @@ from typing import Any
 
 from lh360.checks.compile import CompiledCheck, CompiledChecks, compile_relation
 from lh360.checks.validate import CheckResult, ValidationReport, run_validation
+from lh360.engines import VALIDATORS, choices
 from lh360.engines.base import QueryResult, QueryRunner
+from lh360.errors import EngineError, LH360Error, UsageError, first_line
 
 __all__ = [
     "CheckResult",
@@ -52,8 +54,6 @@ __all__ = [
 def runner_for(project: Any, target: Any, engine: str | None = None) -> QueryRunner:
     """The query engine that runs `target`'s checks: `engine` (--engine) or the target's validator, looked
     up in lh360.engines.VALIDATORS."""
-    from lh360.engines import VALIDATORS, choices
-    from lh360.errors import UsageError
 
     name = engine or target.settings.validator
     if name not in VALIDATORS:
@@ -88,7 +88,6 @@ def validate(
 def run_query(project: Any, target: Any, sql: str, engine: str | None = None) -> QueryResult:
     """`lh360 sql`: one ad-hoc statement on the target's query engine (or `engine`), every spec's tables
     attached where the engine needs it; an engine error is an EngineError with its first line."""
-    from lh360.errors import EngineError, LH360Error, first_line
 
     runner = runner_for(project, target, engine)
     try:

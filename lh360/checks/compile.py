@@ -23,6 +23,7 @@ from lh360.checks.kinds import CompileContext, CompiledCheck, kind_of
 from lh360.checks.kinds.base import SAMPLE_ROWS
 from lh360.checks.sqlast import Namer
 from lh360.spec import TableSpec
+from lh360.sql import quote
 
 __all__ = [
     "SAMPLE_ROWS",
@@ -73,7 +74,6 @@ class CompiledChecks:
 
 def default_namer(dialect: str) -> Namer:
     """`layer.name` with both parts quoted: DuckDB's LakeCatalog views; a stand-in for other engines."""
-    from lh360.sql import quote
 
     return lambda layer, name: f"{quote(layer, dialect)}.{quote(name, dialect)}"
 

@@ -7,13 +7,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from lh360.checks.typerules import literal as typed
+from lh360.checks.typerules import type_rule
+from lh360.engines.local.transpile import spark_semantics
+from lh360.portability import portable as rewrite
+from lh360.sql import DIALECTS, parse_expression, parse_query, resolve
+
 Namer = Callable[[str, str], str]  # (layer, name) → the relation as the engine names it, ready for SQL
 
 
 def table(text: str, dialect: str) -> Any:
     from sqlglot import exp
-
-    from lh360.sql import DIALECTS
 
     return exp.to_table(text, dialect=DIALECTS[dialect])
 
@@ -35,8 +39,6 @@ def count_if(cond: Any) -> Any:
 
 
 def literal(value: Any) -> Any:
-    from lh360.checks.typerules import literal as typed
-
     return typed(value)
 
 
@@ -44,8 +46,6 @@ def rule(text: str, dialect: str | None = None, types: Mapping[str, Any] | None 
     """A spec's boolean rule, parsed as exactly one expression (lh360.sql guards it); with the relation's
     column `types`, its literals typed and Spark's implicit casts made explicit (lh360.checks.typerules); for a
     `dialect`, in the form that means the same on DuckDB and Athena (lh360.portability)."""
-    from lh360.checks.typerules import type_rule
-    from lh360.sql import parse_expression
 
     tree, _ = type_rule(parse_expression(text), types)
     return portable(tree, dialect) if dialect else tree
@@ -53,15 +53,12 @@ def rule(text: str, dialect: str | None = None, types: Mapping[str, Any] | None 
 
 def query(text: str, namer: Namer, dialect: str) -> Any:
     """A spec's query with `layer.name` resolved to the engine's relations, in its portable form."""
-    from lh360.sql import parse_query, resolve
 
     tree = parse_query(text)
     return resolve(portable(tree, dialect), lambda layer, name: table(namer(layer, name), dialect))
 
 
 def portable(tree: Any, dialect: str) -> Any:
-    from lh360.portability import portable as rewrite
-
     return rewrite(tree, dialect)
 
 
@@ -99,10 +96,7 @@ def distinct_key(cols: list[str], dialect: str) -> Any:
 
 def to_sql(tree: Any, dialect: str) -> str:
     """Generate for `dialect`, every identifier quoted; on DuckDB with Spark's semantics first."""
-    from lh360.sql import DIALECTS
 
     if dialect == "duckdb":
-        from lh360.engines.local.transpile import spark_semantics
-
         tree = tree.copy().transform(spark_semantics)
     return tree.sql(dialect=DIALECTS[dialect], identify=True)

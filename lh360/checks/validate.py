@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -12,9 +13,13 @@ from lh360 import pii, signals
 from lh360.checks.compile import CompiledChecks, compile_relation
 from lh360.checks.kinds import CompiledCheck, JudgeContext, kind_of
 from lh360.config import Project, ResolvedTarget
+from lh360.delta import open_table
+from lh360.deps import gold_order
 from lh360.engines.base import QueryRunner
-from lh360.errors import ConfigError, Interrupted, RunTimeout
+from lh360.errors import ConfigError, Interrupted, RunTimeout, first_line
 from lh360.jsonable import jsonable
+from lh360.layout import Lake
+from lh360.portability import spec_types
 from lh360.spec import TableSpec
 from lh360.sql import SQLError
 
@@ -108,7 +113,6 @@ class ValidationReport:
 
 def relations_to_check(project: Project, tables: list[str] | None, layer: str | None) -> list[tuple[TableSpec, str]]:
     """(spec, relation) pairs: silver before gold, gold in dependency order, each spec's own order within."""
-    from lh360.deps import gold_order
 
     pairs = []
     for spec in project.select(tables):
@@ -168,18 +172,12 @@ class Schemas:
         return types or self._from_spec(layer, name)
 
     def _from_spec(self, layer: str, name: str) -> dict[str, Any] | None:
-        from lh360.portability import spec_types
-
         spec = self.project.specs.get(name)
         return spec_types(spec, f"{layer}.{name}") if spec is not None else None
 
 
 def delta_types(target: ResolvedTarget, layer: str, name: str) -> dict[str, Any] | None:
     """Column → Delta type (a nested type as its JSON dict) from the table's log; None if unreadable."""
-    import json
-
-    from lh360.delta import open_table
-    from lh360.layout import Lake
 
     try:
         dt = open_table(Lake(target.lake).table(layer, name), target.settings.aws)
@@ -236,7 +234,7 @@ def _validate_relation(
     out: list[CheckResult] = []
     fused: dict[str, Any] = {}  # check name → (result of its query, values) or the error that query raised
     if compiled.aggregate_sql:
-        fused = _run_fused(compiled, runner, report)
+        fused = _run_fused(compiled, compiled.aggregate_sql, runner, report)
     for c in compiled.checks:
         if c.sql is None:
             outcome = fused[c.name]
@@ -269,7 +267,7 @@ def _validate_relation(
     return out
 
 
-def _run_fused(compiled: CompiledChecks, runner: QueryRunner, report: ValidationReport) -> dict[str, Any]:
+def _run_fused(compiled: CompiledChecks, sql: str, runner: QueryRunner, report: ValidationReport) -> dict[str, Any]:
     """The relation's fused query: check name → (its QueryResult, column → value), or the error message.
 
     When the fused query fails, one check may be the cause (a rule Athena refuses, a value that is not of
@@ -278,7 +276,7 @@ def _run_fused(compiled: CompiledChecks, runner: QueryRunner, report: Validation
     are errors and the others get their verdicts. The happy path stays one query."""
     fused = [c for c in compiled.checks if c.sql is None]
     try:
-        res = report.run(runner, compiled.aggregate_sql)
+        res = report.run(runner, sql)
         values = dict(zip(res.columns, res.rows[0] if res.rows else [], strict=False))
         return {c.name: (res, values) for c in fused}
     except (RunTimeout, Interrupted):
@@ -316,5 +314,4 @@ def _cost(res: Any) -> dict[str, Any]:
 
 def _first(exc: BaseException) -> str:
     """The error's first line, values that look like personal data masked (an engine may quote one)."""
-    text = str(exc).strip().splitlines()
-    return pii.redact((text[0] if text else type(exc).__name__)[:300]) or ""
+    return pii.redact(first_line(exc)) or ""

@@ -10,20 +10,28 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import traceback
 from dataclasses import dataclass, field
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 import typer
 
 from lh360 import __version__, signals
 from lh360.cli._output import Output, setup_logging
+from lh360.cli._stderr import NativeNoise
 from lh360.cli.options import LogFormat
+from lh360.engines.base import EngineOptions
 from lh360.errors import ConfigError, Interrupted, LH360Error, first_line
+
+try:
+    from typer._click import ClickException
+except ImportError:  # pragma: no cover - older typer
+    from click import ClickException  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from lh360.config import Project, ResolvedTarget
     from lh360.context import Lakehouse
-    from lh360.engines.base import EngineOptions
 
 TARGET_ENV = "LH360_TARGET"
 CONFIG_ENV = "LH360_CONFIG"
@@ -54,7 +62,7 @@ class AppState:
 
     def project(self) -> Project:
         if self._project is None:
-            from lh360.config import load_project
+            from lh360.config import load_project  # pydantic, yaml: off the --help path
 
             self._project = load_project(self.config)
         return self._project
@@ -64,9 +72,8 @@ class AppState:
 
     def lakehouse(self, options: EngineOptions | None = None, *, wait_lock: float = 0.0) -> Lakehouse:
         """The command's one context: project, target, engine (with the command's options) and console."""
-        from lh360.cli.console import CliConsole  # rich: off the --help path
+        from lh360.cli.console import CliConsole  # the renderers: off the --help path
         from lh360.context import Lakehouse  # pydantic, sqlglot: off the --help path
-        from lh360.engines.base import EngineOptions
 
         return Lakehouse(
             self.project(),
@@ -150,8 +157,6 @@ COMMAND_MODULES = (
 
 def _register() -> None:
     # each module adds its commands to `app`; their order is the order of `lh360 --help`
-    from importlib import import_module
-
     for name in COMMAND_MODULES:
         import_module(f"lh360.cli.{name}")
 
@@ -214,8 +219,6 @@ def _run(args: list[str], out: Output, verbose: bool, json_mode: bool) -> int:
 def _interrupted(
     out: Output, signum: int, verbose: bool, json_mode: bool, exc: BaseException | None, *, emit: bool = True
 ) -> int:
-    import traceback
-
     name = signal.Signals(signum).name
     if json_mode and emit:
         out.emit(
@@ -236,8 +239,6 @@ def _flush() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from lh360.cli._stderr import NativeNoise
-
     args = sys.argv[1:] if argv is None else argv
     noise = None if ("--verbose" in args or "-v" in args) else NativeNoise(quiet="--quiet" in args or "-q" in args)
     if noise is not None:
@@ -255,19 +256,14 @@ def main(argv: list[str] | None = None) -> None:
 
 def _click_exceptions() -> tuple[Any, Any, Any]:
     """(usage error, exit, abort) classes: typer >= 0.20 carries its own click, older ones use click."""
-    try:
-        from typer._click import ClickException
-    except ImportError:  # pragma: no cover - older typer
-        from click import ClickException  # type: ignore[assignment]
     return ClickException, typer.Exit, typer.Abort
 
 
 def _report(
     out: Output, exc: BaseException, code: int, verbose: bool, json_mode: bool, kind: str, prefix: str | None = None
 ) -> None:
-    import traceback
-
-    from lh360.pii import redact  # an engine's error may quote a value: never print personal data
+    # an engine's error may quote a value: never print personal data (pii and sql: off the --help path)
+    from lh360.pii import redact
 
     message = redact(getattr(exc, "message", None) or first_line(exc) or type(exc).__name__) or ""
     if prefix:

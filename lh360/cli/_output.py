@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from lh360.durations import format_duration
 from lh360.jsonable import jsonable
 
 log = logging.getLogger("lh360")
@@ -30,7 +31,7 @@ class JsonLogFormatter(logging.Formatter):
 
 def _redact_personal_data(record: logging.LogRecord) -> bool:
     """Logs never carry personal data: the message (and text fields) with lh360.pii.redact applied."""
-    from lh360.pii import redact
+    from lh360.pii import redact  # pii and sql: off the --help path
 
     record.msg, record.args = redact(record.getMessage()), None
     fields = getattr(record, "fields", None)
@@ -118,8 +119,6 @@ class Output:
 
 
 def ago(seconds: float) -> str:
-    from lh360.durations import format_duration
-
     return format_duration(seconds)
 
 

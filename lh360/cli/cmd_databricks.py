@@ -7,6 +7,7 @@ from typing import Any
 import typer
 
 from lh360.cli import app, render, state
+from lh360.durations import parse_timeout
 
 
 @app.command()
@@ -22,8 +23,7 @@ def deploy(
 
     Example:  lh360 -t prod deploy --dry-run   |   lh360 -t prod deploy
     """
-    from lh360.deploy import deploy as run_deploy
-    from lh360.durations import parse_timeout
+    from lh360.deploy import deploy as run_deploy  # pydantic, yaml: off the --help path
 
     st = state(ctx)
     project, target = st.project(), st.resolved_target()

@@ -46,7 +46,7 @@ def build(
 
     Example:  lh360 docs build --out site   |   lh360 -t prod docs build --out /var/www/lh360 --since 7d
     """
-    from lh360.site import build_site
+    from lh360.site import build_site  # pydantic, yaml: off the --help path
 
     st = state(ctx)
     result = build_site(st.lakehouse(), out, since_s=_since_seconds(since))
@@ -68,10 +68,11 @@ def serve(
 
     Example:  lh360 docs serve --port 8080
     """
-    import tempfile
 
-    from lh360.site import build_site
-    from lh360.site.serve import SiteServer
+    import tempfile  # tempfile and random: off the --help path
+
+    from lh360.site import build_site  # pydantic, yaml: off the --help path
+    from lh360.site.serve import SiteServer  # pydantic, yaml: off the --help path
 
     st = state(ctx)
     since_s = _since_seconds(since)

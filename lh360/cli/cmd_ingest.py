@@ -7,6 +7,7 @@ import sys
 import typer
 
 from lh360.cli import app, render, state
+from lh360.cli.cmd_pipeline import selected
 from lh360.cli.options import (
     DETACH,
     GENERATION,
@@ -44,7 +45,7 @@ def plan(
     if st.out.json or fmt is PlanFormat.json:
         st.out.emit(p.as_dict())
     elif mermaid:
-        from lh360.site.graph import lineage
+        from lh360.site.graph import lineage  # pydantic, yaml: off the --help path
 
         sys.stdout.write(render.plan_mermaid(p, lineage(lh.project)))
     else:
@@ -95,7 +96,6 @@ def ingest(
 
     Example:  lh360 ingest clientes   |   lh360 ingest --all --wait-lock 600   |   lh360 -t prod ingest clientes --timeout 1h
     """
-    from lh360.cli.cmd_pipeline import selected
 
     st = state(ctx)
     names = selected(tables, all_, "ingest")

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import typer
 
 from lh360.cli import app, render, state
 from lh360.cli.options import TABLES, WAIT_LOCK, MaintenanceTask
+from lh360.durations import parse_duration
+from lh360.errors import UsageError
 
 
 def retention(text: str | None, option: str):
     """A retention from the command line: a duration (7d, 168h, 30m), or a bare number of hours (as Delta's
     `RETAIN n HOURS`)."""
-    from datetime import timedelta
-
-    from lh360.durations import parse_duration
-    from lh360.errors import UsageError
 
     if text is None:
         return None
@@ -57,7 +57,7 @@ def maintain(
 
     Example:  lh360 maintain --only compact --only vacuum --retain 14d
     """
-    from lh360.maintenance import Overrides
+    from lh360.maintenance import Overrides  # pydantic, yaml: off the --help path
 
     st = state(ctx)
     overrides = Overrides(

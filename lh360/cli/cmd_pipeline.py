@@ -22,11 +22,12 @@ from lh360.cli.options import (
     engine_options,
     value,
 )
+from lh360.errors import UsageError
+from lh360.jsonable import jsonable
 
 
 def selected(tables: list[str] | None, all_: bool, verb: str) -> list[str] | None:
     """The tables named, or None for --all; naming none or both is a usage error."""
-    from lh360.errors import UsageError
 
     if not tables and not all_:
         raise UsageError(f"name the tables to {verb}, or pass --all")
@@ -173,8 +174,7 @@ def sql(
 
     Example:  lh360 sql "SELECT uf, count(*) FROM silver.clientes GROUP BY uf ORDER BY 2 DESC"
     """
-    from lh360.checks import run_query
-    from lh360.jsonable import jsonable
+    from lh360.checks import run_query  # pydantic, yaml: off the --help path
 
     st = state(ctx)
     lh = st.lakehouse()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
 
 from lh360.cli import app, render, state
 from lh360.cli.options import SchemaKind
+from lh360.errors import ConfigError
+from lh360.schemas import json_schema
 
 
 @app.command()
@@ -23,7 +26,7 @@ def init(
 
     Example:  lh360 init my-lakehouse && cd my-lakehouse && lh360 demo
     """
-    from lh360.project_init import init_project
+    from lh360.project_init import init_project  # importlib.resources (templates): off the --help path
 
     st = state(ctx)
     written = init_project(directory, force=force, from_terraform=from_terraform)
@@ -45,9 +48,8 @@ def lint(ctx: typer.Context) -> None:
 
     Example:  lh360 lint
     """
-    from lh360.errors import ConfigError
-    from lh360.lint import lint as run_lint
-    from lh360.lint import lint_warnings
+    from lh360.lint import lint as run_lint  # pydantic, yaml: off the --help path
+    from lh360.lint import lint_warnings  # pydantic, yaml: off the --help path
 
     st = state(ctx)
     project, errors = run_lint(st.config, st.target)  # --target: read that target's Delta logs for types
@@ -106,7 +108,7 @@ def demo(
 
     Example:  lh360 demo --rows 20000 --files 20 --fresh
     """
-    from lh360.demo.run import run_demo
+    from lh360.demo.run import run_demo  # pydantic, yaml: off the --help path
 
     st = state(ctx)
     summary, shown = run_demo(st.lakehouse(), rows=rows, files=files, seed=seed, fresh=fresh)
@@ -128,8 +130,4 @@ def schema(
 
     Example:  lh360 schema spec > .lh360/table-spec.schema.json
     """
-    import json
-
-    from lh360.schemas import json_schema
-
     print(json.dumps(json_schema(kind.value), indent=2, ensure_ascii=False))

@@ -9,6 +9,7 @@ import typer
 from lh360.durations import parse_timeout
 from lh360.engines import VALIDATORS
 from lh360.engines.base import EngineOptions
+from lh360.errors import UsageError
 
 
 class PromoteLayer(StrEnum):
@@ -99,7 +100,6 @@ def engine_options(
 ) -> EngineOptions:
     """The command's --timeout/--detach/--run-id/--new-checkpoint for the engine (which refuses what it cannot
     honour)."""
-    from lh360.errors import UsageError
 
     if generation is not None and not new_checkpoint:
         raise UsageError("--generation names a new checkpoint generation: give --new-checkpoint with it")

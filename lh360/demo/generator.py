@@ -25,12 +25,15 @@ import contextlib
 import gzip
 import json
 import math
+import multiprocessing
 import os
 import random
 import secrets
+import threading
 import unicodedata
 from array import array
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from importlib import resources
@@ -834,9 +837,6 @@ def write_landing(
     directory = Path(directory)
     _make_renderer(rows, seed, start, span, bad)  # validate before writing anything
     args = (rows, files, seed, start, span, bad, gzip_every, fsync)
-    import multiprocessing
-    import threading
-
     # Forking is only safe from a single-threaded process (and, unlike spawn,
     # it does not re-import the caller's __main__); otherwise write serially.
     if (
@@ -846,8 +846,6 @@ def write_landing(
         or "fork" not in multiprocessing.get_all_start_methods()
     ):
         return [_write_file(directory, k, *args) for k in range(files)]
-    from concurrent.futures import ProcessPoolExecutor
-
     _static(), _hash_tables(seed)  # built once here, inherited by the workers
     ctx = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=min(workers, files), mp_context=ctx) as pool:

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from lh360 import pii
 from lh360.config import Project, ResolvedTarget
 from lh360.context import Lakehouse, RunSummary
+from lh360.demo.generator import DEFAULT_SPAN, write_landing
+from lh360.engines import ENGINES
+from lh360.engines.local.duck import LakeCatalog, connect
 from lh360.errors import UsageError
 from lh360.jsonable import jsonable
 from lh360.layout import Lake
+from lh360.sql import quote_ident as q
 from lh360.storage import is_s3, join
 
 DEMO_TABLE = "clientes"
@@ -28,7 +34,6 @@ def write_demo_landing(
     settle: timedelta = timedelta(0),
 ) -> tuple[list[Path], bool]:
     """Write the sample files unless the folder already holds some; returns (paths, written)."""
-    from lh360.demo.generator import DEFAULT_SPAN, write_landing
 
     folder = Path(join(target.landing, spec_path))
     existing = [p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")] if folder.exists() else []
@@ -45,7 +50,6 @@ def write_demo_landing(
 def run_demo(lh: Lakehouse, *, rows: int, files: int, seed: int, fresh: bool) -> tuple[RunSummary, dict[str, Any]]:
     """Write the sample landing zone (unless it is there), run the pipeline on it, and summarise each layer.
     Returns the run's summary and the demo's own (rows per layer, quarantine by rule, checks, gold rows)."""
-    from lh360.engines import ENGINES
 
     target, project = lh.target, lh.project
     if not ENGINES[target.engine].embedded or is_s3(target.landing) or is_s3(target.lake):
@@ -75,9 +79,6 @@ DEMO_PII_KEY = "lh360-demo-key-not-a-secret"
 def _demo_pii_key(lh: Lakehouse, spec: Any) -> None:
     """The demo spec hashes CPFs (silver.pii), which needs a key from the environment. Synthetic data needs
     no secret: without LH360_PII_KEY the demo uses a published one, and says how to keep using it."""
-    import os
-
-    from lh360 import pii
 
     if not pii.needs_key(pii.silver_rules(spec)) or os.environ.get(pii.KEY_ENV) or os.environ.get(pii.KEY_FILE_ENV):
         return
@@ -90,7 +91,6 @@ def _demo_pii_key(lh: Lakehouse, spec: Any) -> None:
 
 def demo_summary(project: Project, target: ResolvedTarget, spec: Any, summary: RunSummary) -> dict[str, Any]:
     """What the demo shows at the end: rows per layer, quarantined rows by rule, check verdicts, gold rows."""
-    from lh360.engines.local.duck import LakeCatalog, connect, q
 
     con = connect(lake=target.lake)
     try:

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from lh360.engines.base import EngineOptions
+
 if TYPE_CHECKING:
     from lh360.config import ResolvedTarget
-    from lh360.engines.base import Engine, EngineOptions
+    from lh360.engines.base import Engine
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,6 @@ def register_engine(name: str, ref: str, *, needs: tuple[str, ...] = ()) -> None
 
 def engine_for(target: ResolvedTarget, options: EngineOptions | None = None, **kwargs: Any) -> Engine:
     """The engine of `target`, built with the command's options (and test overrides in `kwargs`)."""
-    from lh360.engines.base import EngineOptions
 
     cls = ENGINES[target.engine].load()
     return cls(target, options or EngineOptions(), **kwargs)

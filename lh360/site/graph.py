@@ -9,6 +9,7 @@ The site draws it as SVG, `plan --format mermaid` as Mermaid text.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from graphlib import TopologicalSorter
 from typing import TYPE_CHECKING
 
 from lh360.deps import gold_graph
@@ -95,7 +96,6 @@ def layout(graph: Lineage) -> dict[str, Placed]:
 
 def _gold_order(graph: Lineage) -> list[str]:
     """Gold nodes with every gold node they read first (deps.gold_order has refused cycles already)."""
-    from graphlib import TopologicalSorter
 
     deps = {
         nid: {u for u in graph.upstream(nid) if graph.nodes[u].layer == "gold"}

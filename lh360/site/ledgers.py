@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lh360.delta import open_table
+from lh360.sql import quote_ident
 
 RUN_COLUMNS = (
     "run_id",
@@ -97,7 +98,7 @@ def _read(uri: str, aws: Any, select: str, time_column: str, since: float) -> Le
         cutoff = datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%d %H:%M:%S")
         qb = QueryBuilder().register("ledger", dt)
         total = pa.table(qb.execute("SELECT count(*) AS n FROM ledger")).column("n")[0].as_py()
-        sql = f"SELECT {select} FROM ledger WHERE {_q(time_column)} >= TIMESTAMP '{cutoff}' ORDER BY {_q(time_column)}"
+        sql = f"SELECT {select} FROM ledger WHERE {quote_ident(time_column)} >= TIMESTAMP '{cutoff}' ORDER BY {quote_ident(time_column)}"
         table = pa.table(qb.execute(sql))
     except Exception as exc:  # the site is still useful without a ledger: say why it is missing
         return LedgerRows(error=str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__)
@@ -107,13 +108,11 @@ def _read(uri: str, aws: Any, select: str, time_column: str, since: float) -> Le
     return out
 
 
-def _q(name: str) -> str:
-    return '"' + name + '"'
-
-
 def _col(name: str) -> str:
     """A column for the SELECT list; timestamps as epoch seconds (cheap to build, what the charts plot)."""
-    return f"date_part('epoch', {_q(name)}) AS {_q(name)}" if name in TIME_COLUMNS else _q(name)
+    return (
+        f"date_part('epoch', {quote_ident(name)}) AS {quote_ident(name)}" if name in TIME_COLUMNS else quote_ident(name)
+    )
 
 
 def parse_json(text: str | None) -> Any:

@@ -3,6 +3,7 @@ step's run timeline. Each function returns markup; every value in it is escaped 
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from functools import lru_cache
 from html import escape
@@ -184,7 +185,6 @@ def check_chart(series: CheckSeries, t0: float, t1: float) -> str:
 
 def _nice(span: float) -> float:
     """The smallest 1, 2, 2.5 or 5 × 10^k that is at least `span` × 1.05 (a round top for the y axis)."""
-    import math
 
     target = max(span * 1.05, 1e-9)
     k = 10 ** math.floor(math.log10(target))

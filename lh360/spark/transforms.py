@@ -30,6 +30,7 @@ Semantics (the local DuckDB engine implements the same rules; a parity test comp
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 try:
@@ -278,6 +279,7 @@ def evaluate_expectations(
         F.sum(F.when(F.col(f"{_TMP}d"), 1).otherwise(0)).alias("dropped"),
     ]
     row = flagged.agg(*aggs).first()
+    assert row is not None  # an aggregate without GROUP BY has exactly one row
     rows_in = int(row["rows_in"] or 0)
     rule_failures = {e["name"]: int(row[f"r{i}"] or 0) for i, e in enumerate(exps)}
     # lh360's own quarantine reasons, when they occurred
@@ -619,8 +621,6 @@ def needs_pii_key(spec: dict) -> bool:
 
 
 def _pads(key: bytes) -> tuple[bytes, bytes]:
-    import hashlib
-
     if len(key) > 64:
         key = hashlib.sha256(key).digest()
     key = key.ljust(64, b"\0")

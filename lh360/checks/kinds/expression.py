@@ -7,6 +7,8 @@ from typing import Any
 
 from lh360.checks import sqlast
 from lh360.checks.kinds.base import CompileContext, CompiledCheck, FailingRows, register
+from lh360.checks.typerules import type_rule
+from lh360.sql import parse_expression
 
 
 @register
@@ -33,8 +35,5 @@ class Expression(FailingRows):
         ]
 
     def type_problems(self, check: Any, ctx: CompileContext) -> list[tuple[str, str]]:
-        from lh360.checks.typerules import type_rule
-        from lh360.sql import parse_expression
-
         _, problems = type_rule(parse_expression(check.rule), ctx.types)
         return [("rule", reason) for reason in problems]

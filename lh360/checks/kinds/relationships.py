@@ -67,8 +67,8 @@ def _aligned(field: Any, field_type: Any, column: Any, column_type: Any) -> tupl
     from sqlglot import exp
 
     a, b = type_class(field_type), type_class(column_type)
-    if a == STRING and b in NUMERIC:
-        return exp.TryCast(this=field, to=exp.DataType.build(spark_type(column_type), dialect="spark")), column
-    if b == STRING and a in NUMERIC:
-        return field, exp.TryCast(this=column, to=exp.DataType.build(spark_type(field_type), dialect="spark"))
+    if a == STRING and b in NUMERIC and (to := spark_type(column_type)) is not None:
+        return exp.TryCast(this=field, to=exp.DataType.build(to, dialect="spark")), column
+    if b == STRING and a in NUMERIC and (to := spark_type(field_type)) is not None:
+        return field, exp.TryCast(this=column, to=exp.DataType.build(to, dialect="spark"))
     return field, column

@@ -31,9 +31,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from lh360.config import Project, ResolvedTarget
+from lh360.delta import open_table
 from lh360.deploy import Action
 from lh360.layout import Lake
-from lh360.storage import is_s3, to_delta_uri
+from lh360.storage import aws_client, is_s3, to_delta_uri
 
 LEDGER_TABLES = {"runs": "lh360_runs", "checks": "lh360_checks"}
 NAME = "glue"
@@ -56,8 +57,6 @@ _PRIMITIVES = {
 
 
 def glue_client(target: ResolvedTarget):
-    from lh360.storage import aws_client
-
     return aws_client("glue", target.settings.aws)
 
 
@@ -128,7 +127,7 @@ class Registration:
 def registrations(project: Project, target: ResolvedTarget) -> list[Registration]:
     settings = target.settings.athena
     assert settings is not None
-    dbs = settings.databases
+    dbs: dict[str, str] = {layer: db for layer, db in settings.databases.items()}
     lake = Lake(target.lake)
     out: list[Registration] = []
     for spec in project.select(None):
@@ -232,8 +231,6 @@ class GlueDeployer:
         return self._client
 
     def plan(self) -> list[Action]:
-        from lh360.delta import open_table
-
         if not is_s3(self.target.lake):
             return [
                 Action(

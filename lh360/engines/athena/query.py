@@ -27,6 +27,7 @@ Delta log, which Athena reads the schema from: checks type their literals with i
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -39,8 +40,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lh360.config import ResolvedTarget
+from lh360.delta import open_table
+from lh360.durations import format_duration, parse_duration
+from lh360.engines.athena.glue import LEDGER_TABLES, glue_client
 from lh360.engines.base import QueryResult
-from lh360.errors import ConfigError, EngineError, Interrupted, RunTimeout
+from lh360.errors import ConfigError, EngineError, Interrupted, RunTimeout, first_line
+from lh360.layout import Lake
+from lh360.sql import quote
+from lh360.storage import endpoint_for
 
 log = logging.getLogger("lh360.athena")
 
@@ -118,8 +125,6 @@ class AthenaRunner:
         region = self.target.settings.aws.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         self.price_per_tb, self.price_basis = price_per_tb(settings, region)
         if self.timeout_s is None:
-            from lh360.durations import parse_duration
-
             self.timeout_s = parse_duration(settings.timeout).total_seconds() if settings.timeout else DEFAULT_TIMEOUT_S
 
     # ---- names --------------------------------------------------------------------------------------
@@ -133,21 +138,15 @@ class AthenaRunner:
         return dbs[layer]
 
     def glue_name(self, layer: str, name: str) -> tuple[str, str]:
-        from lh360.engines.athena.glue import LEDGER_TABLES
-
         if layer in LEDGER_LAYERS:
             return self.database(layer), LEDGER_TABLES.get(name, name).lower()
         return self.database(layer), name.lower()
 
     def table_name(self, layer: str, name: str) -> str:
-        from lh360.sql import quote
-
         db, table = self.glue_name(layer, name)
         return f"{quote(db, 'athena')}.{quote(table, 'athena')}"
 
     def exists(self, layer: str, name: str) -> bool:
-        from lh360.engines.athena.glue import glue_client
-
         db, table = self.glue_name(layer, name)
         client = glue_client(self.target)
         try:
@@ -164,7 +163,6 @@ class AthenaRunner:
     def column_types(self, layer: str, name: str) -> dict[str, Any] | None:
         """Column → Delta type, from the table's log: the schema Athena reads (checks type their literals
         with it, Trino being strict about types)."""
-        import json
 
         dt = self._delta(layer, name)
         if dt is None:
@@ -190,9 +188,6 @@ class AthenaRunner:
         """The table's Delta log, opened once per runner (None when it cannot be read)."""
         key = (layer, name)
         if key not in self._tables:
-            from lh360.delta import open_table
-            from lh360.layout import Lake
-
             lake = Lake(self.target.lake)
             uri = lake.runs if (layer in LEDGER_LAYERS and name == "runs") else None
             uri = uri or (lake.checks if (layer in LEDGER_LAYERS and name == "checks") else lake.table(layer, name))
@@ -241,8 +236,6 @@ class AthenaRunner:
             from botocore.config import Config
             from pyathena import connect
             from pyathena.util import RetryConfig
-
-            from lh360.storage import endpoint_for
 
             aws = self.target.settings.aws
             kwargs: dict[str, Any] = {}
@@ -322,7 +315,7 @@ class AthenaRunner:
             raise self._lost(qid, exc.__cause__, sql) from None
         except DatabaseError as exc:  # StartQueryExecution refused (after throttling retries, or invalid)
             cause = exc.__cause__ or exc
-            raise EngineError(f"Athena did not start the query: {_first(cause)}", detail=sql) from None
+            raise EngineError(f"Athena did not start the query: {first_line(cause)}", detail=sql) from None
         finally:
             cursor.close()
         return QueryResult(
@@ -365,7 +358,7 @@ class AthenaRunner:
             what = "it succeeded, but its result could not be read"
         else:
             what = f"it ended {state}"
-        return EngineError(f"lost contact with Athena query {query_id} ({_first(cause)}); {what}", detail=sql)
+        return EngineError(f"lost contact with Athena query {query_id} ({first_line(cause)}); {what}", detail=sql)
 
     def _stop(self, query_id: str | None) -> None:
         if not query_id:
@@ -414,7 +407,7 @@ def _signals_as_keyboard_interrupt() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
 
     def wrap(handler: Any) -> Any:
         def as_keyboard_interrupt(signum: int, frame: Any) -> None:
@@ -441,12 +434,5 @@ def make_runner(project: Any, target: ResolvedTarget, **options: Any) -> AthenaR
     return AthenaRunner(target, **options)
 
 
-def _first(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:300]
-
-
 def _dur(seconds: float | None) -> str:
-    from lh360.durations import format_duration
-
     return format_duration(seconds or 0)

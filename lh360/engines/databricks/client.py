@@ -10,6 +10,7 @@ import logging
 import math
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -148,7 +149,6 @@ def bounded(fn: Callable[[], T], seconds: float, what: str) -> T:
     """fn() in a daemon thread, waited for at most `seconds` (an EngineError naming `what` after that).
     Its exception is re-raised here. The main thread's wait is interruptible: a signal ends it at once,
     whatever the library in the thread is doing (its sleeps, its retries, its own `except` clauses)."""
-    import threading
 
     box: dict[str, Any] = {}
 
@@ -275,8 +275,6 @@ def cancel_on_interrupt(cancel: Callable[[], None], limit: float | None = None) 
 
 @contextmanager
 def signals_held() -> Iterator[None]:
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         yield
         return

@@ -12,6 +12,7 @@ The SDK is imported inside the functions (`import databricks.sdk` is slow; `lh36
 from __future__ import annotations
 
 import difflib
+import inspect
 import typing
 from dataclasses import dataclass, fields, is_dataclass
 from enum import Enum
@@ -19,7 +20,7 @@ from functools import cache
 from typing import Any
 
 MIN_SDK = (0, 54)  # the first databricks-sdk whose compute.Environment knows environment_version
-_EMPTY = ({}, [], None, "")
+_EMPTY: tuple[Any, ...] = ({}, [], None, "")
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,6 @@ def sdk_too_old() -> str | None:
 
 def submit_problems(body: dict[str, Any]) -> list[Problem]:
     """Every key or value of a `jobs/runs/submit` body that the SDK's contract does not have."""
-    import inspect
 
     from databricks.sdk.service.jobs import JobsAPI
 
@@ -113,7 +113,7 @@ def _check(value: Any, hint: Any, path: tuple) -> list[Problem]:
     return _check_scalar(value, hint, path)
 
 
-def _check_dataclass(value: Any, cls: type, path: tuple) -> list[Problem]:
+def _check_dataclass(value: Any, cls: Any, path: tuple) -> list[Problem]:
     if not isinstance(value, dict):
         return [Problem(path, f"expected a mapping ({cls.__name__}), got {type(value).__name__}")]
     known = {f.name for f in fields(cls)}

@@ -26,7 +26,9 @@ from lh360.engines.databricks.code import (
     write_workspace_file,
 )
 from lh360.engines.databricks.requests import quarantine_table
+from lh360.engines.databricks.statements import DatabricksSQLRunner
 from lh360.layout import LAYERS, Lake
+from lh360.sql import quote
 from lh360.storage import join, store_for
 
 log = logging.getLogger("lh360.databricks.deploy")
@@ -69,8 +71,6 @@ class DatabricksDeployer:
     @property
     def sql(self):
         if self._sql is None:
-            from lh360.engines.databricks.statements import DatabricksSQLRunner
-
             self._sql = DatabricksSQLRunner(
                 self.target, timeout=self.timeout, poll_interval=self.poll_interval, client=self.client
             )
@@ -117,8 +117,6 @@ class DatabricksDeployer:
         return self._action("upload_code", folder, "todo", f"{files}, {MANIFEST_FILE}: {why}", data=data)
 
     def _schema_names(self) -> list[str]:
-        from lh360.sql import quote
-
         return [f"{quote(self.settings.catalog, 'databricks')}.{quote(layer, 'databricks')}" for layer in LAYERS]
 
     def _plan_schemas(self) -> list[Action]:
@@ -147,7 +145,6 @@ class DatabricksDeployer:
 
     def relations(self) -> list[tuple[str, str, str]]:
         """(display name, quoted full name, lake path) of every table the specs define, bronze → gold."""
-        from lh360.sql import quote
 
         lake = Lake(self.target.lake)
         c = self.settings.catalog

@@ -26,7 +26,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lh360 import __version__
+from lh360 import __version__, pii
 from lh360.config import Project, ResolvedTarget
 from lh360.console import Console, NullConsole
 from lh360.durations import format_elapsed, parse_timeout
@@ -44,6 +44,7 @@ from lh360.engines.base import (
     SpecDrift,
     StepResult,
 )
+from lh360.engines.databricks import checkpoints
 from lh360.engines.databricks.client import (
     Deadline,
     Expired,
@@ -57,7 +58,12 @@ from lh360.engines.databricks.client import (
     workspace_dir_api,
 )
 from lh360.engines.databricks.code import MANIFEST_FILE, code_bundle, read_workspace_json
+from lh360.engines.databricks.explain import explain
+from lh360.engines.databricks.forget import forget, purge
 from lh360.engines.databricks.journal import Entry, Journal, submitter_of
+from lh360.engines.databricks.landing_format import describe, pending_multiline_arrays
+from lh360.engines.databricks.landing_state import ingested
+from lh360.engines.databricks.maintain import maintain
 from lh360.engines.databricks.requests import (
     SUBMIT_PATH,
     gold_owner,
@@ -68,6 +74,7 @@ from lh360.engines.databricks.requests import (
     wire,
 )
 from lh360.engines.databricks.results import RunView, job_counters, step_result
+from lh360.engines.databricks.statements import DatabricksSQLRunner
 from lh360.errors import CheckFailed, EngineError, RunTimeout, UsageError, first_line
 from lh360.spec import TableSpec, spec_hash
 from lh360.storage import is_s3, store_for
@@ -130,8 +137,6 @@ class DatabricksEngine:
         """landing → bronze: one run of the job's Auto Loader step. Refused (exit 2, naming them) while
         pending landing files hold JSON arrays over several lines, which Auto Loader cannot read as the
         local engine does (landing_format.py)."""
-        from lh360.engines.databricks.landing_format import describe, pending_multiline_arrays
-        from lh360.engines.databricks.landing_state import ingested
 
         arrays = pending_multiline_arrays(self.target, spec, ingested(self.target, spec).files)
         if arrays:
@@ -158,7 +163,6 @@ class DatabricksEngine:
     def _refined(self, spec: TableSpec, result: StepResult, drift: SpecDrift | None) -> StepResult:
         """What a refine run leaves: a full refresh finished (its generation marked done once the run was
         seen to succeed), and the spec silver is built with."""
-        from lh360.engines.databricks import checkpoints
 
         assert isinstance(result, RefineResult)
         sent = self._sent.get(("refine", spec.table), {})
@@ -183,20 +187,16 @@ class DatabricksEngine:
     def forget(self, spec: TableSpec, subject: Subject, journal: ErasureJournal) -> ForgetResult:
         """Erase a subject: the lake tables through the SQL warehouse, the landing files from here
         (lh360.engines.databricks.forget)."""
-        from lh360.engines.databricks.forget import forget
 
         return forget(self, spec, subject, journal)
 
     def purge(self, relations: list[str]) -> dict[str, dict[str, int]]:
         """VACUUM with zero retention through the SQL warehouse (lh360.engines.databricks.forget)."""
-        from lh360.engines.databricks.forget import purge
 
         return purge(self, relations)
 
     def ingested(self, spec: TableSpec) -> IngestState:
         """The landing files the job's Auto Loader runs committed to bronze (their commits name them)."""
-        from lh360.engines.databricks.landing_format import describe, pending_multiline_arrays
-        from lh360.engines.databricks.landing_state import ingested
 
         state = ingested(self.target, spec)
         arrays = pending_multiline_arrays(self.target, spec, state.files)
@@ -206,7 +206,6 @@ class DatabricksEngine:
 
     def explain(self, project: Project, step: PlannedStep, *, inspect: bool = True) -> Explanation:
         """The exact jobs.submit body (or warehouse SQL) of the step, offline (explain.py)."""
-        from lh360.engines.databricks.explain import explain
 
         return explain(self, project, step, inspect)
 
@@ -225,7 +224,6 @@ class DatabricksEngine:
 
     def maintain(self, relation: str, work: MaintenanceWork) -> MaintainResult:
         """OPTIMIZE / VACUUM on the SQL warehouse; checkpoints and log cleanup are Databricks' (maintain.py)."""
-        from lh360.engines.databricks.maintain import maintain
 
         return maintain(self, relation, work)
 
@@ -330,7 +328,6 @@ class DatabricksEngine:
         (--new-checkpoint, or a full refresh), or a refusal (exit 3) when the checkpoint was lost while its
         table holds data. A resumed submission already runs in its generation: it is not checked again.
         A refine also carries the spec's hash, and `full_refresh` while its generation's refresh is pending."""
-        from lh360.engines.databricks import checkpoints
 
         if step not in checkpoints.LAYER_OF_STEP:
             return {}
@@ -349,7 +346,6 @@ class DatabricksEngine:
         return stream
 
     def _generation(self, step: str, spec: TableSpec, resumed: bool) -> dict[str, Any]:
-        from lh360.engines.databricks import checkpoints
 
         layer = checkpoints.LAYER_OF_STEP[step]
         generation = checkpoints.current(self.target, spec.table, layer)
@@ -565,7 +561,6 @@ class DatabricksEngine:
 
     def aggregate_on_warehouse(self, spec: TableSpec, name: str) -> StepResult:
         """`databricks.aggregate_on: warehouse`: the gold query as one statement on the SQL warehouse."""
-        from lh360.engines.databricks.statements import DatabricksSQLRunner
         from lh360.spark.contract import gold_sql
 
         started = time.monotonic()
@@ -628,7 +623,6 @@ class _RunStatus:
 def _pii_on_databricks(project: Project, relation: str, spec: TableSpec, name: str, where: str) -> None:
     """What silver.pii needs of a gold query on Databricks: no hidden column read (as locally), its spec's own
     silver only (the job applies that spec's rules), and the job (a warehouse statement has no key)."""
-    from lh360 import pii
 
     pii.check_gold(project, relation)
     foreign = pii.foreign_pii(project, relation)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from lh360.config import Project
 from lh360.engines.base import Explanation, PlannedStep
+from lh360.engines.databricks import checkpoints
 from lh360.engines.databricks.requests import SUBMIT_PATH, gold_owner, step_payload, submit_body, wire
 from lh360.spec import spec_hash
 
@@ -63,7 +64,6 @@ def explain(engine: DatabricksEngine, project: Project, step: PlannedStep, inspe
 def _stream(engine: DatabricksEngine, spec, step: str) -> dict:
     """The checkpoint generation the step's stream runs in (read from the lake; nothing when it cannot be); a
     refine's spec hash, and `full_refresh` while its generation's full refresh is pending (as run_step sends)."""
-    from lh360.engines.databricks import checkpoints
 
     if step not in checkpoints.LAYER_OF_STEP:
         return {}

@@ -18,9 +18,17 @@ from pathlib import Path
 from typing import Any
 
 from lh360 import pii
-from lh360.engines.base import ForgetResult
+from lh360.engines.base import ForgetResult, RemoteRun
+from lh360.engines.databricks.requests import quarantine_table
+from lh360.engines.databricks.statements import DatabricksSQLRunner
+from lh360.engines.local.duck import connect
+from lh360.engines.local.forget import _relative, landing, predicates, purge_relation
+from lh360.engines.local.rewrite import TableFiles
 from lh360.erasure import Journal, Subject, fingerprint
+from lh360.errors import EngineError
+from lh360.layout import Lake
 from lh360.spec import TableSpec
+from lh360.sql import parse_expression
 
 DELETED = ("num_deleted_rows", "num_affected_rows")
 
@@ -49,13 +57,6 @@ class _Params:
 
 
 def forget(engine: Any, spec: TableSpec, subject: Subject, journal: Journal) -> ForgetResult:
-    from lh360.engines.databricks.requests import quarantine_table
-    from lh360.engines.databricks.statements import DatabricksSQLRunner
-    from lh360.engines.local.duck import connect
-    from lh360.engines.local.forget import landing, predicates
-    from lh360.engines.local.rewrite import TableFiles
-    from lh360.layout import Lake
-
     started = time.monotonic()
     target, t = engine.target, spec.table
     result = ForgetResult(table=t, engine="databricks", request=subject.request, key_columns=subject.columns)
@@ -90,7 +91,6 @@ def forget(engine: Any, spec: TableSpec, subject: Subject, journal: Journal) -> 
             journal.add_fingerprints(
                 {k: {fingerprint(str(e[i])) for e in entities if e[i] is not None} for i, k in enumerate(keys)}
             )
-            from lh360.engines.local.forget import _relative
 
             state = engine.ingested(spec)
             journal.data["landing_files"] = sorted(
@@ -148,8 +148,6 @@ def _qualified(expression: str) -> str:
     """A spec column expression with its columns read from the MERGE target `t`."""
     from sqlglot import exp
 
-    from lh360.sql import parse_expression
-
     tree = parse_expression(expression)
     for column in list(tree.find_all(exp.Column)):
         if not column.table:
@@ -165,7 +163,6 @@ def _merge_delete(runner: Any, table: str, sources: list[tuple[str, str, str]]) 
     values = ", ".join(f"('{kind}', {params.add(v)})" for kind, v, _ in sources)
     conds = {kind: expression for kind, _, expression in sources}
     on = " OR ".join(f"(s.kind = '{kind}' AND {expression} = s.v)" for kind, expression in conds.items())
-    from lh360.errors import EngineError
 
     try:
         res = runner.execute(
@@ -186,8 +183,6 @@ def _merge_delete(runner: Any, table: str, sources: list[tuple[str, str, str]]) 
 
 def purge(engine: Any, relations: list[str]) -> dict[str, dict[str, int]]:
     """VACUUM each table with its deleted-file retention at zero for that statement (then restored)."""
-    from lh360.engines.databricks.requests import quarantine_table
-    from lh360.engines.databricks.statements import DatabricksSQLRunner
 
     runner = DatabricksSQLRunner(
         engine.target, timeout=engine.timeout, poll_interval=engine.poll_interval, client=engine.client
@@ -196,8 +191,6 @@ def purge(engine: Any, relations: list[str]) -> dict[str, dict[str, int]]:
     for relation in relations:
         layer, name = relation.split(".", 1)
         if layer == "lh360":
-            from lh360.engines.local.forget import purge_relation
-
             out[relation] = purge_relation(engine.target, relation)  # the ledgers are lh360's own tables
             continue
         table = (
@@ -214,6 +207,4 @@ def purge(engine: Any, relations: list[str]) -> dict[str, dict[str, int]]:
 
 
 def _remote(runner: Any):
-    from lh360.engines.base import RemoteRun
-
     return RemoteRun(state="TERMINATED", result_state="SUCCESS", statements=list(runner.statements))

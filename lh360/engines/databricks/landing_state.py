@@ -23,6 +23,7 @@ import re
 from urllib.parse import unquote
 
 from lh360.config import ResolvedTarget
+from lh360.delta import open_table, reader
 from lh360.engines.base import IngestState
 from lh360.layout import Lake, landing_prefix
 from lh360.spec import TableSpec
@@ -45,8 +46,6 @@ def relative(path: str, prefix: str) -> str | None:
 
 
 def ingested(target: ResolvedTarget, spec: TableSpec) -> IngestState:
-    from lh360.delta import open_table
-
     lake = Lake(target.lake)
     bronze_uri = lake.table("bronze", spec.table)
     dt = open_table(bronze_uri, target.settings.aws)
@@ -84,7 +83,6 @@ def ingested(target: ResolvedTarget, spec: TableSpec) -> IngestState:
 
 def _files_from_rows(dt, prefix: str, warnings: list[str]) -> set[str]:
     """The landing files bronze's rows came from (`_source_file`), relative to the table's prefix."""
-    from lh360.delta import reader
 
     if "_source_file" not in dt.schema().to_arrow().names:
         warnings.append("bronze's early commits are gone (log cleanup) and it has no _source_file column")

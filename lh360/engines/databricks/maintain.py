@@ -24,20 +24,22 @@ maintained by predictive optimization anyway, turn lh360's tasks off for that ta
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from typing import Any
 
 from lh360.engines.base import MISSING_TABLE, MaintainResult, MaintenanceWork, RemoteRun
+from lh360.engines.databricks.requests import quarantine_table
+from lh360.engines.databricks.statements import DatabricksSQLRunner
 from lh360.errors import ConfigError, EngineError
+from lh360.sql import quote
 
 PLATFORM = "Databricks does it by itself (delta.checkpointInterval, delta.logRetentionDuration)"
 
 
 def table_name(catalog: str, relation: str) -> str:
     """The Unity Catalog name of a lake table (quarantine.x is registered as silver.x_quarantine)."""
-    from lh360.engines.databricks.requests import quarantine_table
-    from lh360.sql import quote
 
     layer, name = relation.split(".", 1)
     if layer == "quarantine":
@@ -47,7 +49,6 @@ def table_name(catalog: str, relation: str) -> str:
 
 def maintain(engine: Any, relation: str, work: MaintenanceWork) -> MaintainResult:
     """OPTIMIZE / VACUUM `relation` on the warehouse, as `work` says (see the module docstring)."""
-    from lh360.engines.databricks.statements import DatabricksSQLRunner
 
     settings = engine.settings
     if not settings.warehouse_id:
@@ -112,8 +113,6 @@ def _metrics(res: Any) -> dict[str, Any]:
         return {}
     metrics = res.rows[0][res.columns.index("metrics")]
     if isinstance(metrics, str):
-        import json
-
         try:
             metrics = json.loads(metrics)
         except ValueError:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 
 from lh360.config import ResolvedTarget
+from lh360.delta import open_table
 from lh360.engines.base import SpecDrift
 from lh360.errors import UsageError, first_line
 from lh360.layout import Lake
@@ -27,7 +28,6 @@ log = logging.getLogger("lh360.databricks")
 def spec_drift(target: ResolvedTarget, spec: TableSpec) -> SpecDrift | None:
     """Silver's recorded spec hash against the spec's now; None without silver (or when the lake cannot be
     read from this box: the log says why)."""
-    from lh360.delta import open_table
 
     if spec.silver is None:
         return None
@@ -46,7 +46,6 @@ def spec_drift(target: ResolvedTarget, spec: TableSpec) -> SpecDrift | None:
 def check_bronze(target: ResolvedTarget, spec: TableSpec) -> None:
     """Refuse (exit 2, silver untouched) a full refresh with no bronze to rebuild from. A lake this box cannot
     read lets the run go: the job refuses it then."""
-    from lh360.delta import open_table
 
     uri = Lake(target.lake).table("bronze", spec.table)
     try:

@@ -13,11 +13,14 @@ from lh360 import pii
 from lh360.config import ExistingCluster, ResolvedTarget
 from lh360.engines.databricks.client import settings_of, workspace_dir_fs
 from lh360.engines.databricks.code import JOB_FILE
+from lh360.engines.databricks.contract import sdk_too_old, submit_problems
 from lh360.engines.databricks.journal import Entry, run_name
 from lh360.errors import ConfigError, UsageError
 from lh360.layout import Lake
 from lh360.spec import TableSpec
+from lh360.sql import parse_query, quote, resolve, to_sql
 from lh360.storage import join
+from lh360.yamlio import dotted
 
 PAYLOADS_DIR = "payloads"
 ENVIRONMENT_KEY = "lh360"
@@ -34,8 +37,6 @@ def gold_sql_databricks(sql: str, catalog: str, views: dict[tuple[str, str], str
     """Spec gold SQL (Spark SQL over silver.x / gold.x) with every table as `catalog`.`layer`.`name`, or as
     the temp view `views` names for it (silver read through silver.pii's gold rules, lh360.pii)."""
     from sqlglot import exp
-
-    from lh360.sql import parse_query, resolve, to_sql
 
     def qualify(layer: str, name: str):
         if views and (layer, name) in views:
@@ -59,8 +60,6 @@ def gold_owner(project: Any, relation: str) -> tuple[TableSpec, str]:
 
 
 def quarantine_table(catalog: str, table: str) -> str:
-    from lh360.sql import quote
-
     return ".".join(quote(p, "databricks") for p in (catalog, "silver", f"{table}_quarantine"))
 
 
@@ -202,7 +201,6 @@ def check_body(target: ResolvedTarget, body: dict[str, Any]) -> None:
     """Refuse (exit 2, naming the key) a body the Databricks API would refuse or the SDK would not carry:
     a user's `new_cluster` key or enum value is a config error of the target; anything else lh360 built
     means the installed databricks-sdk is too old to know it."""
-    from lh360.engines.databricks.contract import sdk_too_old, submit_problems
 
     problems = submit_problems(body)
     if not problems:
@@ -233,7 +231,6 @@ def _check_new_cluster(target: ResolvedTarget, body: dict[str, Any]) -> None:
 
 def _cluster_error(target: ResolvedTarget, parts: tuple, message: str) -> ConfigError:
     """A ConfigError at `targets.<t>.databricks.compute.new_cluster.<parts>`, with its file and line."""
-    from lh360.yamlio import dotted
 
     path = ("targets", target.name, "databricks", "compute", "new_cluster", *parts)
     source = target.config_source

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from lh360.config import ResolvedTarget
+from lh360.durations import format_duration, parse_duration
 from lh360.engines.base import QueryResult
 from lh360.engines.databricks.client import (
     Deadline,
@@ -27,6 +28,7 @@ from lh360.engines.databricks.client import (
     workspace_client,
 )
 from lh360.errors import ConfigError, EngineError, RunTimeout
+from lh360.sql import quote
 
 log = logging.getLogger("lh360.databricks.sql")
 
@@ -58,8 +60,6 @@ class DatabricksSQLRunner:
         self.catalog = s.catalog
         self.warehouse_id = s.warehouse_id
         if timeout is None and s.timeout:
-            from lh360.durations import parse_duration
-
             timeout = parse_duration(s.timeout).total_seconds()
         self.timeout = timeout
         self.poll_interval = poll_seconds(poll_interval, DEFAULT_POLL_SECONDS)
@@ -77,8 +77,6 @@ class DatabricksSQLRunner:
     # ---- QueryRunner ---------------------------------------------------------------------------
 
     def table_name(self, layer: str, name: str) -> str:
-        from lh360.sql import quote
-
         return ".".join(quote(p, "databricks") for p in (self.catalog, layer, name))
 
     def table_version(self, layer: str, name: str) -> int | None:
@@ -203,8 +201,6 @@ def make_runner(project: Any, target: ResolvedTarget, **options: Any) -> Databri
 
 
 def _secs(seconds: float | None) -> str:
-    from lh360.durations import format_duration
-
     return "?" if seconds is None else format_duration(seconds) if seconds >= 1 else f"{seconds:.2f}s"
 
 

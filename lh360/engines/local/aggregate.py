@@ -16,8 +16,13 @@ from typing import Any
 
 from lh360 import pii
 from lh360.config import Project, ResolvedTarget
-from lh360.errors import ConfigError, EngineError, LockBusy
+from lh360.delta import open_table
+from lh360.engines.local import transpile
+from lh360.engines.local.duck import LakeCatalog, connect
+from lh360.errors import ConfigError, EngineError, LockBusy, first_line
 from lh360.layout import Lake
+from lh360.sql import SQLError, parse_query, table_refs
+from lh360.sql import quote_ident as q
 from lh360.storage import delta_storage_options, to_delta_uri
 
 # Delta (without column mapping) refuses these in column names
@@ -48,8 +53,6 @@ class AggregateResult:
 
 def gold_sql(project: Project, relation: str) -> str:
     """The gold query of `gold.<name>` in DuckDB SQL."""
-    from lh360.engines.local import transpile
-    from lh360.sql import SQLError, parse_query
 
     spec, gold = _owner(project, relation)
     try:
@@ -73,10 +76,6 @@ def aggregate(project: Project, target: ResolvedTarget, relation: str, *, con=No
     from deltalake import write_deltalake
     from deltalake.exceptions import CommitFailedError
 
-    from lh360.delta import open_table
-    from lh360.engines.local.duck import LakeCatalog, connect, q
-    from lh360.sql import parse_query, table_refs
-
     started = time.monotonic()
     spec, gold = _owner(project, relation)
     name = relation.split(".", 1)[1]
@@ -96,7 +95,7 @@ def aggregate(project: Project, target: ResolvedTarget, relation: str, *, con=No
             rel = con.sql(sql)
             types = dict(zip(rel.columns, [str(t) for t in rel.types], strict=True))
         except Exception as exc:
-            raise EngineError(f"{relation}: the query failed on DuckDB: {_first(exc)}") from None
+            raise EngineError(f"{relation}: the query failed on DuckDB: {first_line(exc)}") from None
         bad = [c for c in types if _BAD_NAME.search(c)]
         if bad:
             raise ConfigError(
@@ -137,15 +136,10 @@ def aggregate(project: Project, target: ResolvedTarget, relation: str, *, con=No
                 commit_properties=props,
             )
         except CommitFailedError as exc:
-            raise LockBusy(f"{relation}: another writer committed first ({_first(exc)}); try again") from None
+            raise LockBusy(f"{relation}: another writer committed first ({first_line(exc)}); try again") from None
         result.version = open_table(uri, target.settings.aws).version()
     finally:
         if own:
             con.close()
     result.seconds = round(time.monotonic() - started, 3)
     return result
-
-
-def _first(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:300]

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from lh360.engines.local import lines as lines_mod
 from lh360.engines.local.duck_types import parse_type_tree
+from lh360.sql import quote_ident as q
+from lh360.sql import quote_literal as lit
 from lh360.storage import FileInfo
 from lh360.types import top_kind
 
@@ -40,14 +42,6 @@ _NUMBER_KINDS = ("int", "number", "decimal")
 def is_reserved(name: str) -> bool:
     """Whether a source field has a name lh360 uses itself (compared without case, as Delta and Spark do)."""
     return name.lower() in _RESERVED_LOWER
-
-
-def q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 # blank lines are skipped (cheap test first, in a CASE so that only short lines are trimmed: an OR evaluated

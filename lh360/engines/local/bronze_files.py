@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lh360.config import AwsSettings
+from lh360.sql import quote_ident, quote_literal
 from lh360.storage import is_s3, join, store_for
 
 STAGING = "_lh360_tmp"
@@ -40,7 +41,7 @@ class StagedFile:
     stats: dict[str, dict[str, str]] = field(default_factory=dict)  # DuckDB's column_statistics
 
     def null_count(self, column: str) -> int | None:
-        st = self.stats.get(_quoted(column))
+        st = self.stats.get(quote_ident(column))
         return None if st is None or "null_count" not in st else int(st["null_count"])
 
 
@@ -66,7 +67,7 @@ def _sweep(base: Path) -> None:
 
 def copy(cur: Any, sql: str, folder: Path) -> list[StagedFile]:
     """Run `sql` into Parquet files under `folder`; the non-empty files with their row counts and stats."""
-    target = "'" + str(folder).replace("'", "''") + "'"
+    target = quote_literal(folder)
     rows = cur.execute(
         f"COPY ({sql}) TO {target} (FORMAT parquet, FILE_SIZE_BYTES '{FILE_SIZE}', "
         f"FILENAME_PATTERN 'part-{{uuid}}', ROW_GROUP_SIZE {ROW_GROUP_ROWS}, DICTIONARY_SIZE_LIMIT {DICTIONARY_LIMIT}, "
@@ -116,13 +117,9 @@ def add_actions(files: list[StagedFile], schema: Any) -> list[Any]:
             if nulls is not None:
                 stats["nullCount"][name] = nulls
         for name in integer:
-            st = f.stats.get(_quoted(name)) or {}
+            st = f.stats.get(quote_ident(name)) or {}
             if st.get("min_is_exact") == "true" and st.get("max_is_exact") == "true":
                 stats["minValues"][name] = int(st["min"])
                 stats["maxValues"][name] = int(st["max"])
         actions.append(AddAction(f.path.name, f.size, {}, now_ms, True, json.dumps(stats)))
     return actions
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from lh360.config import ResolvedTarget
-from lh360.delta import arrow_schema, open_table
-from lh360.layout import Lake
+from lh360.delta import arrow_schema, open_table, reader
+from lh360.layout import LEDGERS, Lake
+from lh360.sql import quote_ident as q
+from lh360.sql import quote_literal as lit
 from lh360.storage import is_s3
 
 SCHEMAS = ("bronze", "silver", "gold", "quarantine")
@@ -54,15 +56,6 @@ def lock_down(con, readable: list[str]) -> None:
     con.execute("SET enable_external_access = false")
 
 
-def q(name: str) -> str:
-    """A DuckDB identifier, always quoted."""
-    return '"' + str(name).replace('"', '""') + '"'
-
-
-def lit(value: str) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
-
-
 def duckdb_types(con, schema) -> dict[str, str]:
     """Column → DuckDB type string for an Arrow schema (through an empty table: DuckDB's own mapping)."""
     import pyarrow as pa
@@ -95,8 +88,8 @@ def scan_sql(con, dt, uri: str, files: list[str] | None = None, columns: list[st
     files = dt.file_uris() if files is None else files
     wanted = columns or list(types)
     if not files:
-        cols = ", ".join(f"NULL::{types[c]} AS {q(c)}" for c in wanted)
-        return f"SELECT {cols} WHERE false"
+        nulls = ", ".join(f"NULL::{types[c]} AS {q(c)}" for c in wanted)
+        return f"SELECT {nulls} WHERE false"
     parts = list(dt.metadata().partition_columns)
     listing = "[" + ", ".join(lit(f) for f in files) + "]"
     if parts:
@@ -145,8 +138,6 @@ class LakeCatalog:
             return None
         sql = scan_sql(self.con, dt, uri)
         if sql is None:
-            from lh360.delta import reader
-
             arrow_name = f"__lh360_arrow_{layer}_{name}"
             self._arrow[relation] = reader(dt).read_all()
             self.con.register(arrow_name, self._arrow[relation])
@@ -159,18 +150,15 @@ class LakeCatalog:
 
     def attach_ledgers(self) -> None:
         """`lh360.runs` and `lh360.checks`, for ad-hoc SQL over the ledgers."""
-        from lh360.storage import join
 
         self.con.execute('CREATE SCHEMA IF NOT EXISTS "lh360"')
-        for name in ("runs", "checks", "erasures"):
-            uri = join(self.target.lake, "_lh360", name)
+        for name in LEDGERS:
+            uri = Lake(self.target.lake).ledger(name)
             dt = open_table(uri, self.target.settings.aws)
             if dt is None:
                 continue
             sql = scan_sql(self.con, dt, uri)
             if sql is None:
-                from lh360.delta import reader
-
                 self._arrow[f"lh360.{name}"] = reader(dt).read_all()
                 self.con.register(f"__lh360_arrow_ledger_{name}", self._arrow[f"lh360.{name}"])
                 sql = f"SELECT * FROM {q('__lh360_arrow_ledger_' + name)}"

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-
-def q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+from lh360.sql import quote_ident as q
 
 
 def parse_type_tree(text: str) -> Any:

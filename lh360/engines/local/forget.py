@@ -32,23 +32,37 @@ or 5 characters or more that are not all digits): an id 7 is a token of too many
 from __future__ import annotations
 
 import gzip
+import os
 import re
 import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from lh360 import pii
 from lh360.config import ResolvedTarget
+from lh360.delta import open_table
 from lh360.engines.base import ForgetResult
-from lh360.engines.local.rewrite import Prune, TableFiles, carried, commit_metadata, lit, q
+from lh360.engines.local import ingest_state as state_mod
+from lh360.engines.local import lines as lines_mod
+from lh360.engines.local import rewrite, transpile
+from lh360.engines.local.batch_query import batch_sql
+from lh360.engines.local.duck import connect
+from lh360.engines.local.ingest import data_schema
+from lh360.engines.local.ingest_state import ingest_state
+from lh360.engines.local.landing_files import _array_elements, prepare
+from lh360.engines.local.rewrite import Prune, TableFiles, carried, commit_metadata
 from lh360.erasure import Journal, Subject, fingerprint
 from lh360.errors import ConfigError, UsageError
 from lh360.layout import Lake, landing_prefix
 from lh360.spec import TableSpec
-from lh360.storage import FileInfo, delete_noncurrent, is_s3, join, store_for
+from lh360.sql import SQLError, parse_expression
+from lh360.sql import quote_ident as q
+from lh360.sql import quote_literal as lit
+from lh360.storage import FileInfo, delete_noncurrent, is_s3, s3_client, split_s3, store_for
 
 # commit metadata read back from a table's newest commits (lh360.engines.local.refine / ingest_state)
 SILVER_CARRIED = ("lh360.bronze_version", "lh360.bronze_batch", "lh360.bronze_id", "lh360.spec_hash")
@@ -81,7 +95,9 @@ class Predicates:
 
     def bronze(self, entities: set[tuple] | None = None) -> str:
         own = " AND ".join(f"{self.text(self.bronze_expr(c))} IN ({_list(v)})" for c, v in self.values.items())
-        return _or(own, self._keys_in([self.text(self.bronze_expr(k)) for k in self.silver_keys], entities))
+        where = _or(own, self._keys_in([self.text(self.bronze_expr(k)) for k in self.silver_keys], entities))
+        assert where is not None  # a subject names at least one value
+        return where
 
     # silver and quarantine: the columns as stored
 
@@ -200,8 +216,6 @@ def _or(a: str | None, b: str | None) -> str | None:
 
 def predicates(con, spec: TableSpec, subject: Subject, key: bytes | None, bronze_types: dict[str, str]) -> Predicates:
     """The subject's predicates; each key value also as silver would compute it from a raw value."""
-    from lh360.engines.local import transpile
-    from lh360.sql import SQLError
 
     p = Predicates(spec, subject, key)
     columns = spec.silver.columns if spec.silver is not None else {}
@@ -253,11 +267,11 @@ def plain_columns(spec: TableSpec, names: list[str]) -> dict[str, str]:
     """silver column → the bronze column it is (or casts) to, for pruning bronze by statistics."""
     from sqlglot import exp
 
-    from lh360.sql import SQLError, parse_expression
-
     out = {}
     for name in names:
         text = spec.silver.columns.get(name) if spec.silver is not None and spec.silver.columns else name
+        if text is None:
+            continue
         try:
             tree = parse_expression(text)
         except SQLError:
@@ -274,8 +288,6 @@ def plain_columns(spec: TableSpec, names: list[str]) -> dict[str, str]:
 
 def forget(target: ResolvedTarget, spec: TableSpec, subject: Subject, journal: Journal) -> ForgetResult:
     """See the module docstring."""
-    from lh360.engines.local.duck import connect
-    from lh360.engines.local.ingest_state import ingest_state
 
     started = time.monotonic()
     result = ForgetResult(table=spec.table, engine="local", request=subject.request, key_columns=subject.columns)
@@ -328,9 +340,7 @@ def forget(target: ResolvedTarget, spec: TableSpec, subject: Subject, journal: J
                     )
                     journal.count(f"bronze.{t}", done.rows, done.files)
                 if journal.data.get("bronze_append_only"):  # an interrupted run may have left it off
-                    from lh360.engines.local.rewrite import set_append_only
-
-                    set_append_only(bronze.reopen(), {**carried(bronze.reopen(), BRONZE_CARRIED), **meta})
+                    rewrite.set_append_only(bronze.reopen(), {**carried(bronze.reopen(), BRONZE_CARRIED), **meta})
     finally:
         con.close()
     for relation in (f"landing.{t}", f"bronze.{t}", f"silver.{t}", f"quarantine.{t}"):
@@ -476,7 +486,6 @@ def landing(
     """(lines erased, files rewritten, S3 versions deleted) over the landing files that may hold the subject.
     `state`: what the engine has ingested (Engine.ingested; the local engine's by default). Rewrites of
     ingested files are recorded as lh360's own for the local engine's ingest."""
-    from lh360.engines.local.ingest_state import ingest_state, record_rewrites
 
     # a malformed line is parsed as ingest parses it: its raw text lands in _rescued_data
     where = _or(p.bronze(entities), p.raw_text(p.text(q("_rescued_data"))))
@@ -502,7 +511,7 @@ def landing(
         else:
             continue
         if local and info.rel in state.files:
-            record_rewrites(target, spec, {info.rel: (new.size, new.mtime)})
+            state_mod.record_rewrites(target, spec, {info.rel: (new.size, new.mtime)})
         versions += delete_noncurrent([info.uri], target.settings.aws, keep_latest=True)
     return lines, rewritten, versions
 
@@ -510,12 +519,6 @@ def landing(
 def _matching_lines(con, bronze: TableFiles, info: FileInfo, where: str, target, tmp: Path) -> set[int]:
     """The line numbers (a JSON array: element numbers) of `info` whose record, parsed as ingest parses it
     into bronze's columns, matches `where`."""
-    from datetime import UTC, datetime
-
-    from lh360.engines.local import lines as lines_mod
-    from lh360.engines.local.batch_query import batch_sql
-    from lh360.engines.local.ingest import data_schema
-    from lh360.engines.local.landing_files import prepare
 
     prepared, _problems = prepare([info], target, tmp)
     if not prepared:  # unreadable as a whole (quarantined by ingest): nothing of it is in bronze
@@ -535,9 +538,6 @@ def _matching_lines(con, bronze: TableFiles, info: FileInfo, where: str, target,
 
 def _rewrite_file(target, info: FileInfo, drop: set[int], links_inside: str | None) -> FileInfo:
     """`info` without the records numbered `drop`, under the same name; the file as a listing sees it now."""
-    import os
-
-    from lh360.engines.local.landing_files import _array_elements
 
     store = store_for(target.landing, target.settings.aws, links_inside=links_inside)
     data = store.read_bytes(info.uri)
@@ -574,7 +574,6 @@ def _rewrite_file(target, info: FileInfo, drop: set[int], links_inside: str | No
 
 def _s3_info(target: ResolvedTarget, info: FileInfo) -> FileInfo:
     """The object as a listing sees it now (its new size and LastModified)."""
-    from lh360.storage import s3_client, split_s3
 
     bucket, key = split_s3(info.uri)
     head = s3_client(target.settings.aws).head_object(Bucket=bucket, Key=key)
@@ -592,8 +591,6 @@ def relations(spec: TableSpec) -> list[str]:
 def purge_relation(target: ResolvedTarget, relation: str, request: str = "") -> dict[str, int]:
     """Purge one table (lh360.engines.local.rewrite.purge); its VACUUM commits carry the metadata lh360 reads
     back from a table's newest commit, which the log cleanup leaves as the oldest one there is."""
-    from lh360.delta import open_table
-    from lh360.engines.local.rewrite import purge
 
     uri = lake_uri(target, relation)
     dt = open_table(uri, target.settings.aws)
@@ -601,12 +598,12 @@ def purge_relation(target: ResolvedTarget, relation: str, request: str = "") -> 
         return {"files": 0, "log_entries": 0, "versions": 0}
     keep = CARRIED.get(relation.split(".", 1)[0], ())
     meta = {**(carried(dt, keep) if keep else {}), **commit_metadata("purge", request)}
-    done = purge(uri, target.settings.aws, meta)
+    done = rewrite.purge(uri, target.settings.aws, meta)
     return {"files": done.files, "log_entries": done.log_entries, "versions": done.noncurrent_versions}
 
 
 def lake_uri(target: ResolvedTarget, relation: str) -> str:
     layer, name = relation.split(".", 1)
     if layer == "lh360":
-        return join(target.lake, "_lh360", name)
+        return Lake(target.lake).ledger(name)
     return Lake(target.lake).table(layer, name)

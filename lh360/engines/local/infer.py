@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from lh360.engines.local import lines as lines_mod
-from lh360.engines.local.batch_query import LINES, is_reserved, q
+from lh360.engines.local.batch_query import LINES, is_reserved
 from lh360.engines.local.duck_types import parse_type_tree, render_type_tree
+from lh360.sql import quote_ident as q
 
 # a line repeating a top-level key is a corrupt record (batch_query): its fields are no evidence of a column
 _UNIQUE_KEYS = "len(json_keys(line)) = len(list_distinct(json_keys(line)))"

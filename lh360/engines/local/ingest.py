@@ -39,7 +39,7 @@ from lh360.delta import arrow_schema, commit_properties, open_table
 from lh360.engines.base import IngestBatch, IngestResult
 from lh360.engines.local import bronze_files
 from lh360.engines.local import lines as lines_mod
-from lh360.engines.local.batch_query import META_TYPES, RESERVED, batch_sql, fast_path_fits, is_reserved, lit
+from lh360.engines.local.batch_query import META_TYPES, RESERVED, batch_sql, fast_path_fits, is_reserved
 from lh360.engines.local.infer import evolve, infer_schema
 from lh360.engines.local.ingest_state import (
     app_id,
@@ -55,6 +55,7 @@ from lh360.errors import EngineError, LockBusy, SchemaChangeError
 from lh360.layout import Lake
 from lh360.listing import Candidates, landing_candidates
 from lh360.spec import TableSpec
+from lh360.sql import quote_literal as lit
 from lh360.storage import FileInfo, delta_storage_options, to_delta_uri
 from lh360.types import parse_type
 
@@ -310,7 +311,8 @@ def _write_batch(
             "lh360.file_meta": json.dumps(batch_meta, sort_keys=True),
             "lh360.nonce": nonce,
         }
-        nonce_txn = {nonce_app_id(spec): nonce_number(nonce)}  # survives compaction and log cleanup
+        number = nonce_number(nonce)  # lh360's nonces are hex: never None here
+        nonce_txn = {nonce_app_id(spec): number} if number is not None else None  # survives compaction
         props = commit_properties(app_id(spec), batch_id, metadata, nonce_txn)
         try:
             # on the snapshot `committed` was read from: a racing writer's commit of this batch id then

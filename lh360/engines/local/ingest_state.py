@@ -28,7 +28,7 @@ import os
 from typing import Any
 
 from lh360.config import ResolvedTarget
-from lh360.delta import open_table, txn_version
+from lh360.delta import open_table, reader, txn_version
 from lh360.engines.base import IngestState
 from lh360.layout import Lake, landing_prefix
 from lh360.spec import TableSpec
@@ -163,7 +163,6 @@ def _files_from_history(dt) -> tuple[set[str], dict[str, tuple[int, float]], boo
 
 def _files_from_rows(target: ResolvedTarget, spec: TableSpec, dt) -> set[str]:
     """The landing files (relative to the table's prefix) named by bronze's `_source_file` column."""
-    from lh360.delta import reader
 
     if "_source_file" not in dt.schema().to_arrow().names:
         return set()

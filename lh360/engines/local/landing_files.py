@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 import shutil
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lh360.config import ResolvedTarget
-from lh360.storage import FileInfo, is_s3, store_for
+from lh360.storage import FileInfo, is_s3, is_within, store_for
 
 
 @dataclass
@@ -100,7 +102,6 @@ def _download(store, info: FileInfo, tmp: Path) -> Path:
 def _recheck(info: FileInfo, links_inside: str | None) -> None:
     """Right before reading a local file: it is still what the listing saw (same size and mtime, still not
     a symlink unless allowed), so that a file written since is left to settle instead of read half-way."""
-    import os
 
     try:
         st = os.stat(info.uri)
@@ -116,10 +117,6 @@ def _recheck(info: FileInfo, links_inside: str | None) -> None:
 
 
 def _inside(uri: str, root: str) -> bool:
-    import os
-
-    from lh360.storage import is_within
-
     return is_within(os.path.realpath(uri), root)
 
 
@@ -129,7 +126,6 @@ GZIP_MAGIC = b"\x1f\x8b"
 def _gunzip(src: Path, dst: Path, limit: int | None) -> Path:
     """Decompress a whole gzip stream (of the first `limit` bytes of `src`). A file that is not gzip, or
     whose stream ends early or is corrupt, cannot be read whole: quarantined."""
-    import zlib
 
     try:
         with open(src, "rb") as raw:
@@ -176,7 +172,6 @@ def _check_complete(path: Path, limit: int | None) -> None:
     (a producer that writes no final newline), or when the whole file is one JSON document. Otherwise its
     last line was cut (a writer that died, or is still writing after a pause longer than landing.settle):
     the file is quarantined until it changes, rather than ingested with the rest of that line lost."""
-    import os
 
     size = os.path.getsize(path) if limit is None else limit
     if size == 0:

@@ -7,8 +7,11 @@ Memory stays flat: a couple of chunks (`chunk_bytes` of input each) are in fligh
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 BOM = b"\xef\xbb\xbf"
 CHUNK_BYTES = 32 << 20
@@ -113,12 +116,10 @@ def reader(paths: list[Path], limits: list[int | None] | None = None):
     return pa.RecordBatchReader.from_batches(empty().schema, batches()), chunked.close
 
 
-def prefetch(items: Iterator, depth: int = 1) -> Iterator:
+def prefetch(items: Iterator, depth: int = 1) -> Generator[Any, None, None]:
     """Iterate `items` in a background thread, `depth` items ahead, so reading, computing and writing overlap
     (DuckDB, pyarrow and delta-rs release the GIL while they work). Exceptions surface in the consumer; a
     consumer that stops early stops the producer."""
-    import queue
-    import threading
 
     q: queue.Queue = queue.Queue(maxsize=max(1, depth))
     stop = threading.Event()

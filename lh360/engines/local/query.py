@@ -9,6 +9,8 @@ from typing import Any
 
 from lh360.config import ResolvedTarget
 from lh360.engines.base import QueryResult
+from lh360.engines.local.duck import LakeCatalog, connect
+from lh360.sql import quote_ident as q
 
 
 @dataclass
@@ -21,8 +23,6 @@ class DuckDBRunner:
     _attached: dict[tuple[str, str], int | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from lh360.engines.local.duck import LakeCatalog, connect
-
         if self.con is None:
             self.con = connect(lake=self.target.lake)  # spec check SQL runs here: locked to the lake
         self._catalog = LakeCatalog(self.con, self.target)
@@ -36,8 +36,6 @@ class DuckDBRunner:
         return self._attach(layer, name) is not None
 
     def table_name(self, layer: str, name: str) -> str:
-        from lh360.engines.local.duck import q
-
         self._attach(layer, name)
         return f"{q(layer)}.{q(name)}"
 

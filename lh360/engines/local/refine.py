@@ -59,10 +59,17 @@ from typing import Any
 
 from lh360 import pii
 from lh360.config import ResolvedTarget
-from lh360.delta import commit_properties, open_table, txn_version
-from lh360.errors import CheckFailed, ConfigError, EngineError, LH360Error, LockBusy, UsageError
+from lh360.delta import arrow_schema, commit_properties, open_table, reader, txn_version
+from lh360.engines.base import SpecDrift
+from lh360.engines.local import transpile
+from lh360.engines.local.duck import LakeCatalog, connect, duckdb_types, scan_sql
+from lh360.engines.local.ingest_state import app_id as ingest_app_id
+from lh360.errors import CheckFailed, ConfigError, EngineError, LH360Error, LockBusy, UsageError, first_line
 from lh360.layout import Lake
 from lh360.spec import QUARANTINE_REASONS, TableSpec, spec_hash
+from lh360.sql import SQLError
+from lh360.sql import quote_ident as q
+from lh360.sql import quote_literal as lit
 from lh360.storage import delta_storage_options, join, store_for, to_delta_uri
 
 TMP = "__lh360_"
@@ -184,7 +191,6 @@ def watermark(dt) -> tuple[int, int]:
 
 def spec_drift(target: ResolvedTarget, spec: TableSpec):
     """Engine.spec_drift: silver's recorded spec hash against the spec's now (None: no silver)."""
-    from lh360.engines.base import SpecDrift
 
     if spec.silver is None:
         return None
@@ -241,18 +247,8 @@ def _check_bronze(spec: TableSpec, bronze_dt, w: Watermark, ingest_batch: int) -
 # ---- SQL -------------------------------------------------------------------------------------------
 
 
-def q(name: str) -> str:
-    return '"' + str(name).replace('"', '""') + '"'
-
-
-def lit(value: Any) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
-
-
 def projected_columns(spec: TableSpec, bronze_columns: list[str] | None) -> list[tuple[str, str]]:
     """[(silver column, DuckDB expression)] in spec order."""
-    from lh360.engines.local import transpile
-    from lh360.sql import SQLError
 
     assert spec.silver is not None
     if spec.silver.columns:
@@ -270,11 +266,9 @@ def projected_columns(spec: TableSpec, bronze_columns: list[str] | None) -> list
 
 def rules(spec: TableSpec) -> list[tuple[str, str, str]]:
     """[(name, DuckDB boolean expression, action)] in spec order."""
-    from lh360.engines.local import transpile
-    from lh360.sql import SQLError
 
     assert spec.silver is not None
-    out = []
+    out: list[tuple[str, str, str]] = []
     for i, e in enumerate(spec.silver.expectations):
         try:
             out.append((e.name, transpile.expression(e.rule), e.action))
@@ -423,8 +417,6 @@ WHERE f.{first} IS NOT NULL OR t.{tie}"""
 def refine(target: ResolvedTarget, spec: TableSpec, *, con=None, full_refresh: bool = False) -> RefineResult:
     """Refine the bronze rows committed since silver's watermark into silver (one commit); with
     `full_refresh`, rebuild silver and quarantine from all of bronze (one overwrite commit each)."""
-    from lh360.engines.local.duck import LakeCatalog, connect, duckdb_types, scan_sql
-    from lh360.engines.local.ingest_state import app_id as ingest_app_id
 
     if spec.silver is None:
         raise ConfigError("has no silver section", file=_file(spec), field="silver")
@@ -499,7 +491,9 @@ def refine(target: ResolvedTarget, spec: TableSpec, *, con=None, full_refresh: b
         try:
             con.execute(f"CREATE OR REPLACE TEMP TABLE {TMP}refined AS {sql['refined']}")
         except Exception as exc:
-            raise EngineError(f"{spec.table}: silver.columns or expectations failed on DuckDB: {_first(exc)}") from None
+            raise EngineError(
+                f"{spec.table}: silver.columns or expectations failed on DuckDB: {first_line(exc)}"
+            ) from None
         _count(con, spec, result)
 
         now = datetime.now(UTC)
@@ -566,8 +560,6 @@ def _bronze_batch(con, target, spec: TableSpec, bronze_dt, bronze_types, w: Wate
                 raise
     scan = scan_sql(con, bronze_dt, bronze_uri, files=files)
     if scan is None:  # read through delta-rs
-        from lh360.delta import reader
-
         con.register(f"{TMP}bronze_arrow", reader(bronze_dt).read_all())
         scan = f"SELECT * FROM {TMP}bronze_arrow"
     batched = w.batch >= 0 and not full and "_batch_id" in bronze_types
@@ -576,8 +568,6 @@ def _bronze_batch(con, target, spec: TableSpec, bronze_dt, bronze_types, w: Wate
 
 
 def _schema(dt):
-    from lh360.delta import arrow_schema
-
     return arrow_schema(dt)
 
 
@@ -729,7 +719,7 @@ def _write_quarantine(
         )
     except CommitFailedError as exc:
         raise LockBusy(
-            f"{spec.table}: another writer committed to quarantine first ({_first(exc)}); "
+            f"{spec.table}: another writer committed to quarantine first ({first_line(exc)}); "
             "nothing of this run is visible; try again"
         ) from None
     return open_table(uri, aws).version()
@@ -831,18 +821,13 @@ def _merge(
             write_deltalake(dt, empty, mode="append", commit_properties=props)
     except CommitFailedError as exc:
         raise LockBusy(
-            f"{spec.table}: another writer committed to silver first ({_first(exc)}); "
+            f"{spec.table}: another writer committed to silver first ({first_line(exc)}); "
             "nothing of this run is visible; try again"
         ) from None
     except Exception as exc:
         if isinstance(exc, (LockBusy, CheckFailed)):
             raise
-        raise EngineError(f"{spec.table}: writing silver failed: {_first(exc)}") from None
-
-
-def _first(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:300]
+        raise EngineError(f"{spec.table}: writing silver failed: {first_line(exc)}") from None
 
 
 def _file(spec: TableSpec) -> str | None:

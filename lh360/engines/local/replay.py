@@ -29,8 +29,9 @@ import time
 from datetime import UTC, datetime
 
 from lh360.config import ResolvedTarget
-from lh360.delta import commit_properties, open_table, txn_version
+from lh360.delta import arrow_schema, commit_properties, open_table, reader, txn_version
 from lh360.engines.base import ReplayResult
+from lh360.engines.local.duck import LakeCatalog, connect
 from lh360.engines.local.maintain import carried_state
 from lh360.engines.local.refine import (
     CORRUPT_RECORD,
@@ -38,14 +39,13 @@ from lh360.engines.local.refine import (
     RefineResult,
     _current,
     _current_rows,
-    _first,
     _merge,
     lit,
     q,
     refine_sql,
     rules,
 )
-from lh360.errors import CheckFailed, ConfigError, EngineError, LockBusy, UsageError
+from lh360.errors import CheckFailed, ConfigError, EngineError, LockBusy, UsageError, first_line
 from lh360.layout import Lake
 from lh360.spec import TableSpec
 
@@ -59,7 +59,6 @@ def replay_app_id(spec: TableSpec) -> str:
 
 def replay(target: ResolvedTarget, spec: TableSpec) -> ReplayResult:
     """Replay the quarantined rows of `spec` (see the module docstring); the caller holds the table's lock."""
-    from lh360.engines.local.duck import connect
 
     if spec.silver is None:
         raise ConfigError("has no silver section: nothing is quarantined", file=_file(spec), field="silver")
@@ -120,7 +119,6 @@ def _silver_names(spec: TableSpec, qdt) -> list[str]:
 
 def _load(con, qdt, names: list[str]) -> None:
     """`__lh360_qall`: every quarantine row, with a row number, the marks and lineage (NULL where absent)."""
-    from lh360.delta import arrow_schema, reader
 
     held = set(arrow_schema(qdt).names)
     con.register(f"{TMP}qarrow", reader(qdt).read_all())
@@ -150,7 +148,7 @@ def _evaluate(con, spec: TableSpec, names: list[str], result: ReplayResult) -> N
             FROM (SELECT *{"".join(", " + o for o in oks)} FROM {TMP}qall WHERE "_replayed_at" IS NULL)"""
         )
     except Exception as exc:
-        raise EngineError(f"{spec.table}: the expectations failed on quarantine's rows: {_first(exc)}") from None
+        raise EngineError(f"{spec.table}: the expectations failed on quarantine's rows: {first_line(exc)}") from None
     failed = con.execute(
         f"SELECT count(*) FROM {TMP}judged WHERE {q(TMP + 'fail')} AND NOT {q(TMP + 'stays')}"
     ).fetchall()[0][0]
@@ -192,7 +190,7 @@ def _mark(con, uri: str, aws, qdt, spec: TableSpec, run: int) -> int:
         write_deltalake(qdt, rows, mode="overwrite", schema_mode="merge", commit_properties=props)
     except CommitFailedError as exc:
         raise LockBusy(
-            f"{spec.table}: another writer committed to quarantine first ({_first(exc)}); try again"
+            f"{spec.table}: another writer committed to quarantine first ({first_line(exc)}); try again"
         ) from None
     con.register(f"{TMP}marked", rows)  # what was committed: the merge reads its marks from it
     con.execute(f"CREATE OR REPLACE TEMP TABLE {TMP}qall AS SELECT * FROM {TMP}marked")
@@ -201,7 +199,6 @@ def _mark(con, uri: str, aws, qdt, spec: TableSpec, run: int) -> int:
 
 def _merge_marked(con, target, spec: TableSpec, sdt, run: int, names: list[str], result: ReplayResult) -> None:
     """Merge the rows marked `merged` by replay `run` into silver by the sequence rules, in one commit."""
-    from lh360.engines.local.duck import LakeCatalog
 
     assert spec.silver is not None
     silver = spec.silver

@@ -26,18 +26,14 @@ from typing import Any
 
 from lh360.config import AwsSettings
 from lh360.delta import arrow_schema, open_table
-from lh360.errors import LockBusy
+from lh360.engines.local import bronze_files
+from lh360.engines.local.duck import duckdb_types
+from lh360.errors import LockBusy, first_line
+from lh360.sql import quote_ident as q
+from lh360.sql import quote_literal as lit
 from lh360.storage import delete_noncurrent, is_s3, join, store_for
 
 APPEND_ONLY = "delta.appendOnly"
-
-
-def q(name: str) -> str:
-    return '"' + str(name).replace('"', '""') + '"'
-
-
-def lit(value: Any) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 @dataclass
@@ -103,8 +99,6 @@ class TableFiles:
         if self.dt is None:
             return
         import pyarrow as pa
-
-        from lh360.engines.local.duck import duckdb_types
 
         self.schema = arrow_schema(self.dt)
         self.types = duckdb_types(con, self.schema)
@@ -229,8 +223,6 @@ class TableFiles:
         """Each file without the matching rows, published beside it; the remove and add actions."""
         from deltalake.transaction import RemoveAction
 
-        from lh360.engines.local import bronze_files
-
         now_ms = int(time.time() * 1000)
         actions: list[Any] = []
         folder = bronze_files.staging_folder(self.uri, self.tmp)
@@ -313,7 +305,7 @@ class TableFiles:
             )
         except CommitFailedError as exc:
             raise LockBusy(
-                f"{what}: another writer committed first ({_first(exc)}); nothing was erased; try again"
+                f"{what}: another writer committed first ({first_line(exc)}); nothing was erased; try again"
             ) from None
         if append_only:
             set_append_only(self.reopen(), metadata)
@@ -345,11 +337,6 @@ def set_append_only(dt, metadata: dict[str, str]) -> None:
         dt.alter.set_table_properties(
             {APPEND_ONLY: "true"}, commit_properties=CommitProperties(custom_metadata=metadata)
         )
-
-
-def _first(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:300]
 
 
 # ---- purge -------------------------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from lh360.sql import parse_expression, parse_query
+
 
 def _initcap(arg):
     import sqlglot
@@ -81,13 +83,11 @@ def to_duckdb(tree, *, identify: bool = False) -> str:
 @lru_cache(maxsize=1024)
 def expression(text: str) -> str:
     """A Spark SQL column expression or rule (one expression, see lh360.sql.parse_expression) in DuckDB."""
-    from lh360.sql import parse_expression
 
     return to_duckdb(parse_expression(text))
 
 
 def query(text: str) -> str:
     """A Spark SQL query (gold SQL) in DuckDB; `silver.x`/`gold.x` stay as they are (LakeCatalog views)."""
-    from lh360.sql import parse_query
 
     return to_duckdb(parse_query(text))
