@@ -301,12 +301,29 @@ def spec_types(spec: Any, relation: str) -> dict[str, str] | None:
     out: dict[str, str] = {}
     for name, text in spec.silver.columns.items():
         try:
-            typed = annotate(parse_expression(text), hints)
+            typed = annotate(_typed_try_functions(parse_expression(text)), hints)
         except Exception:  # noqa: BLE001 - types only sharpen checks; lint reports bad SQL itself
             continue
         if node_class(typed) is not None:
             out[name] = typed.type.sql("spark")
     return out or None
+
+
+# Spark's ANSI-safe conversions, which sqlglot parses as unknown functions: their result type is known
+_TRY_FUNCTION_TYPES = {"try_to_timestamp": "TIMESTAMP", "try_to_date": "DATE"}
+
+
+def _typed_try_functions(tree: Any) -> Any:
+    """`try_to_timestamp(x)` as `try_cast(x AS TIMESTAMP)` (and `try_to_date`), so its type is known."""
+    from sqlglot import exp
+
+    def rewrite(node: Any) -> Any:
+        if isinstance(node, exp.Anonymous) and str(node.this).lower() in _TRY_FUNCTION_TYPES and node.expressions:
+            to = exp.DataType.build(_TRY_FUNCTION_TYPES[str(node.this).lower()])
+            return exp.TryCast(this=node.expressions[0].copy(), to=to)
+        return node
+
+    return tree.transform(rewrite)
 
 
 def check_text(text: str, *, query: bool = False, types: Mapping[str, str] | None = None) -> list[str]:

@@ -78,6 +78,11 @@ export LH360_SMOKE_RUN_ID=$RUN_ID LH360_SMOKE_WORK=$WORK LH360_SMOKE_LANDING=$LA
   LH360_SMOKE_ATHENA_OUTPUT=$ATHENA_OUTPUT LH360_SMOKE_WORKGROUP=$WORKGROUP LH360_SMOKE_REGION=$REGION \
   LH360_SMOKE_PROFILE=$PROFILE LH360_CONFIG=$WORK/configs/lh360.yaml
 [ -n "$PROFILE" ] && export AWS_PROFILE=$PROFILE
+# the smoke data is synthetic and erased at the end: without a key of yours, a throwaway one hashes its CPFs
+if [ -z "${LH360_PII_KEY:-}" ] && [ -z "${LH360_PII_KEY_FILE:-}" ]; then
+  LH360_PII_KEY="lh360-smoke-$RUN_ID-$RANDOM$RANDOM"
+  export LH360_PII_KEY
+fi
 
 helper() { "$PY" scripts/smoke_aws.py "$@"; }
 

@@ -54,4 +54,6 @@ echo "== mypy"
 "$PY" -m mypy
 
 echo "== pytest"
-exec "$PY" -m pytest "$@"
+# one worker per core (pytest-xdist): the suite is mostly subprocesses, Delta commits and a Spark JVM waiting
+# on each other; LH360_TEST_WORKERS=0 runs it in one process
+exec "$PY" -m pytest -n "${LH360_TEST_WORKERS:-auto}" "$@"

@@ -264,24 +264,25 @@ def test_lint_rejects_what_athena_would_refuse_for_its_types(tmp_path):
     """The column types come from the spec (schema hints, silver casts) before any table exists."""
     spec = yaml.safe_load((TEMPLATES / "tables" / "clientes.yaml").read_text())
     checks = spec["checks"]["silver.clientes"]
+    n = len(checks)  # the template's own checks come first; ours are numbered from n
     checks += [
-        {"accepted_values": {"column": "id", "values": ["1", "dois"]}},  # [6]: 'dois' is no bigint
-        {"accepted_values": {"column": "id", "values": ["1", "2"], "name": "ids"}},  # [7]: typed: fine
-        {"expression": {"name": "cpf_id", "rule": "cpf = id"}},  # [8]: string vs bigint columns
-        {"expression": {"name": "hash", "rule": "md5(cpf) is not null and id > '0'"}},  # [9]: compiled right
-        {"range": {"column": "updated_at", "min": 0}},  # [10]: a timestamp against numbers
-        {"expression": {"name": "ts", "rule": "updated_at > 'ontem'"}},  # [11]: not a timestamp
+        {"accepted_values": {"column": "id", "values": ["1", "dois"]}},  # [n]: 'dois' is no bigint
+        {"accepted_values": {"column": "id", "values": ["1", "2"], "name": "ids"}},  # [n+1]: typed: fine
+        {"expression": {"name": "cpf_id", "rule": "cpf = id"}},  # [n+2]: string vs bigint columns
+        {"expression": {"name": "hash", "rule": "md5(cpf) is not null and id > '0'"}},  # [n+3]: compiled right
+        {"range": {"column": "updated_at", "min": 0}},  # [n+4]: a timestamp against numbers
+        {"expression": {"name": "ts", "rule": "updated_at > 'ontem'"}},  # [n+5]: not a timestamp
     ]
     make_project(tmp_path, [spec])
     doc = json_out(cli(tmp_path, "--json", "lint"))
     fields = {e["field"]: e["message"] for e in doc["errors"]}
-    assert set(fields) == {
-        "checks.silver.clientes[6].values[1]",
-        "checks.silver.clientes[8].rule",
-        "checks.silver.clientes[10].column",
-        "checks.silver.clientes[11].rule",
-    }, fields
-    assert "'dois' is not an integer" in fields["checks.silver.clientes[6].values[1]"]
-    assert "cannot compare string with integer" in fields["checks.silver.clientes[8].rule"]
-    assert "range compares updated_at" in fields["checks.silver.clientes[10].column"]
-    assert "'ontem' is not a timestamp" in fields["checks.silver.clientes[11].rule"]
+    at = "checks.silver.clientes[{}]"
+    expected = {
+        at.format(n) + ".values[1]": "'dois' is not an integer",
+        at.format(n + 2) + ".rule": "cannot compare string with integer",
+        at.format(n + 4) + ".column": "range compares updated_at",
+        at.format(n + 5) + ".rule": "'ontem' is not a timestamp",
+    }
+    assert set(fields) == set(expected), fields
+    for field, message in expected.items():
+        assert message in fields[field]
