@@ -2,7 +2,7 @@
 
 Compares, in the same run on the same files:
   lh360 ingest (pyarrow line split → one DuckDB query writing the Parquet → delta-rs commit)
-  baseline: DuckDB read_json → COPY TO parquet  (the practical limit of this stack, NOTES.md)
+  baseline: DuckDB read_json → COPY TO parquet  (the practical limit of this stack)
 and checks peak memory stays under 1 GiB and flat when the input doubles. Also reported, without a
 target: the same files when every line lacks a column of the table (a schema hint for a field the
 producer omits), which sends the batch to the slower query that never raises per line.

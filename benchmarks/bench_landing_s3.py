@@ -195,7 +195,7 @@ def main() -> None:
             "(it scans every key), real S3's do not",
         },
     )
-    os._exit(0)  # skip interpreter teardown (delta-rs runtime; NOTES.md)
+    os._exit(0)  # skip interpreter teardown (delta-rs' runtime can abort at exit)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ def reader(dt, columns: list[str] | None = None, where: str | None = None):
     """A RecordBatchReader over the table through delta-rs' QueryBuilder.
 
     Not `to_pyarrow_table()`/`to_pyarrow_dataset()`: those abort the interpreter at exit in 10-30% of
-    short-lived processes (NOTES.md). QueryBuilder also applies partition values and schema evolution.
+    short-lived processes (measured; tests/test_cli.py keeps it so). QueryBuilder also applies partition values and schema evolution.
     """
     from deltalake import QueryBuilder
 

@@ -2,8 +2,7 @@
 
 The root in terraform/envs/ (applied per environment with its variable and backend files)
 exports one output per target field, all named ``lh360_*``. ``target_from_terraform_outputs`` maps them onto a
-``databricks`` target in the format of configs/lh360.yaml (the ``prod`` target of
-DESIGN.md), for ``lh360 init --from-terraform OUTPUTS.json``.
+``databricks`` target in the format of configs/lh360.yaml (like the template's ``prod`` target), for ``lh360 init --from-terraform OUTPUTS.json``.
 
 Only what Terraform knows goes in: no credentials and no profiles (those come from
 Databricks unified auth and the AWS default chain), and never the value of an

@@ -104,3 +104,20 @@ def test_one_identifier_quoting_helper():
         if """.replace('"', '""')""" in line or """.replace("'", "''")""" in line
     ]
     assert copies == []
+
+
+def test_comments_cite_only_files_in_the_repository():
+    """The design notes and reviews lh360 was built from are not in the repository: what the code needs
+    from them is said where it is needed, never as a citation."""
+    import re
+
+    outside = re.compile(r"\b(NOTES|DESIGN)\.md\b|\breviews/|\bseeds/")
+    cited = [
+        f"{path.relative_to(REPO)}:{n}"
+        for folder in ("lh360", "tests", "scripts", "benchmarks", "docs", "terraform")
+        for path in sorted((REPO / folder).rglob("*"))
+        if path.suffix in {".py", ".md", ".sh", ".tf", ".mjs", ".yaml"} and "node_modules" not in path.parts
+        for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1)
+        if outside.search(line) and path.name != "test_architecture.py"
+    ]
+    assert cited == []

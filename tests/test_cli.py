@@ -137,7 +137,7 @@ def test_usage_errors_exit_2(ingested):
 
 @pytest.mark.slow
 def test_repeated_read_and_exit_never_dies_at_exit(ingested):
-    """delta-rs can abort the interpreter at exit (NOTES.md): 30 runs that read Delta all exit 0."""
+    """delta-rs can abort the interpreter at exit (its to_pyarrow_* readers did): 30 runs that read Delta all exit 0."""
     codes = [cli(ingested, "tables", "--json").returncode for _ in range(30)]
     assert codes == [0] * 30
 

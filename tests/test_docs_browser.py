@@ -16,7 +16,7 @@ from tests.docs_support import DemoLake, build_demo_lake
 pytestmark = pytest.mark.slow  # a demo lake and a browser: some 20 s
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-# as NOTES.md says: no background networking (the machine's closed network refuses it), a fresh profile
+# no background networking (a closed network refuses Chromium's own connections), a fresh profile
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
