@@ -153,8 +153,8 @@ NDJSON = b'{"id": 5, "nome": "eva"}\n{"id": 6, "nome": "fabio"}\n'
         (NDJSON, False, False),
         (b'[{"id": 1}]\n[{"id": 2}]\n', False, False),  # an array per line: JSON Lines
         (b"[" + b"x" * 70000, False, False),  # one long line
-        (gzip.compress(PRETTY), True, True),
-        (gzip.compress(ONE_LINE), True, False),
+        (gzip.compress(PRETTY, mtime=0), True, True),
+        (gzip.compress(ONE_LINE, mtime=0), True, False),
     ],
 )
 def test_multiline_array_detection(head, gz, expect):
