@@ -29,11 +29,17 @@ TESTS = Path(__file__).resolve().parent
 SLOW_AREAS = ("spark", "aws", "terraform", "iam")
 
 
+# files holding the longest tests (minutes of signal and kill -9 loops): they run first, so parallel workers
+# (scripts/test.sh) do not end with one worker alone on a long test
+LONG_FIRST = ("test_signals.py", "test_maintain_concurrency.py", "test_ingest_crash.py", "test_promote_crash.py")
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         parts = Path(str(item.fspath)).resolve().relative_to(TESTS).parts
         if parts[0] in SLOW_AREAS or item.get_closest_marker("spark"):
             item.add_marker(pytest.mark.slow)
+    items.sort(key=lambda item: Path(str(item.fspath)).name not in LONG_FIRST)  # stable: order kept otherwise
 
 
 @dataclass
