@@ -121,6 +121,7 @@ def test_no_colour_or_bars_when_piped(ingested):
         assert not ANSI.search(proc.stdout + proc.stderr), args
 
 
+@pytest.mark.slow
 def test_json_logs_on_request(ingested):
     proc = cli(ingested, "--log-format", "json", "ingest", "eventos")
     assert proc.returncode == 0
@@ -128,6 +129,7 @@ def test_json_logs_on_request(ingested):
     assert any(entry["msg"] == "ingest done" and entry["table"] == "eventos" for entry in logs)
 
 
+@pytest.mark.slow
 def test_usage_errors_exit_2(ingested):
     assert cli(ingested, "ingest").returncode == 2  # neither tables nor --all
     assert cli(ingested, "ingest", "nope").returncode == 2
@@ -142,6 +144,7 @@ def test_repeated_read_and_exit_never_dies_at_exit(ingested):
     assert codes == [0] * 30
 
 
+@pytest.mark.slow
 def test_landing_sla_breach_exits_1(tmp_path):
     spec = {"table": "eventos", "source": {"path": "eventos/"}, "landing": {"max_age": "1h", "min_files": 1}}
     make_project(tmp_path, spec)
@@ -160,6 +163,7 @@ def test_landing_sla_breach_exits_1(tmp_path):
     assert report["unreadable"][0]["file"] == "new.json" and report["unreadable"][0]["line"] == 1
 
 
+@pytest.mark.slow
 def test_init_scaffolds_a_project_that_lints(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "lh360", "init", str(tmp_path)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

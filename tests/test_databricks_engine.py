@@ -227,6 +227,7 @@ def test_timeout_from_the_target_config(fake_ws, tmp_path):
         engine(target, timeout="soon")
 
 
+@pytest.mark.slow
 def test_429_and_503_are_retried_by_the_sdk_and_start_one_run(fake_ws, prod):
     project, target = prod
     fake_ws.inject_http_errors(SUBMIT, [429, 503])

@@ -96,6 +96,7 @@ def silver_row(root: Path) -> dict:
     return next(r for r in json.loads(proc.stdout)["tables"] if r["relation"] == "silver.clientes")
 
 
+@pytest.mark.slow
 def test_plan_and_tables_say_a_full_refresh_is_due_after_a_spec_change(fake_ws, deployed):
     built_by_the_job(deployed)
     assert silver_row(deployed)["full_refresh_due"] is False
@@ -133,6 +134,7 @@ def test_a_plain_refine_after_a_spec_change_stays_incremental_and_says_a_refresh
     assert "full_refresh" not in sent_payload(fake_ws) and "state_generation" not in sent_payload(fake_ws)
 
 
+@pytest.mark.slow
 def test_promote_full_refresh_rebuilds_in_a_new_generation_and_the_ledger_says_so(fake_ws, deployed):
     built_by_the_job(deployed, "bronze")
     built_by_the_job(deployed)

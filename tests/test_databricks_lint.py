@@ -35,6 +35,7 @@ def unsafe_spec() -> str:
     return text.replace("id: try_cast(id as bigint)", "id: cast(id as bigint)")  # id is hinted bigint: safe
 
 
+@pytest.mark.slow
 def test_the_shipped_example_is_ansi_safe(tmp_path):
     assert (REPO / "configs" / "tables" / "clientes.yaml").read_text() == (
         REPO / "lh360" / "templates" / "configs" / "tables" / "clientes.yaml"
@@ -58,6 +59,7 @@ def test_casts_that_fail_under_ansi_are_warnings_on_databricks_targets(tmp_path)
     assert {w["field"] for w in doc["warnings"]} == {f for f in fields} and all(w["line"] for w in doc["warnings"])
 
 
+@pytest.mark.slow
 def test_no_ansi_warning_without_a_databricks_target(tmp_path):
     proc = cli(project(tmp_path, unsafe_spec(), databricks=False), "lint", "--json")
     assert proc.returncode == 0 and json.loads(proc.stdout)["warnings"] == []

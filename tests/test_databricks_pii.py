@@ -75,6 +75,7 @@ def test_a_gold_query_needing_the_key_is_refused_on_the_warehouse(tmp_path, fake
     assert not fake_ws.statements
 
 
+@pytest.mark.slow
 def test_forget_on_databricks_merges_with_parameters_and_rewrites_landing(tmp_path, fake_ws, monkeypatch):
     from lh360.context import Lakehouse
     from lh360.demo.generator import write_landing

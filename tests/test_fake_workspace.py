@@ -195,6 +195,7 @@ def test_unknown_run_is_not_found(ws):
         ws.client().jobs.get_run(424242)
 
 
+@pytest.mark.slow
 def test_429_and_503_are_retried_by_the_sdk(ws):
     ws.script_run("never_ends")
     w = ws.client(retry_timeout_seconds=10)

@@ -173,6 +173,7 @@ def test_check_samples_in_the_ledger_lose_the_persons_rows(project):
     assert left and all(r["id"] != person["id"] for r in left)  # the other rows of the samples stay
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("keys", "message"),
     [
@@ -204,6 +205,7 @@ def test_cli_bad_input_exit_codes(project, run_cli):
     assert code == 2 and "clientes.yaml" in err
 
 
+@pytest.mark.slow
 def test_forget_while_another_run_holds_the_lock_exits_75_and_changes_nothing(project, run_cli):
     from lh360.lock import table_lock
 
@@ -223,6 +225,7 @@ def test_a_forget_without_the_pii_key_is_refused(project, monkeypatch):
         lakehouse(p).forget("clientes", ["cpf=1"])
 
 
+@pytest.mark.slow
 def test_a_malformed_line_naming_the_person_goes_from_landing_bronze_and_quarantine(project):
     """A line ingest could not parse keeps its raw text in bronze (_rescued_data) and quarantine
     (_corrupt_record): when it holds the person's CPF it is theirs, and --vacuum leaves no byte of it. Another

@@ -169,6 +169,7 @@ def test_an_incremental_run_on_a_changed_spec_keeps_the_hash_silver_was_built_wi
     assert silver.history(1)[0]["lh360.run_spec_hash"] == spec_hash(p.load().specs["ev"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scd", [1, 2])
 def test_full_refresh_equals_a_first_promote_of_the_same_bronze(project, scd):
     from lh360.engines.local.ingest import ingest

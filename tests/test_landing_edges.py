@@ -105,6 +105,7 @@ def test_a_file_changed_between_listing_and_reading_is_left_to_settle(tmp_path):
     assert err.value.kind == "settling"
 
 
+@pytest.mark.slow
 def test_landing_cli_lists_files_waiting_to_settle(tmp_path):
     make_project(tmp_path, spec(settle="1h"))
     write_lines(land(tmp_path) / "fresh.json", records(0, 1))
@@ -287,6 +288,7 @@ def test_a_future_mtime_file_settles_after_settle_from_first_seen(tmp_path):
 # ---- JSON-array files ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["addNewColumns", "rescue"])
 def test_a_deeply_nested_json_array_file_becomes_rows(tmp_path, mode):
     make_project(tmp_path, {**spec(settle=0), "bronze": {"schema_evolution": mode}})

@@ -115,6 +115,7 @@ def test_a_run_killed_between_its_quarantine_and_silver_commits_finishes_after_l
     assert sorted(x["id"] for x in read_table(p.root, "quarantine.ev")) == [1, 3]
 
 
+@pytest.mark.slow
 def test_silver_whose_log_lost_every_record_of_its_watermark_is_refused_not_read_again(project):
     """Silver from before the watermark's app transactions, squeezed by another tool: refine cannot know
     which bronze rows it read, so it says to rebuild instead of reading bronze again."""

@@ -48,6 +48,7 @@ def run_duckdb(checks: list, rows: list[tuple]) -> tuple[list, list]:
     return list(counts), samples
 
 
+@pytest.mark.slow
 def test_the_sql_detectors_agree_with_the_python_ones_value_by_value():
     for kind in ("cpf", "cnpj", "email", "phone"):
         rows = [(v, None) for v, _ in CORPUS]
@@ -94,6 +95,7 @@ def test_a_bad_no_pii_check_is_refused_by_the_spec(bad):
         spec([bad])
 
 
+@pytest.mark.slow
 def test_no_pii_samples_are_masked_in_the_report(project):
     from lh360.checks import validate
 

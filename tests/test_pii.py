@@ -125,6 +125,7 @@ def test_silver_and_quarantine_store_personal_data_as_tagged(project):
     assert quarantined[0]["email"] == "m***@example.com"
 
 
+@pytest.mark.slow
 def test_a_hashed_key_still_merges_dedupes_and_stays_unique(project):
     p = project(spec({"cpf": {"kind": "cpf", "silver": "hash"}}, keys=["cpf"]))
     pipeline(p, [person(1), person(2), person(3, cpf="529.982.247-25")], to="silver")

@@ -65,6 +65,7 @@ def ready(project):
     return p
 
 
+@pytest.mark.slow
 def test_run_json_is_one_document_with_every_step(ready, run_cli):
     code, out, err = run_cli("run", "contas", "--json", cwd=ready.root)
     assert code == 0, err
@@ -76,6 +77,7 @@ def test_run_json_is_one_document_with_every_step(ready, run_cli):
     assert [r["uf"] for r in read_table(ready.root, "gold.por_uf", order_by="uf")] == ["RJ", "SP"]
 
 
+@pytest.mark.slow
 def test_run_needs_tables_or_all_and_promote_needs_a_known_layer(ready, run_cli):
     assert run_cli("run", cwd=ready.root)[0] == 2
     assert run_cli("promote", "--to", "platinum", cwd=ready.root)[0] == 2
@@ -83,6 +85,7 @@ def test_run_needs_tables_or_all_and_promote_needs_a_known_layer(ready, run_cli)
     assert code == 2 and "no spec for table nada" in err
 
 
+@pytest.mark.slow
 def test_fail_expectation_exits_1_and_writes_nothing(project, run_cli):
     s = spec()
     s["silver"]["expectations"] = [{"name": "saldo_positivo", "rule": "saldo >= 0", "action": "fail"}]
@@ -95,6 +98,7 @@ def test_fail_expectation_exits_1_and_writes_nothing(project, run_cli):
     assert doc["steps"][-1]["status"] == "failed" and doc["steps"][-1]["exit_code"] == 1
 
 
+@pytest.mark.slow
 def test_landing_sla_breach_stops_the_run_with_1(project, run_cli):
     p = project(spec(landing={"max_age": "1h", "min_files": 1}))
     p.write_landing("contas", "a.json", ROWS, mtime=time.time() - 7200)
@@ -202,6 +206,7 @@ def test_history_tables_sql_and_json_logs(ready, run_cli):
     assert code == 3 and "query failed" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_gold_cycle_and_unknown_table_are_spec_errors(project, run_cli):
     s = spec(gold={"a": {"sql": "SELECT * FROM gold.b"}, "b": {"sql": "SELECT * FROM gold.a"}}, checks={})
     p = project(s)

@@ -43,6 +43,7 @@ def quarantined(p) -> list[tuple]:
     return sorted(got, key=lambda t: (t[0] is None, t[0] or 0, t[1]))
 
 
+@pytest.mark.slow
 def test_a_malformed_line_is_quarantined_under_its_own_reason_with_its_raw_text(project, run_cli):
     p = project(spec())
     p.write_landing("ev", "a.json", [rec(1), '{"id": 2, "v": oops', rec(3, "bad")])

@@ -67,6 +67,7 @@ def current(p) -> dict[int, str]:
 # ---- 1.3 a NULL sequence never freezes a key -------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scd", [1, 2])
 def test_a_null_first_sequence_is_replaced_by_later_versions(project, scd):
     """The review's case: the first version of a key has ts NULL; versions 2 and 3 must still win."""
@@ -85,6 +86,7 @@ def test_a_null_first_sequence_is_replaced_by_later_versions(project, scd):
     assert current(p) == {1: "third"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scd", [1, 2])
 def test_a_null_sequence_never_replaces_a_known_one(project, scd):
     p = project(spec(scd))
@@ -95,6 +97,7 @@ def test_a_null_sequence_never_replaces_a_known_one(project, scd):
     assert current(p) == {1: "known"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scd", [1, 2])
 def test_two_null_sequences_go_to_the_later_arrival(project, scd):
     p = project(spec(scd))
@@ -110,6 +113,7 @@ def test_two_null_sequences_go_to_the_later_arrival(project, scd):
 # ---- 2.2 ties go to the latest arrival ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scd", [1, 2])
 def test_equal_sequence_in_a_later_batch_wins_split_or_together(project, scd):
     """The review's case (a): the same instant (10:00Z = 12:00+02:00) in two batches."""
@@ -123,6 +127,7 @@ def test_equal_sequence_in_a_later_batch_wins_split_or_together(project, scd):
     assert current(p) == {1: "batch1 (later)"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scd", [1, 2])
 def test_an_unchanged_version_delivered_again_changes_nothing(project, scd):
     p = project(spec(scd))

@@ -89,6 +89,7 @@ def test_two_first_promotes_racing_one_exits_75(project, monkeypatch, scd):
     assert refine(p).noop  # the winner's watermark stands; nothing to redo
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scd", [1, 2])
 def test_two_promotes_racing_on_existing_tables_one_exits_75(project, monkeypatch, scd):
     p = project(spec(scd))
@@ -107,6 +108,7 @@ def test_two_promotes_racing_on_existing_tables_one_exits_75(project, monkeypatc
     assert all(current[i] == "new" for i in range(15, 41) if i % 10)
 
 
+@pytest.mark.slow
 def test_a_loser_that_read_more_of_bronze_leaves_no_quarantine_rows(project, monkeypatch):
     """A's batch has nothing to quarantine, B read one more batch that has: B still loses at quarantine
     (A committed to it too), so its rows never show up there for the next run to quarantine again."""

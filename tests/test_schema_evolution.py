@@ -55,6 +55,7 @@ def test_rescue_and_none_keep_the_schema_and_rescue_the_column(tmp_path, mode):
     assert rows[1]["_rescued_data"] is None
 
 
+@pytest.mark.slow
 def test_fail_on_new_columns_stops_until_the_schema_is_updated(tmp_path):
     zone(tmp_path, "failOnNewColumns")
     with pytest.raises(SchemaChangeError, match="new columns email"):
@@ -85,6 +86,7 @@ def test_new_column_beyond_the_inference_sample_is_not_lost(tmp_path):
     assert [(r["id"], r["raro"]) for r in rows] == [(25_000, True)]
 
 
+@pytest.mark.slow
 def test_new_column_found_after_the_table_was_created_in_the_first_batch(tmp_path):
     """The new field sits far past the first Arrow batch, so the first batch's attempt has already created
     the empty bronze table when it stops; the restart must append to that table, not fail on it."""

@@ -74,6 +74,7 @@ def signal_during(proc: subprocess.Popen, sig: int, project: Path) -> tuple[int,
     return proc.returncode, out, err, time.monotonic() - sent
 
 
+@pytest.mark.slow
 def test_sigint_under_json_prints_one_document_saying_so(project):
     rc, out, err, took = signal_during(
         start(project, {"refine:a": "sleep:30"}, "run", "--all", "--json"), signal.SIGINT, project
@@ -85,6 +86,7 @@ def test_sigint_under_json_prints_one_document_saying_so(project):
     assert "interrupted by SIGINT" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_sigterm_is_not_swallowed_by_code_that_catches_every_exception(project):
     """The Databricks SDK's config probe and lh360's own housekeeping catch `Exception`: SIGTERM gets through."""
     proc = start(project, {"ingest:a": "swallow-sleep:30"}, "ingest", "a", "--json")
@@ -121,6 +123,7 @@ def test_a_native_panic_is_one_line_and_exit_3(project):
     assert "Traceback" not in err and len([x for x in err.splitlines() if x.strip()]) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("quiet", [True, False], ids=["quiet", "default"])
 def test_hundreds_of_native_panic_reports_do_not_reach_the_log(project, quiet):
     args = ["ingest", "a", *(["-q"] if quiet else [])]

@@ -40,6 +40,7 @@ def test_two_specs_defining_one_gold_table_is_a_spec_error_naming_both(project):
     assert f"{a}:11" in text, text
 
 
+@pytest.mark.slow
 def test_lint_and_every_command_exit_2_on_a_duplicate_gold_table(project, run_cli):
     p = _two_owners(project)
     p.write_landing("a", "1.json", [{"id": 1}])
@@ -178,6 +179,7 @@ def test_the_validate_table_shows_thresholds_with_brackets(tmp_path):
 # ---- 7.2: lint rejects what can never run ------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "hint", ["decimal(3,5)", "decimal(99,2)", "decimal(0,0)", "array<decimal(40,2)>", "struct<a:decimal(5,6)>"]
 )
@@ -189,6 +191,7 @@ def test_impossible_decimal_hints_are_spec_errors(project, run_cli, hint):
     assert f"{p.root / 'configs' / 'tables' / 'ev.yaml'}:" in err and "bronze.schema_hints" in err, err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("hint", ["binary(10)", "int(5)", "struct<a:int,a:int>", "float(60)"])
 def test_hints_the_local_engine_cannot_hold_are_lint_errors(project, run_cli, hint):
     spec = {"table": "ev", "source": {"path": "ev/"}, "bronze": {"schema_hints": {"x": hint}}}
@@ -205,6 +208,7 @@ def test_possible_decimal_hints_pass(hint):
     parse_type(hint)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "cast", ["cast(x as decimal(3,5))", "cast(x as decimal(99,2))", "x::decimal(40,1)", "cast(x as binary(10))"]
 )

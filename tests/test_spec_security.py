@@ -178,6 +178,7 @@ def test_lint_reports_file_reads_in_every_place_with_file_line_field(project, ru
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_every_command_refuses_a_silver_column_that_reads_files(project, run_cli):
     """The Databricks job gets silver.columns as text: the spec must be refused when it loads."""
     spec = _base()
@@ -191,6 +192,7 @@ def test_every_command_refuses_a_silver_column_that_reads_files(project, run_cli
     assert not (p.lake / "bronze" / "ev").exists()
 
 
+@pytest.mark.slow
 def test_validate_refuses_a_reconcile_side_over_a_table_function_with_exit_2(project, run_cli):
     """It used to crash with `unknown layer ''` (exit 3) after lint passed."""
     spec = _base()
@@ -298,6 +300,7 @@ def test_a_bypassed_guard_still_cannot_read_files_on_validate(project, monkeypat
 # ---- ${VAR}: only where lh360.yaml means it --------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_spec_sql_with_a_variable_is_a_spec_error_and_plan_prints_no_secret(project, run_cli):
     spec = _base()
     spec["gold"] = {
@@ -350,6 +353,7 @@ def test_a_variable_outside_the_listed_fields_is_a_config_error(project, monkeyp
     assert "lake" in info.value.reason  # says where ${VAR} does work
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name", ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "DATABRICKS_TOKEN", "DB_PASSWORD", "AWS_ACCESS_KEY_ID"]
 )
