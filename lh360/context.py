@@ -361,7 +361,7 @@ class Lakehouse:
                             result = self._maintain_one(
                                 spec.table, relation, lambda r=relation, w=work: self.engine.maintain(r, w)
                             )
-                            record.mark(relation, result.done, now)
+                            record.mark(relation, m.checked(result), now)
                             results.append(result)
                 finally:
                     m.save_record(self.target, record)
@@ -410,7 +410,7 @@ class Lakehouse:
                             work = m.work_for(pol, tasks, overrides=overrides, locked=False)
                             call = lambda r=relation, w=work: m.maintain_ledger(self.target, r, w)  # noqa: E731
                             result = self._maintain_one("*", relation, call)
-                            record.mark(relation, result.done, now)
+                            record.mark(relation, m.checked(result), now)
                             results.append(result)
                 finally:
                     m.save_record(self.target, record)

@@ -28,7 +28,7 @@ from typing import Any
 
 from lh360.config import ResolvedTarget
 from lh360.durations import format_duration
-from lh360.engines.base import MaintainResult, MaintenanceWork
+from lh360.engines.base import MISSING_TABLE, MaintainResult, MaintenanceWork
 from lh360.engines.local.maintain import maintain_table
 from lh360.errors import UsageError
 from lh360.layout import Lake
@@ -159,6 +159,12 @@ class Record:
         if tasks:
             self.done.setdefault(relation, {}).update(dict.fromkeys(tasks, now))
             self.changed = True
+
+
+def checked(result: MaintainResult) -> list[str]:
+    """The tasks whose clock restarts: those performed, and those found needless (no small files to
+    bin-pack) or left to the platform. A task skipped because the table does not exist yet stays due."""
+    return [*result.done, *(task for task, why in result.skipped.items() if why != MISSING_TABLE)]
 
 
 def record_uri(target: ResolvedTarget, name: str) -> str:

@@ -255,3 +255,44 @@ def test_a_lost_or_broken_record_only_restarts_the_clocks(project, run_cli):
     assert json.loads(record.read_text())["done"]["bronze.ev"]["compact"] > 0
     landed(p, 2, 1)
     assert "bronze.ev" in {r["relation"] for r in ok(run_cli, p, "run", "ev")["maintenance"]}
+
+
+def test_a_needless_or_platform_task_restarts_its_clock_a_missing_table_does_not():
+    from lh360.engines.base import MISSING_TABLE, MaintainResult
+    from lh360.maintenance import checked
+
+    done = MaintainResult(
+        relation="silver.x",
+        table="x",
+        engine="local",
+        done=["vacuum"],
+        skipped={"compact": "no small files to bin-pack", "checkpoint": "the platform does it"},
+    )
+    assert checked(done) == ["vacuum", "compact", "checkpoint"]
+    missing = MaintainResult(relation="gold.y", table="x", engine="local", skipped={"compact": MISSING_TABLE})
+    assert checked(missing) == []
+
+
+@pytest.mark.slow
+def test_a_daily_policy_maintains_once_a_day_even_when_compaction_has_nothing_to_do(project, run_cli, monkeypatch):
+    """Hourly runs under `every: 1d`: a table whose compaction found no small files was tried again every
+    hour (its clock never restarted), so maintenance ran in nearly every run."""
+    import lh360.maintenance as maintenance
+    from lh360.config import load_project
+    from lh360.context import Lakehouse
+
+    p = project(clean_spec())
+    cfg = yaml.safe_load(p.config.read_text())
+    cfg["targets"]["local"]["maintenance"] = {"log_cleanup": {"every": "off"}, "vacuum": {"every": "off"}}
+    p.config.write_text(yaml.safe_dump(cfg))
+    start = 1_800_000_000.0
+    maintained = []
+    for hour in range(30):
+        monkeypatch.setattr(maintenance, "now", lambda h=hour: start + h * 3600.0)
+        landed(p, hour, 1)
+        project_ = load_project(p.config)
+        summary = Lakehouse(project_, project_.target()).run(None)
+        assert summary.ok, summary.error
+        if summary.maintenance:
+            maintained.append(hour)
+    assert maintained == [24], maintained
