@@ -13,8 +13,6 @@ import os
 import signal
 import sys
 
-from lh360.cli import main as cli_main
-
 
 def _early(signum: int, frame: object) -> None:
     name = signal.Signals(signum).name
@@ -28,6 +26,9 @@ def _early(signum: int, frame: object) -> None:
 def main() -> None:
     signal.signal(signal.SIGINT, _early)
     signal.signal(signal.SIGTERM, _early)
+    # imported only now: the CLI's imports take a few hundred milliseconds, and a signal then must find
+    # the handlers above already in place
+    from lh360.cli import main as cli_main
 
     cli_main()
 

@@ -251,3 +251,12 @@ def test_a_signal_during_a_native_import_waits_for_the_import_to_finish(tmp_path
     assert exc.value.exit_code == 143
     assert sys.modules["lh360_native_probe"].completed is True
     sys.modules.pop("lh360_native_probe")
+
+
+def test_the_entry_point_sets_its_signal_handlers_before_importing_the_cli():
+    """`lh360` (and `python -m lh360`) install the early handlers first: the CLI's imports take hundreds of
+    milliseconds, and a SIGTERM then must exit 143, not kill the process by the signal."""
+    code = "import sys, lh360._entry; print(sorted(m for m in sys.modules if m.startswith('lh360.cli')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
