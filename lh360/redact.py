@@ -111,9 +111,22 @@ def detect(text: str) -> list[str]:
     return found
 
 
+_UUID = re.compile(r"([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})")
+
+
 def redact(text: str | None) -> str | None:
     """`text` with every CPF/CNPJ (valid check digits), e-mail address and phone number masked (MASKS):
     for error messages and logs, where a value may surface without its column."""
+    if not text:
+        return text
+    # identifiers (a query's or run's UUID) are kept whole: their digit runs can look like a phone number
+    parts = _UUID.split(text)
+    if len(parts) > 1:
+        return "".join(part if _UUID.fullmatch(part) else _redact_plain(part) or "" for part in parts)
+    return _redact_plain(text)
+
+
+def _redact_plain(text: str) -> str | None:
     if not text:
         return text
     text = _CNPJ.sub(lambda m: _masked("cnpj", m.group()) if cnpj_valid(m.group()) else m.group(), text)

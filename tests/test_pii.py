@@ -311,3 +311,11 @@ def test_redact_masks_each_kind_and_leaves_other_numbers():
     plain = "version 1795663278 at 2025-01-01T10:00:00, 123.456.789-00 (bad check digits), 111.111.111-11"
     assert pii.redact(plain) == plain
     assert pii.detect(text) == ["cpf", "cnpj", "email", "phone"] and pii.detect(plain) == []
+
+
+def test_redact_keeps_identifiers_whole():
+    """A query's or run's UUID can hold digit runs shaped like a phone number: it stays whole."""
+    from lh360.redact import redact
+
+    text = "query 12345678-1234-5678-9012-123456789012 failed for (11) 98765-4321"
+    assert redact(text) == "query 12345678-1234-5678-9012-123456789012 failed for (**) *****-4321"
