@@ -348,12 +348,6 @@ def replace_table_sql(
     return sql + f" AS SELECT * FROM {source}"
 
 
-def null_key_writer_options(payload: dict, batch_id: int) -> dict[str, str]:
-    """The append of a refine batch's rows whose key is NULL (a MERGE never matches them, so a replayed
-    MERGE would insert them again; an append carries the writer options that make a replay a no-op)."""
-    return {"txnAppId": txn_app_id(payload, "refine"), "txnVersion": str(batch_id)}
-
-
 # --------------------------------------------------------------------------- refine / aggregate SQL
 
 
@@ -475,7 +469,6 @@ def plan(payload: dict) -> dict[str, Any]:
             scd=T.scd_type(spec),
             expectations=T.expectations(spec),
             merge_sql=merge_sql(payload, cols) if cols else None,
-            null_key_writer_options=null_key_writer_options(payload, 0) | {"txnVersion": "<batch_id>"},
             stream_options=bronze_reader_options(payload),
             silver_properties=silver_properties(payload),
             trigger="availableNow",

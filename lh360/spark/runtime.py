@@ -6,9 +6,17 @@ Serverless compute is Spark Connect: it accepts only a short allow-list of Spark
 ``cache()``/``persist()``. The job sets no conf and caches nothing; every write is idempotent by itself:
 appends carry the DataFrameWriter options ``txnAppId``/``txnVersion`` (the micro-batch id), and the refine
 MERGE, which cannot carry them, changes nothing when a batch is replayed (a version no later than silver's
-is ignored), except for rows whose key is NULL (they never match): those are appended apart, with the
-writer options. A full refresh's replaces (CREATE OR REPLACE TABLE ... AS SELECT of the same micro-batch)
+is ignored; a row whose key is NULL, which a MERGE would never match, is quarantined as ``null_key`` and never
+reaches it). A full refresh's replaces (CREATE OR REPLACE TABLE ... AS SELECT of the same micro-batch)
 give the same tables when replayed (contract.py says when one is).
+
+Without a cache, every action on a micro-batch reads its files again, so the batch functions keep actions
+few and narrow. Ingest: one aggregate over the lineage columns (rows, files, sizes), then the append. Refine:
+one aggregate that reads only the columns the expectations, keys and sequence name (Parquet column pruning;
+it must run before any write, as a ``fail`` rule writes nothing), the quarantine append only when rows were
+quarantined, then the MERGE. What the writes wrote comes from the writes themselves: the MERGE's own result
+row, or its commit's ``operationMetrics`` (``DESCRIBE HISTORY``, table metadata, no data read), never from
+counting the source again.
 """
 
 from __future__ import annotations
@@ -89,14 +97,10 @@ def _table_exists(spark, name: str) -> bool:
             return False
 
 
-def last_commit_rows(spark, name: str, user_metadata: str) -> int:
-    """Rows the table's last commit wrote (its operationMetrics), if that commit is the one whose
-    userMetadata is given; 0 otherwise (Delta skipped a replayed append: nothing was written)."""
+def last_commit_metrics(spark, name: str) -> dict[str, str]:
+    """The operationMetrics of the table's last commit (``DESCRIBE HISTORY``: the log, no data file read)."""
     row = spark.sql(f"DESCRIBE HISTORY {name} LIMIT 1").first()
-    if row is None or (row["userMetadata"] or "") != user_metadata:
-        return 0
-    metrics = row["operationMetrics"] or {}
-    return int(metrics.get("numOutputRows") or 0)
+    return dict((row["operationMetrics"] if row is not None else None) or {})
 
 
 class DeltaTarget:
@@ -225,43 +229,23 @@ class DeltaTarget:
         name = C.table_name(self.payload, "silver")
         part = list(T.silver_spec(self.spec).get("partition_by") or [])
         self._replace(df, name, self.paths["silver"], part, C.refresh_properties(self.payload, "silver"))
-        row = self.spark.sql(f"DESCRIBE HISTORY {name} LIMIT 1").first()
-        metrics = (row["operationMetrics"] if row is not None else None) or {}
-        return int(metrics.get("numOutputRows") or 0)
+        return int(last_commit_metrics(self.spark, name).get("numOutputRows") or 0)
 
-    def merge(self, source_df, batch_id: int, columns: list[str]) -> dict[str, int | None]:
-        """MERGE the rows with a key (a replay changes nothing), append those without one (a replay is
-        skipped by the writer options). No session conf: serverless refuses Delta's txn confs. The counters
-        are the commits' own metrics (MERGE returns them; the append's come from its commit)."""
-        keys, _ = T.keys_and_sequence(self.spec)
-        keyed, keyless = T.split_null_keys(source_df, keys)
+    def merge(self, source_df, batch_id: int, columns: list[str]) -> dict[str, int]:
+        """MERGE the batch's rows into silver (a replay changes nothing: see the module docstring). Every
+        row has its key: refine_transform quarantined those without one. No session conf: serverless refuses
+        Delta's txn confs. The counters are the MERGE's own: its result row, else its commit's
+        operationMetrics (SCD2 counts the rows it closed as updated)."""
         view = C.view_name(self.payload, "refine")
-        keyed.createOrReplaceTempView(view)
+        source_df.createOrReplaceTempView(view)
         json_columns = [f.name for f in source_df.schema.fields if T.has_map(f.dataType)]
         rows = self.spark.sql(C.merge_sql(self.payload, columns, C.quote(view), json_columns)).collect()
-        metrics = rows[0].asDict() if rows else {}
-        ins, upd = metrics.get("num_inserted_rows"), metrics.get("num_updated_rows")
-        appended = self._append_keyless(keyless, batch_id, columns)
-        if ins is not None:
-            ins = int(ins) + appended
-        return {"inserted": ins, "updated": upd}
-
-    def _append_keyless(self, keyless, batch_id: int, columns: list[str]) -> int:
-        """Append the NULL-key rows of a batch, as the MERGE would have inserted them (SCD2: its `insert`
-        rows); their count from the commit's operationMetrics (0 when there were none, or when this batch
-        had been appended before and Delta skipped the replay)."""
-        scd2 = T.scd_type(self.spec) == 2
-        if scd2:
-            keyless = keyless.where(T.col(T.CHANGE_COLUMN) == "insert")
-        cols = [c for c in columns if c not in T.SCD2_COLUMNS] + (list(T.SCD2_COLUMNS) if scd2 else [])
-        rows = keyless.select(*[T.col(c) for c in cols])
-        if not rows.limit(1).collect():
-            return 0
-        opts = C.null_key_writer_options(self.payload, batch_id)
-        opts["userMetadata"] = json.dumps({"lh360.step": "refine", "lh360.batch_id": int(batch_id)})
-        name = C.table_name(self.payload, "silver")
-        rows.write.format("delta").mode("append").options(**opts).saveAsTable(name)
-        return last_commit_rows(self.spark, name, opts["userMetadata"])
+        result = rows[0].asDict() if rows else {}
+        ins, upd = result.get("num_inserted_rows"), result.get("num_updated_rows")
+        if ins is None or upd is None:
+            metrics = last_commit_metrics(self.spark, C.table_name(self.payload, "silver"))
+            ins, upd = metrics.get("numTargetRowsInserted"), metrics.get("numTargetRowsUpdated")
+        return {"inserted": int(ins or 0), "updated": int(upd or 0)}
 
     # both
     def record_metrics(self, step: str, batch_id: int, counters: dict) -> None:
@@ -342,7 +326,8 @@ def refine_batch(batch_df, batch_id: int, payload: dict, target) -> dict:
     if payload.get("full_refresh") and int(batch_id) == 0:
         return replace_batch(batch_df, batch_id, payload, target)
     spec = payload["spec"]
-    # no cache(): serverless refuses it; each action reads the batch's bronze files again
+    # no cache() (serverless refuses it): each action reads the batch's bronze files again, so there are
+    # at most three, and the first reads only the rule columns (see the module docstring)
     source, quarantine, counters = T.refine_transform(batch_df, spec, pii_key(payload, batch_df.sparkSession))
     counters["batch_id"] = int(batch_id)
     columns = T.silver_schema_columns(source, spec)
@@ -350,22 +335,15 @@ def refine_batch(batch_df, batch_id: int, payload: dict, target) -> dict:
     if counters["quarantined"]:
         target.append_quarantine(quarantine, batch_id)
     data_cols = [c for c, _ in columns if c not in T.SCD2_COLUMNS]
-    if T.scd_type(spec) == 2:
-        changes = T.scd2_changes(target.read_current(), source, spec)
-        result = target.merge(changes, batch_id, data_cols)
-        if result.get("inserted") is None:  # no MERGE metrics: count what was applied
-            n = {
-                r[T.CHANGE_COLUMN]: r["n"]
-                for r in changes.groupBy(T.CHANGE_COLUMN).count().withColumnRenamed("count", "n").collect()
-            }
-            result = {"inserted": n.get("insert", 0), "updated": n.get("close", 0)}
-    elif counters["kept"]:
-        result = target.merge(source.select(*[T.col(c) for c in data_cols]), batch_id, data_cols)
-    else:
-        result = {"inserted": 0, "updated": 0}
-    ins, upd = result.get("inserted"), result.get("updated")
-    counters["inserted"], counters["updated"] = ins, upd
-    counters["rows_out"] = None if ins is None and upd is None else int(ins or 0) + int(upd or 0)
+    result = {"inserted": 0, "updated": 0}
+    if counters["kept"]:
+        if T.scd_type(spec) == 2:
+            merge_source = T.scd2_changes(target.read_current(), source, spec)
+        else:
+            merge_source = source.select(*[T.col(c) for c in data_cols])
+        result = target.merge(merge_source, batch_id, data_cols)
+    counters["inserted"], counters["updated"] = result["inserted"], result["updated"]
+    counters["rows_out"] = result["inserted"] + result["updated"]
     target.record_metrics("refine", batch_id, counters)
     return counters
 

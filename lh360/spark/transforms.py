@@ -230,6 +230,47 @@ def _any(conds: list[Column]) -> Column:
     return out
 
 
+def flag_expectations(df: DataFrame, spec: dict) -> DataFrame:
+    """``df`` (with ``_corrupt_record``, NULL where absent) plus one verdict column per rule (``ok<i>``:
+    the rule is TRUE, or the row is a malformed line), ``null_key``, ``q`` (quarantined) and ``d``
+    (dropped; quarantine beats drop), each under the scratch prefix."""
+    exps = expectations(spec)
+    keys, _ = keys_and_sequence(spec)
+    if CORRUPT not in df.columns:
+        df = df.withColumn(CORRUPT, F.lit(None).cast("string"))
+    corrupt = F.col(CORRUPT).isNotNull()
+    # rules are not evaluated on a malformed line (its columns are NULL for want of a record, not by value)
+    oks = [(F.coalesce(F.expr(e["rule"]), F.lit(False)) | corrupt).alias(f"{_TMP}ok{i}") for i, e in enumerate(exps)]
+    null_key = (_any([col(k).isNull() for k in keys]) & ~corrupt).alias(f"{_TMP}null_key")
+    flagged = df.select(*[col(c) for c in df.columns], *oks, null_key)
+    failed = [~F.col(f"{_TMP}ok{i}") for i in range(len(exps))]
+    q_cond = _any(
+        [
+            corrupt,
+            F.col(f"{_TMP}null_key"),
+            *[f for f, e in zip(failed, exps, strict=True) if e["action"] == "quarantine"],
+        ]
+    )
+    d_cond = _any([f for f, e in zip(failed, exps, strict=True) if e["action"] == "drop"])
+    return flagged.withColumn(f"{_TMP}q", q_cond).withColumn(f"{_TMP}d", d_cond & ~F.col(f"{_TMP}q"))
+
+
+def expectation_aggregates(spec: dict) -> list[Column]:
+    """The counters of a :func:`flag_expectations` frame, as one aggregate: ``rows_in``, ``r<i>`` (rows
+    failing rule i), ``corrupt``, ``null_key``, ``quarantined``, ``dropped``. They name only the verdict
+    columns, so the scan under them reads only what the rules, keys and sequence name."""
+    n = len(expectations(spec))
+    aggs = [F.count(F.lit(1)).alias("rows_in")]
+    aggs += [F.sum(F.when(~F.col(f"{_TMP}ok{i}"), 1).otherwise(0)).alias(f"r{i}") for i in range(n)]
+    aggs += [
+        F.sum(F.when(F.col(CORRUPT).isNotNull(), 1).otherwise(0)).alias("corrupt"),
+        F.sum(F.when(F.col(f"{_TMP}null_key"), 1).otherwise(0)).alias("null_key"),
+        F.sum(F.when(F.col(f"{_TMP}q"), 1).otherwise(0)).alias("quarantined"),
+        F.sum(F.when(F.col(f"{_TMP}d"), 1).otherwise(0)).alias("dropped"),
+    ]
+    return aggs
+
+
 def evaluate_expectations(
     df: DataFrame, spec: dict, *, raise_on_fail: bool = True
 ) -> tuple[DataFrame, DataFrame, dict[str, Any]]:
@@ -247,38 +288,19 @@ def evaluate_expectations(
 
     A row fails a rule unless the rule is TRUE (NULL fails). Quarantine beats drop.
     If a ``fail`` rule failed on any row, raises :class:`ExpectationFailed` (unless
-    ``raise_on_fail=False``): call it before writing anything. Runs one Spark job (the counters);
-    persist ``df`` first when it is expensive to recompute.
+    ``raise_on_fail=False``): call it before writing anything. Runs one Spark job (the counters), which
+    reads only the columns the rules, keys and sequence name (:func:`expectation_aggregates`).
     """
     exps = expectations(spec)
-    keys, _ = keys_and_sequence(spec)
     data_cols = data_columns(df)
-    if CORRUPT not in df.columns:
-        df = df.withColumn(CORRUPT, F.lit(None).cast("string"))
+    flagged = flag_expectations(df, spec)
+    columns = [*df.columns, *([] if CORRUPT in df.columns else [CORRUPT])]  # flagged's, without the verdicts
     corrupt = F.col(CORRUPT).isNotNull()
-    # rules are not evaluated on a malformed line (its columns are NULL for want of a record, not by value)
-    oks = [(F.coalesce(F.expr(e["rule"]), F.lit(False)) | corrupt).alias(f"{_TMP}ok{i}") for i, e in enumerate(exps)]
-    null_key = (_any([col(k).isNull() for k in keys]) & ~corrupt).alias(f"{_TMP}null_key")
-    flagged = df.select(*[col(c) for c in df.columns], *oks, null_key)
 
     def failed(i: int) -> Column:
         return ~F.col(f"{_TMP}ok{i}")
 
-    q_cond = _any(
-        [corrupt, F.col(f"{_TMP}null_key"), *[failed(i) for i, e in enumerate(exps) if e["action"] == "quarantine"]]
-    )
-    d_cond = _any([failed(i) for i, e in enumerate(exps) if e["action"] == "drop"])
-    flagged = flagged.withColumn(f"{_TMP}q", q_cond).withColumn(f"{_TMP}d", d_cond & ~F.col(f"{_TMP}q"))
-
-    aggs = [F.count(F.lit(1)).alias("rows_in")]
-    aggs += [F.sum(F.when(failed(i), 1).otherwise(0)).alias(f"r{i}") for i in range(len(exps))]
-    aggs += [
-        F.sum(F.when(corrupt, 1).otherwise(0)).alias("corrupt"),
-        F.sum(F.when(F.col(f"{_TMP}null_key"), 1).otherwise(0)).alias("null_key"),
-        F.sum(F.when(F.col(f"{_TMP}q"), 1).otherwise(0)).alias("quarantined"),
-        F.sum(F.when(F.col(f"{_TMP}d"), 1).otherwise(0)).alias("dropped"),
-    ]
-    row = flagged.agg(*aggs).first()
+    row = flagged.agg(*expectation_aggregates(spec)).first()
     assert row is not None  # an aggregate without GROUP BY has exactly one row
     rows_in = int(row["rows_in"] or 0)
     rule_failures = {e["name"]: int(row[f"r{i}"] or 0) for i, e in enumerate(exps)}
@@ -299,7 +321,7 @@ def evaluate_expectations(
         if bad:
             raise ExpectationFailed(bad, counters)
 
-    kept = flagged.where(~F.col(f"{_TMP}q") & ~F.col(f"{_TMP}d")).select(*[col(c) for c in df.columns])
+    kept = flagged.where(~F.col(f"{_TMP}q") & ~F.col(f"{_TMP}d")).select(*[col(c) for c in columns])
     reasons = [F.when(F.col(f"{_TMP}null_key"), F.lit(NULL_KEY))]
     reasons += [F.when(failed(i), F.lit(e["name"])) for i, e in enumerate(exps)]
     failed_rules = F.when(corrupt, F.array(F.lit(CORRUPT_RECORD))).otherwise(
@@ -360,15 +382,6 @@ def refine_transform(
     kept, quarantine = protect(kept, spec, pii_key), protect(quarantine, spec, pii_key)
     deduped = dedupe_versions(kept, keys, seq) if scd_type(spec) == 2 else dedupe(kept, keys, seq)
     return deduped.drop(*[c for c in deduped.columns if c.startswith(_TMP)]), quarantine, counters
-
-
-def split_null_keys(df: DataFrame, keys: list[str]) -> tuple[DataFrame, DataFrame]:
-    """``(rows whose keys are all set, rows with a NULL key)``. A MERGE never matches a NULL key, so it
-    would insert such a row again when a batch is replayed; the job appends them apart, idempotently."""
-    missing = F.lit(False)
-    for k in keys:
-        missing = missing | col(k).isNull()
-    return df.where(~missing), df.where(missing)
 
 
 def _renamed_keys(df: DataFrame, keys: list[str], *extra: Column) -> DataFrame:

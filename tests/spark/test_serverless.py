@@ -198,24 +198,117 @@ def recorded_writes(monkeypatch):
     return log
 
 
-def test_delta_target_merge_sets_no_conf_and_appends_keyless_rows_with_writer_options(
-    spark, serverless, recorded_writes
-):
+def test_delta_target_merge_sets_no_conf_and_counts_from_the_merge_itself(spark, serverless, recorded_writes):
     p = keyless_payload()
     rec = Recorder(spark, registered={"`lakehouse360`.`silver`.`clientes`"})
     rec.writes = recorded_writes
     target = runtime.DeltaTarget(rec, p)
     source = spark.createDataFrame(
-        [(1, "a", "2025-01-01"), (None, "b", "2025-01-01")], "id bigint, nome string, updated_at string"
+        [(1, "a", "2025-01-01"), (2, "b", "2025-01-01")], "id bigint, nome string, updated_at string"
     )
     result = target.merge(source, 7, ["id", "nome", "updated_at"])
     assert serverless == []  # no session conf, no cache
-    assert rec.merge_source_rows == [(1, "a", "2025-01-01")]  # the MERGE takes the keyed rows only
-    (append,) = recorded_writes
-    assert append["kind"] == "name" and append["target"] == "`lakehouse360`.`silver`.`clientes`"
-    assert append["options"]["txnAppId"] == "lh360-refine-clientes" and append["options"]["txnVersion"] == "7"
-    assert append["rows"] == 1
-    assert result == {"inserted": 2, "updated": 0}  # MERGE's own metrics + the append's commit metrics
+    assert rec.merge_source_rows == [(1, "a", "2025-01-01"), (2, "b", "2025-01-01")]
+    assert recorded_writes == []  # one statement: the MERGE (no append beside it)
+    assert result == {"inserted": 2, "updated": 0}  # the MERGE's own result row
+    assert not any(s.startswith("DESCRIBE HISTORY") for s in rec.statements)
+
+
+def test_without_a_merge_result_row_the_counters_come_from_its_commit(spark, recorded_writes):
+    """A MERGE whose result has no row (an older runtime): inserted/updated from the commit's
+    operationMetrics (DESCRIBE HISTORY reads the log), never by counting the source again."""
+
+    class Quiet(Recorder):
+        def sql(self, text):
+            if text.startswith("MERGE INTO"):
+                self.statements.append(text)
+                return self.spark.createDataFrame([], "x int")
+            if text.startswith("DESCRIBE HISTORY"):
+                self.statements.append(text)
+                metrics = {"numTargetRowsInserted": "3", "numTargetRowsUpdated": "4", "numSourceRows": "7"}
+                return self.spark.createDataFrame(
+                    [(None, metrics)], "userMetadata string, operationMetrics map<string,string>"
+                )
+            return super().sql(text)
+
+    rec = Quiet(spark, registered={"`lakehouse360`.`silver`.`clientes`"})
+    source = spark.createDataFrame([(1, "a", "2025-01-01")], "id bigint, nome string, updated_at string")
+    result = runtime.DeltaTarget(rec, keyless_payload()).merge(source, 0, ["id", "nome", "updated_at"])
+    assert result == {"inserted": 3, "updated": 4}
+    assert rec.statements[-1] == "DESCRIBE HISTORY `lakehouse360`.`silver`.`clientes` LIMIT 1"
+
+
+class ReadCounter:
+    """Counts the rows a frame's source yields, over every action on it: a Python UDF on the key column,
+    with an accumulator (an action that reads the batch again runs it again). No cache, as on serverless."""
+
+    def __init__(self, spark, df, column: str):
+        from pyspark.sql import functions as F
+        from pyspark.sql.types import StringType
+
+        self.rows = df.count()
+        self.accumulator = spark.sparkContext.accumulator(0)
+        acc = self.accumulator
+
+        def seen(value):
+            acc.add(1)
+            return value
+
+        self.df = df.withColumn(column, F.udf(seen, StringType(), useArrow=False).asNondeterministic()(F.col(column)))
+
+    @property
+    def reads(self) -> float:
+        return self.accumulator.value / self.rows
+
+
+class DeltaTargetOnRecorder(runtime.DeltaTarget):
+    """DeltaTarget's writes (quarantine append, MERGE) against the Recorder; silver exists already."""
+
+    def ensure_silver(self, columns):
+        pass
+
+    def record_metrics(self, step, batch_id, counters):
+        pass
+
+
+def test_refine_reads_a_batch_twice_and_three_times_only_when_rows_are_quarantined(spark, serverless, recorded_writes):
+    """Serverless has no cache, so each action reads the micro-batch's bronze files again. A refine batch
+    takes one counting pass (before any write: a `fail` rule writes nothing), the quarantine append when rows
+    were quarantined, and the MERGE; nothing else reads the batch."""
+    p = keyless_payload()
+    rec = Recorder(spark, registered={"`lakehouse360`.`silver`.`clientes`"})
+    rec.writes = recorded_writes
+    target = DeltaTargetOnRecorder(rec, p)
+
+    clean = batch_with_null_keys(spark).where("id IS NOT NULL")
+    counted = ReadCounter(spark, clean, "id")
+    counters = runtime.refine_batch(counted.df, 0, p, target)
+    assert counters["quarantined"] == 0 and counters["inserted"] == 2
+    assert counted.reads == 2  # the counting pass, the MERGE
+
+    mixed = ReadCounter(spark, batch_with_null_keys(spark, batch=1), "id")
+    counters = runtime.refine_batch(mixed.df, 1, p, target)
+    assert counters["quarantined"] == 1 and counters["inserted"] == 2
+    assert mixed.reads == 3  # the counting pass, the quarantine append, the MERGE
+    assert serverless == []
+
+
+def test_the_counting_pass_reads_only_the_columns_the_rules_keys_and_sequence_name(spark, tmp_path):
+    """Bronze is Parquet: the pass that counts expectations (before any write) reads the columns the rules
+    and keys name, not the batch's every column (column pruning down to the scan)."""
+    from lh360.spark import transforms as T
+
+    p = keyless_payload()
+    spec = p["spec"]
+    spec["silver"]["expectations"] = [{"name": "nome_set", "rule": "nome IS NOT NULL", "action": "warn"}]
+    batch_with_null_keys(spark).write.parquet(str(tmp_path / "bronze"))
+    bronze = spark.read.parquet(str(tmp_path / "bronze"))
+    keys, _ = T.keys_and_sequence(spec)
+    flagged = T.flag_expectations(T.project(bronze, spec), spec)
+    plan = flagged.agg(*T.expectation_aggregates(spec))._jdf.queryExecution().executedPlan().toString()
+    (read_schema,) = re.findall(r"ReadSchema: struct<([^>]*)>", plan)
+    read = {field.split(":")[0] for field in read_schema.split(",")}
+    assert read == {*keys, "nome"}  # not cpf, uf, updated_at, _source_file, _batch_id
 
 
 def test_appends_go_by_name_once_unity_catalog_has_the_table(spark, recorded_writes):

@@ -220,7 +220,6 @@ def test_names_locations_and_idempotency_ids():
     assert contract.table_name({**p, "catalog": ""}, "gold", "x") == "`gold`.`x`"
     assert contract.checkpoint_location(p, "silver") == "s3://lake/_lh360/state/clientes/checkpoint/silver"
     assert contract.checkpoint_location(p, "bronze") == "s3://lake/_lh360/state/clientes/checkpoint/bronze"
-    assert contract.null_key_writer_options(p, 7) == {"txnAppId": "lh360-refine-clientes", "txnVersion": "7"}
     assert contract.bronze_writer_options(p, 3) == {
         "mergeSchema": "true",
         "txnAppId": "lh360-ingest-clientes",
@@ -300,7 +299,6 @@ def test_plan_describes_each_step_without_spark():
     )
     refine = contract.plan(contract.parse_payload(payload()))
     assert refine["merge_sql"].startswith("MERGE INTO") and refine["scd"] == 1
-    assert refine["null_key_writer_options"]["txnAppId"] == "lh360-refine-clientes"
     assert "merge_txn" not in refine  # no session conf: serverless refuses them
     agg = contract.plan(contract.parse_payload(payload("aggregate")))
     assert agg["gold"][0]["name"] == "clientes_por_uf"
