@@ -126,6 +126,54 @@ def test_gold_sql_is_qualified_with_the_catalog():
 
 
 @pytest.mark.parametrize(
+    "cluster, message",
+    [
+        (
+            {"cluster_name": "old-etl", "data_security_mode": "NONE"},
+            "cluster '0101-abc' (old-etl): data_security_mode 'NONE' has no Unity Catalog access",
+        ),
+        ({"data_security_mode": "LEGACY_TABLE_ACL"}, "'LEGACY_TABLE_ACL' has no Unity Catalog access"),
+        ({"cluster_name": "no-mode"}, "data_security_mode not set: the cluster would have no Unity Catalog access"),
+        (None, "cluster '0101-abc' does not exist in http://127.0.0.1"),
+    ],
+)
+def test_an_existing_cluster_without_unity_catalog_access_is_refused_before_any_submit(
+    fake_ws, tmp_path, cluster, message
+):
+    """An `existing_cluster_id` must name a cluster whose access mode can write Unity Catalog tables: checked
+    with clusters/get before the first submit, refused (exit 2) naming the config's file, line and field."""
+    root = tmp_path / "p3"
+    root.mkdir()
+    if cluster is not None:
+        fake_ws.clusters["0101-abc"] = cluster
+    cfg = make_project(root, databricks={"compute": {"existing_cluster_id": "0101-abc"}})
+    deploy_to(fake_ws, root)
+    project, target = load(root)
+    with pytest.raises(ConfigError) as err:
+        engine(target).ingest(project.specs["clientes"])
+    text = str(err.value)
+    assert message in text and "existing_cluster_id" in text and str(cfg) in text
+    assert fake_ws.submitted == []  # nothing ran
+
+
+def test_an_existing_cluster_in_auto_or_standard_mode_is_accepted(fake_ws, tmp_path):
+    root = tmp_path / "p4"
+    root.mkdir()
+    fake_ws.clusters["0101-abc"] = {"kind": "CLASSIC_PREVIEW"}  # with `kind`, an unset mode is AUTO
+    make_project(root, databricks={"compute": {"existing_cluster_id": "0101-abc"}})
+    deploy_to(fake_ws, root)
+    project, target = load(root)
+    fake_ws.script_run("success", logs=summary_line(rows_in=1, rows_out=1, files=1))
+    eng = engine(target)
+    assert ok(eng.ingest(project.specs["clientes"]))
+    fake_ws.clusters["0101-abc"] = {"data_security_mode": "NONE"}  # checked once per invocation, not per run
+    fake_ws.script_run("success", logs=summary_line(rows_in=1, rows_out=1, files=1))
+    assert ok(eng.ingest(project.specs["clientes"]))
+    gets = [r for r in fake_ws.requests if r.path == "/api/2.1/clusters/get"]
+    assert len(gets) == 1
+
+
+@pytest.mark.parametrize(
     "compute, expect",
     [
         ({"existing_cluster_id": "0101-abc"}, {"existing_cluster_id": "0101-abc"}),
@@ -138,6 +186,7 @@ def test_gold_sql_is_qualified_with_the_catalog():
 def test_configured_compute_replaces_serverless(fake_ws, tmp_path, compute, expect):
     root = tmp_path / "p2"
     root.mkdir()
+    fake_ws.clusters["0101-abc"] = {"cluster_name": "etl", "data_security_mode": "SINGLE_USER"}
     make_project(root, databricks={"compute": compute})
     deploy_to(fake_ws, root)
     project, target = load(root)

@@ -345,8 +345,17 @@ def test_unity_catalog_schemas_and_tables(ws):
 
 
 def test_unimplemented_endpoint_says_so(ws):
-    with pytest.raises(errors.NotFound, match=r"FakeWorkspace does not implement GET /api/2\.\d/clusters/get"):
+    with pytest.raises(errors.NotFound, match=r"FakeWorkspace does not implement GET /api/2\.\d/clusters/list"):
+        list(ws.client().clusters.list())
+
+
+def test_an_unknown_cluster_answers_as_the_service_does(ws):
+    # the service answers 400 INVALID_PARAMETER_VALUE; the SDK's own override maps it to ResourceDoesNotExist
+    with pytest.raises(errors.ResourceDoesNotExist, match="Cluster abc does not exist"):
         ws.client().clusters.get("abc")
+    ws.clusters["abc"] = {"cluster_name": "etl", "data_security_mode": "USER_ISOLATION"}
+    got = ws.client().clusters.get("abc")
+    assert got.cluster_name == "etl" and got.data_security_mode.value == "USER_ISOLATION"
 
 
 def test_isolation_refuses_non_loopback_hosts(ws):

@@ -24,6 +24,8 @@ What it serves (JSON shapes as the real API, enough for databricks-sdk 0.162 to 
 * SQL statements (``/api/2.0/sql/statements``): execute, get, cancel, result chunks (``ws.sql_chunk_rows``
   rows each, ``next_chunk_index`` on all but the last); results come from
   ``ws.sql_handler(statement, parameters) -> (columns, rows)``; ``GET /api/2.0/sql/warehouses/{id}``.
+* ``GET /api/2.1/clusters/get``: the clusters in ``ws.clusters`` (id -> the fields clusters/get returns); an
+  unknown id answers 400 ``INVALID_PARAMETER_VALUE`` "Cluster ... does not exist", as the service does.
 * Unity Catalog ``schemas`` and ``tables``: create / get / list / delete / ``tables/{name}/exists``.
 * ``GET /api/2.0/preview/scim/v2/Me`` (``w.current_user.me()``).
 
@@ -220,6 +222,7 @@ class FakeWorkspace:
         self.schemas: dict[str, dict] = {}
         self.tables: dict[str, dict] = {}
         self.warehouses: dict[str, dict] = {}
+        self.clusters: dict[str, dict] = {}
         self.default_outcome = "success"
         self.sql_handler: Callable[[str, list], tuple[list, list]] = lambda statement, parameters: ([], [])
         self.sql_delay_polls = 0
@@ -444,6 +447,11 @@ class FakeWorkspace:
         if m and method == "GET":
             wid = m.group(1)
             return 200, self.warehouses.get(wid) or {"id": wid, "name": f"warehouse {wid}", "state": "RUNNING"}
+        if path == "/api/2.1/clusters/get" and method == "GET":
+            cluster = self.clusters.get(query.get("cluster_id", ""))
+            if cluster is None:
+                raise _HttpError(400, "INVALID_PARAMETER_VALUE", f"Cluster {query.get('cluster_id')} does not exist")
+            return 200, {"cluster_id": query["cluster_id"], "state": "RUNNING", **cluster}
         m = re.fullmatch(r"/api/2\.1/unity-catalog/(schemas|tables)(?:/([^/]+)(/exists)?)?", path)
         if m:
             return self._uc(m.group(1), unquote(m.group(2) or ""), bool(m.group(3)), method, query, body)

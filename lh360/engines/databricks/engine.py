@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lh360 import __version__, pii
-from lh360.config import Project, ResolvedTarget
+from lh360.config import ExistingCluster, Project, ResolvedTarget
 from lh360.console import Console, NullConsole
 from lh360.durations import format_elapsed, parse_timeout
 from lh360.engines.base import (
@@ -66,11 +66,13 @@ from lh360.engines.databricks.landing_state import ingested
 from lh360.engines.databricks.maintain import maintain
 from lh360.engines.databricks.requests import (
     SUBMIT_PATH,
+    existing_cluster_error,
     gold_owner,
     payload_file,
     payload_json,
     step_payload,
     submit_body,
+    uc_access_problem,
     wire,
 )
 from lh360.engines.databricks.results import RunView, job_counters, step_result
@@ -130,6 +132,7 @@ class DatabricksEngine:
         self._refresh: set[str] = set()  # tables whose refine this command runs as a full refresh
         self._sent: dict[tuple[str, str], dict[str, Any]] = {}  # (step, table) → the stream fields last sent
         self._code_checked = False
+        self._compute_checked = False
 
     # ---- Engine protocol ------------------------------------------------------------------------
 
@@ -258,6 +261,33 @@ class DatabricksEngine:
             )
         self._code_checked = True
 
+    def check_compute(self) -> None:
+        """An `existing_cluster_id` must name a cluster that can write Unity Catalog tables (its access mode),
+        checked once before the first submit: a cluster without UC access would fail the run only after it
+        started, with an error that does not say why. Serverless and `new_cluster` are checked offline."""
+        compute = self.settings.compute
+        if self._compute_checked or not isinstance(compute, ExistingCluster):
+            return
+        from databricks.sdk.errors import DatabricksError
+
+        cluster_id = compute.existing_cluster_id
+        try:
+            cluster = self.client.clusters.get(cluster_id).as_dict()
+        except DatabricksError as exc:
+            if is_not_found(exc) or "does not exist" in first_line(exc):
+                raise existing_cluster_error(
+                    self.target, f"cluster {cluster_id!r} does not exist in {self.client.config.host}"
+                ) from None
+            raise api_error(
+                f"reading cluster {cluster_id} (the principal needs CAN_ATTACH_TO on it to run lh360's job)", exc
+            ) from None
+        problem = uc_access_problem(cluster)
+        if problem:
+            name = cluster.get("cluster_name")
+            about = f"cluster {cluster_id!r}" + (f" ({name})" if name else "")
+            raise existing_cluster_error(self.target, f"{about}: data_security_mode {problem}")
+        self._compute_checked = True
+
     def run_step(self, step: str, spec: TableSpec, gold_name: str | None = None) -> StepResult:
         """Submit one step (or find the run an earlier invocation submitted), wait for it, judge it."""
         from databricks.sdk.errors import DatabricksError
@@ -268,6 +298,7 @@ class DatabricksEngine:
         relation = f"{layer}.{name}"
         started = time.monotonic()
         self.check_code()
+        self.check_compute()
         for _ in range(3):  # at most: a cancelled run waited out, a stale run reported, then a fresh one
             entry, resumed = self.journal.next_entry(step, name, self.run_id)
             stream = self._stream(step, spec, resumed)

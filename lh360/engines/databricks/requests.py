@@ -218,14 +218,31 @@ def _check_new_cluster(target: ResolvedTarget, body: dict[str, Any]) -> None:
     cluster = body["tasks"][0].get("new_cluster")
     if cluster is None:
         return
+    problem = uc_access_problem(cluster)
+    if problem:
+        raise _cluster_error(target, ("data_security_mode",), problem)
+
+
+def uc_access_problem(cluster: dict[str, Any]) -> str | None:
+    """Why a cluster (a `new_cluster` spec, or what clusters/get returns) cannot run lh360's job, which
+    writes Unity Catalog tables: its access mode; None when it can."""
     mode = cluster.get("data_security_mode")
     if mode in UC_ACCESS_MODES or (mode is None and cluster.get("kind")):
-        return  # with `kind` set, an unset mode is DATA_SECURITY_MODE_AUTO
+        return None  # with `kind` set, an unset mode is DATA_SECURITY_MODE_AUTO
     got = f"{mode!r} has no Unity Catalog access" if mode else "not set: the cluster would have no Unity Catalog access"
-    raise _cluster_error(
-        target,
-        ("data_security_mode",),
-        f"{got}; lh360's job writes Unity Catalog tables: use one of {', '.join(sorted(UC_ACCESS_MODES))}",
+    return f"{got}; lh360's job writes Unity Catalog tables: use one of {', '.join(sorted(UC_ACCESS_MODES))}"
+
+
+def existing_cluster_error(target: ResolvedTarget, message: str) -> ConfigError:
+    """A ConfigError at `targets.<t>.databricks.compute.existing_cluster_id`, with its file and line."""
+
+    path = ("targets", target.name, "databricks", "compute", "existing_cluster_id")
+    source = target.config_source
+    return ConfigError(
+        message,
+        file=source.file if source else None,
+        line=source.line(path) if source else None,
+        field=dotted(path),
     )
 
 
