@@ -235,21 +235,16 @@ def uc_access_problem(cluster: dict[str, Any]) -> str | None:
 
 def existing_cluster_error(target: ResolvedTarget, message: str) -> ConfigError:
     """A ConfigError at `targets.<t>.databricks.compute.existing_cluster_id`, with its file and line."""
-
-    path = ("targets", target.name, "databricks", "compute", "existing_cluster_id")
-    source = target.config_source
-    return ConfigError(
-        message,
-        file=source.file if source else None,
-        line=source.line(path) if source else None,
-        field=dotted(path),
-    )
+    return _compute_error(target, ("existing_cluster_id",), message)
 
 
 def _cluster_error(target: ResolvedTarget, parts: tuple, message: str) -> ConfigError:
     """A ConfigError at `targets.<t>.databricks.compute.new_cluster.<parts>`, with its file and line."""
+    return _compute_error(target, ("new_cluster", *parts), message)
 
-    path = ("targets", target.name, "databricks", "compute", "new_cluster", *parts)
+
+def _compute_error(target: ResolvedTarget, parts: tuple, message: str) -> ConfigError:
+    path = ("targets", target.name, "databricks", "compute", *parts)
     source = target.config_source
     return ConfigError(
         message,
