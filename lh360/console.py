@@ -45,7 +45,9 @@ class Console(Protocol):
         ...
 
 
-class _Nothing:
+class Silent:
+    """A live line or progress bar that shows nothing (not a terminal, or no console)."""
+
     def update(self, text: str) -> None:
         pass
 
@@ -66,10 +68,10 @@ class NullConsole:
         pass
 
     def live(self, label: str) -> LiveLine:
-        return _Nothing()
+        return Silent()
 
     def progress(self, label: str, total: int) -> Ticker:
-        return _Nothing()
+        return Silent()
 
 
 @dataclass

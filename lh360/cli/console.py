@@ -9,17 +9,7 @@ from typing import Any
 
 from lh360.cli._output import Output
 from lh360.cli.render import step_line
-
-
-class _Nothing:
-    def update(self, text: str) -> None:
-        pass
-
-    def advance(self, amount: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+from lh360.console import Silent
 
 
 class _Live:
@@ -68,11 +58,11 @@ class CliConsole:
             self.say(line)
 
     def live(self, label: str) -> Any:
-        return _Live(self.out.console.status(label)) if self._interactive else _Nothing()
+        return _Live(self.out.console.status(label)) if self._interactive else Silent()
 
     def progress(self, label: str, total: int) -> Any:
         if not self._interactive or not sys.stdout.isatty():
-            return _Nothing()
+            return Silent()
         from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
         bar = Progress(
