@@ -215,20 +215,28 @@ def write_state(
 QUARANTINE_VERSION = 1
 
 
+def _read_json(target: ResolvedTarget, uri: str) -> Any:
+    """A small JSON state file of the lake; {} when it does not exist (locally or on S3)."""
+    store = store_for(target.lake, target.settings.aws)
+    try:
+        return json.loads(store.read_bytes(uri))
+    except FileNotFoundError:
+        return {}
+    except Exception as exc:
+        if "NoSuchKey" in f"{type(exc).__name__} {exc}" or "404" in str(exc):
+            return {}
+        raise
+
+
 def _quarantine_uri(target: ResolvedTarget, spec: TableSpec) -> str:
     return Lake(target.lake).state(spec.table, "quarantine.json")
 
 
 def load_quarantine(target: ResolvedTarget, spec: TableSpec) -> dict[str, dict[str, Any]]:
     """{rel: {size, mtime, error, at}} of the quarantined landing files ({} when there is none)."""
-    store = store_for(target.lake, target.settings.aws)
     try:
-        doc = json.loads(store.read_bytes(_quarantine_uri(target, spec)))
-    except FileNotFoundError:
-        return {}
+        doc = _read_json(target, _quarantine_uri(target, spec))
     except Exception as exc:
-        if "NoSuchKey" in f"{type(exc).__name__} {exc}" or "404" in str(exc):
-            return {}
         # advisory: an unreadable record only means its files are tried (and quarantined) again
         log.warning("%s: quarantine record unreadable (%s); its files are tried again", spec.table, exc)
         return {}
@@ -263,15 +271,7 @@ def _rewrites_uri(target: ResolvedTarget, spec: TableSpec) -> str:
 
 
 def load_rewrites(target: ResolvedTarget, spec: TableSpec) -> dict[str, tuple[int, float]]:
-    store = store_for(target.lake, target.settings.aws)
-    try:
-        doc = json.loads(store.read_bytes(_rewrites_uri(target, spec)))
-    except FileNotFoundError:
-        return {}
-    except Exception as exc:
-        if "NoSuchKey" in f"{type(exc).__name__} {exc}" or "404" in str(exc):
-            return {}
-        raise
+    doc = _read_json(target, _rewrites_uri(target, spec))
     return _meta_from(doc.get("files") if isinstance(doc, dict) else None)
 
 
