@@ -297,17 +297,20 @@ class DeltaTarget:
             return self.spark.table(name)
         return self.spark.read.format("delta").load(self.paths["quarantine"])
 
-    def mark_quarantine(self, df, run: int) -> None:
-        """Quarantine overwritten by `df` (every row, this replay's marked) in one commit carrying the app
-        transaction (lh360-replay-<table>, run): Delta skips it when that transaction is recorded. The mark
-        columns are added by the table's name first (Unity Catalog records them); the overwrite goes by path,
-        where Delta takes the writer options."""
+    def add_replay_columns(self) -> None:
+        """The mark (and lineage) columns quarantine lacks, added by the table's name when the catalog has it,
+        so that Unity Catalog records them too (a write by path would change the Delta log only)."""
         name = self.payload["tables"].get("quarantine")
         ref = name if name and _table_exists(self.spark, name) else f"delta.{C.quote(self.paths['quarantine'])}"
         held = {f.name.lower() for f in self.spark.table(ref).schema.fields}
         missing = [(c, t) for c, t in (*T.QUARANTINE_LINEAGE, *T.REPLAY_MARKS) if c.lower() not in held]
         if missing:
             self.spark.sql(C.add_columns_sql(ref, missing))
+
+    def mark_quarantine(self, df, run: int) -> None:
+        """Quarantine overwritten by `df` (every row, this replay's marked; its columns already the table's)
+        in one commit carrying the app transaction (lh360-replay-<table>, run): Delta skips it when that
+        transaction is recorded. By path: the writer options are the DataFrameWriter's."""
         opts = C.replay_writer_options(self.payload, run)
         df.write.format("delta").mode("overwrite").options(**opts).save(self.paths["quarantine"])
 
@@ -590,10 +593,14 @@ def run_replay(spark, payload: dict, target_factory=DeltaTarget) -> dict:
     summary.update(inserted=0, updated=0, stale=0, replay_run=marked)
     if not summary["resumed"]:
         run = max(marked, merged) + 1
-        judged, counters = T.judge_quarantine(quarantine, spec)
+        counters = T.replay_counters(T.judge_quarantine(quarantine, spec), spec)
         summary.update(counters, replay_run=None)
         if counters["passed"] + counters["dropped"] == 0:  # nothing leaves quarantine: write nothing
             return {**summary, **target.versions()}
+        # the marks are written from quarantine as read after its columns were added: a frame read before
+        # that schema change would not be the table's
+        target.add_replay_columns()
+        judged = T.judge_quarantine(target.read_quarantine(), spec)
         target.mark_quarantine(T.marked_quarantine(judged, run), run)
         quarantine = target.read_quarantine()
         if T.last_replay_run(quarantine) != run:

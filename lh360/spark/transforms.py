@@ -26,10 +26,10 @@ Semantics (the local DuckDB engine implements the same rules; a parity test comp
 5. SCD2 (:func:`scd2_changes` / :func:`scd2_apply`) -- every distinct newer version is appended with
    ``valid_from``/``valid_to``/``is_current``; the previous current row is closed. A version with the
    current row's own sequence and other values replaces that row's values in place.
-6. Quarantine replay (:func:`judge_quarantine`, :func:`marked_quarantine`, :func:`replay_later`,
-   :func:`replay_merge_source`) -- quarantined rows judged again by the same rules (:func:`flag_rows`), and
-   those that pass merged by sequence alone: only a version strictly later than silver's current row of its
-   key is merged (runtime.run_replay says why that makes a replay exactly once).
+6. Quarantine replay (:func:`judge_quarantine`, :func:`replay_counters`, :func:`marked_quarantine`,
+   :func:`replay_later`, :func:`replay_merge_source`) -- quarantined rows judged again by the same rules
+   (:func:`flag_rows`), and those that pass merged by sequence alone: only a version strictly later than
+   silver's current row of its key is merged (runtime.run_replay says why that makes a replay exactly once).
 """
 
 from __future__ import annotations
@@ -616,9 +616,11 @@ OUTCOME = _TMP + "outcome"  # judge_quarantine(): merged | dropped for a row thi
 
 
 def replay_silver_columns(quarantine: DataFrame, spec: dict) -> list[str]:
-    """Silver's columns as the spec names them now; quarantine must hold each (else a full refresh rebuilds
-    both tables from bronze)."""
-    names = [n for n, _ in silver_columns(spec)] or [c for c in quarantine.columns if not c.startswith("_")]
+    """Silver's columns as the spec names them now, but those silver.pii drops (neither table stores them);
+    quarantine must hold each (else a full refresh rebuilds both tables from bronze)."""
+    dropped = {c for c, r in pii_rules(spec).items() if r["silver"] == "drop"}
+    names = [n for n, _ in silver_columns(spec) if n not in dropped]
+    names = names or [c for c in quarantine.columns if not c.startswith("_")]
     lacking = [n for n in names if n not in quarantine.columns]
     if lacking:
         raise SpecError(
@@ -642,21 +644,26 @@ def last_replay_run(quarantine: DataFrame) -> int:
     return -1 if row is None or row["n"] is None else int(row["n"])
 
 
-def judge_quarantine(quarantine: DataFrame, spec: dict) -> tuple[DataFrame, dict[str, Any]]:
+def judge_quarantine(quarantine: DataFrame, spec: dict) -> DataFrame:
     """Quarantine's rows with :data:`OUTCOME` set on the pending ones (not replayed yet) that leave it now:
     ``dropped`` (a drop rule fails) or ``merged`` (they pass). A malformed line, a NULL key or a failed
-    quarantine rule keeps a row where it is. Counters: evaluated, passed, dropped, still_quarantined.
-    Raises :class:`ExpectationFailed` (before anything is written) when a row that would leave quarantine
-    fails a ``fail`` rule. One Spark job (the counters)."""
-    exps = expectations(spec)
+    quarantine rule keeps a row where it is. No Spark action."""
     rows = with_replay_columns(quarantine)
     malformed = F.array_contains(F.coalesce(col("_failed_rules"), F.array().cast("array<string>")), CORRUPT_RECORD)
     corrupt = F.coalesce(col("_corrupt_record"), F.when(malformed, F.lit("")))
     flagged = flag_rows(rows.withColumn(CORRUPT, corrupt), spec)
     leaves = col("_replayed_at").isNull() & ~F.col(f"{_TMP}q")
-    judged = flagged.withColumn(
+    return flagged.withColumn(
         OUTCOME, F.when(leaves, F.when(F.col(f"{_TMP}d"), F.lit("dropped")).otherwise(F.lit("merged")))
     )
+
+
+def replay_counters(judged: DataFrame, spec: dict) -> dict[str, Any]:
+    """evaluated, passed, dropped, still_quarantined of a :func:`judge_quarantine` frame. Raises
+    :class:`ExpectationFailed` (call it before writing) when a row that would leave quarantine fails a
+    ``fail`` rule. One Spark job."""
+    exps = expectations(spec)
+    leaves = F.col(OUTCOME).isNotNull()
     fails = [(i, e["name"]) for i, e in enumerate(exps) if e["action"] == "fail"]
     row = judged.agg(
         F.count(F.when(col("_replayed_at").isNull(), 1)).alias("evaluated"),
@@ -670,7 +677,7 @@ def judge_quarantine(quarantine: DataFrame, spec: dict) -> tuple[DataFrame, dict
     bad = {name: int(row[f"f{i}"]) for i, name in fails if row[f"f{i}"]}
     if bad:
         raise ExpectationFailed(bad, counters)
-    return judged, counters
+    return counters
 
 
 def marked_quarantine(judged: DataFrame, run: int) -> DataFrame:

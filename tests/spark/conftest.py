@@ -202,6 +202,12 @@ class MemoryTarget:
     def read_quarantine(self):
         return self.quarantine
 
+    def add_replay_columns(self):
+        from lh360.spark import transforms as T
+
+        self.calls.append(("add_replay_columns",))
+        self.quarantine = self._local(T.with_replay_columns(self.quarantine))
+
     def mark_quarantine(self, df, run):
         """The overwrite carries the app transaction (lh360-replay-<table>, run): skipped when recorded."""
         self.calls.append(("mark_quarantine", run))

@@ -246,3 +246,13 @@ def test_replay_plan_and_payload(spark):
     assert contract.replay_writer_options(gen, 2) == {"txnAppId": "lh360-replay-ev-gg1", "txnVersion": "2"}
     with pytest.raises(contract.PayloadError, match="payload.paths.quarantine: required"):
         contract.parse_payload({**p, "paths": {"silver": "s", "state": "t"}})
+
+
+def test_a_column_silver_pii_drops_is_in_neither_table_and_is_not_asked_of_quarantine(spark, lake):
+    target = lake()
+    silver = target.payload["spec"]["silver"]
+    silver["columns"]["email"] = "lower(v)"
+    silver["pii"] = {"email": {"kind": "email", "silver": "drop"}}
+    doc = replay(spark, target)
+    assert (doc["replay_run"], doc["inserted"], doc["updated"]) == (0, 1, 1)
+    assert "email" not in target.silver.columns and "email" not in target.quarantine.columns
