@@ -25,6 +25,10 @@ bronze row is read twice or missed. Resumable: until the ops box has seen the ru
 that generation is sent with `full_refresh` again; a micro-batch 0 the checkpoint had not recorded (a crash
 between the two replaces, or before the stream's commit) is then replayed over the same bronze range and
 replaces both tables again, while a recorded one is never run twice.
+
+A ``replay`` payload (`lh360 quarantine replay`) has the paths of silver, quarantine and state, the
+quarantine's table name, and the refine stream's ``state_generation``, which the replay's app id follows
+(``lh360-replay-<table>[-g<G>]``); runtime.run_replay says how its writes are exactly once.
 """
 
 from __future__ import annotations
