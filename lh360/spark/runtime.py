@@ -310,9 +310,16 @@ class DeltaTarget:
     def mark_quarantine(self, df, run: int) -> None:
         """Quarantine overwritten by `df` (every row, this replay's marked; its columns already the table's)
         in one commit carrying the app transaction (lh360-replay-<table>, run): Delta skips it when that
-        transaction is recorded. By path: the writer options are the DataFrameWriter's."""
+        transaction is recorded. By name once Unity Catalog has the table, as the job's appends go: an
+        overwrite whose condition is always true, whose writer options Delta reads as an append's."""
+        from pyspark.sql import functions as F
+
+        name = self.payload["tables"].get("quarantine")
         opts = C.replay_writer_options(self.payload, run)
-        df.write.format("delta").mode("overwrite").options(**opts).save(self.paths["quarantine"])
+        if name and _table_exists(self.spark, name):
+            df.writeTo(name).options(**opts).overwrite(F.lit(True))
+        else:
+            df.write.format("delta").mode("overwrite").options(**opts).save(self.paths["quarantine"])
 
     def replayed_run(self) -> int:
         """The last replay whose merge into silver finished (silver's table property), -1 before any."""
