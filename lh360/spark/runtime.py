@@ -285,27 +285,32 @@ class DeltaTarget:
     # replay
     def replay_missing(self) -> str | None:
         """The table a replay needs that does not exist (quarantine or silver), or None."""
-        if not _delta_exists(self.spark, self.paths["quarantine"]):
+        if not self._quarantine_name() and not _delta_exists(self.spark, self.paths["quarantine"]):
             return "quarantine"
         if not _table_exists(self.spark, C.table_name(self.payload, "silver")):
             return "silver"
         return None
 
-    def read_quarantine(self):
+    def _quarantine_name(self) -> str | None:
+        """Quarantine's catalog name once Unity Catalog has the table (the job registers it), else None."""
         name = self.payload["tables"].get("quarantine")
-        if name and _table_exists(self.spark, name):
-            return self.spark.table(name)
-        return self.spark.read.format("delta").load(self.paths["quarantine"])
+        return name if name and _table_exists(self.spark, name) else None
+
+    def _quarantine_ref(self) -> str:
+        """Quarantine in SQL: by name once the catalog has it, else by path."""
+        return self._quarantine_name() or f"delta.{C.quote(self.paths['quarantine'])}"
+
+    def read_quarantine(self):
+        name = self._quarantine_name()
+        return self.spark.table(name) if name else self.spark.read.format("delta").load(self.paths["quarantine"])
 
     def add_replay_columns(self) -> None:
         """The mark (and lineage) columns quarantine lacks, added by the table's name when the catalog has it,
         so that Unity Catalog records them too (a write by path would change the Delta log only)."""
-        name = self.payload["tables"].get("quarantine")
-        ref = name if name and _table_exists(self.spark, name) else f"delta.{C.quote(self.paths['quarantine'])}"
-        held = {f.name.lower() for f in self.spark.table(ref).schema.fields}
+        held = {f.name.lower() for f in self.read_quarantine().schema.fields}
         missing = [(c, t) for c, t in (*T.QUARANTINE_LINEAGE, *T.REPLAY_MARKS) if c.lower() not in held]
         if missing:
-            self.spark.sql(C.add_columns_sql(ref, missing))
+            self.spark.sql(C.add_columns_sql(self._quarantine_ref(), missing))
 
     def mark_quarantine(self, df, run: int) -> None:
         """Quarantine overwritten by `df` (every row, this replay's marked; its columns already the table's)
@@ -314,9 +319,9 @@ class DeltaTarget:
         overwrite whose condition is always true, whose writer options Delta reads as an append's."""
         from pyspark.sql import functions as F
 
-        name = self.payload["tables"].get("quarantine")
+        name = self._quarantine_name()
         opts = C.replay_writer_options(self.payload, run)
-        if name and _table_exists(self.spark, name):
+        if name:
             df.writeTo(name).options(**opts).overwrite(F.lit(True))
         else:
             df.write.format("delta").mode("overwrite").options(**opts).save(self.paths["quarantine"])
@@ -344,10 +349,9 @@ class DeltaTarget:
     def versions(self) -> dict[str, int | None]:
         """The versions silver and quarantine are at (DESCRIBE HISTORY)."""
         silver = C.table_name(self.payload, "silver")
-        quarantine = f"delta.{C.quote(self.paths['quarantine'])}"
         return {
             "silver_version": _last_version(self.spark, silver),
-            "quarantine_version": _last_version(self.spark, quarantine),
+            "quarantine_version": _last_version(self.spark, self._quarantine_ref()),
         }
 
     # all steps
@@ -633,23 +637,9 @@ def merge_replayed(target, spec: dict, rows, names: list[str]) -> dict:
         return counts
     source = T.replay_merge_source(current, later, spec)
     applied = target.merge_replay(source, [n for n in names if n not in T.SCD2_COLUMNS])
-    if applied.get("inserted") is None:  # no MERGE metrics: count what the source applies
-        applied = _applied(source, current, spec)
+    # the MERGE's own metrics; the source cannot be counted after it (it is computed against silver)
     counts.update(inserted=int(applied["inserted"] or 0), updated=int(applied["updated"] or 0))
     return counts
-
-
-def _applied(source, current, spec: dict) -> dict[str, int]:
-    """What a replay's merge source does to silver: SCD2 its inserts and closes; SCD1 (every row later than
-    silver's) an update where silver holds the key, else an insert."""
-    from pyspark.sql import functions as F
-
-    if T.scd_type(spec) == 2:
-        n = {r[T.CHANGE_COLUMN]: r["n"] for r in source.groupBy(T.CHANGE_COLUMN).agg(F.count("*").alias("n")).collect()}
-        return {"inserted": n.get("insert", 0), "updated": n.get("close", 0)}
-    keys, _ = T.keys_and_sequence(spec)
-    updated = source.join(current.select(*[T.col(k) for k in keys]).distinct(), keys, "left_semi").count()
-    return {"inserted": source.count() - updated, "updated": updated}
 
 
 RUNNERS = {"ingest": run_ingest, "refine": run_refine, "aggregate": run_aggregate, "replay": run_replay}
