@@ -59,9 +59,9 @@ def spark():
 class MemoryTarget:
     """The methods of ``runtime.DeltaTarget`` on plain DataFrames, emulating what the job relies on from
     Delta: MERGE semantics (via the reference ``scd1_apply``/``scd2_apply``), and app-transaction
-    idempotency of APPENDS only (a write whose txnVersion is not above the app's last one is skipped): a
-    MERGE carries no app transaction (serverless refuses the session confs that would give it one), so a
-    replayed MERGE is applied again, as on Databricks."""
+    idempotency of APPENDS and of the replay's quarantine OVERWRITE only (a write whose txnVersion is not
+    above the app's last one is skipped): a MERGE carries no app transaction (serverless refuses the session
+    confs that would give it one), so a replayed MERGE is applied again, as on Databricks."""
 
     def __init__(self, spark, payload, *, bronze_stream=None, landing_stream=None, bronze_batch=None):
         self.spark = spark

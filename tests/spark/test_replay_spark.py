@@ -256,3 +256,47 @@ def test_a_column_silver_pii_drops_is_in_neither_table_and_is_not_asked_of_quara
     doc = replay(spark, target)
     assert (doc["replay_run"], doc["inserted"], doc["updated"]) == (0, 1, 1)
     assert "email" not in target.silver.columns and "email" not in target.quarantine.columns
+
+
+CONNECT_SCRIPT = r"""
+import json
+from pyspark.sql import SparkSession
+from lh360.spark import runtime
+from tests.spark.conftest import MemoryTarget
+from tests.spark.test_replay_spark import DATA, LINEAGE, QUARANTINE, SILVER, current, marks, payload
+
+spark = SparkSession.builder.remote("local[1]").config("spark.sql.session.timeZone", "UTC").getOrCreate()
+assert "connect" in type(spark).__module__, type(spark)
+target = MemoryTarget(spark, payload())
+target.silver = spark.createDataFrame(SILVER, DATA)
+target.quarantine = spark.createDataFrame(QUARANTINE, f"{DATA}, {LINEAGE}")
+first = runtime.run_replay(spark, target.payload, target_factory=target.factory)
+again = runtime.run_replay(spark, target.payload, target_factory=target.factory)
+print(json.dumps({
+    "first": [first[k] for k in ("replay_run", "passed", "inserted", "updated", "stale")],
+    "again": again["replay_run"], "silver": current(target), "outcomes": [m[3] for m in marks(target)],
+}))
+spark.stop()
+"""
+
+
+def test_replay_runs_on_spark_connect():
+    """Serverless is Spark Connect: the replay step on `remote("local")`, in a process of its own (a Connect
+    session cannot live beside the classic one of the other tests)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("grpc", reason="pyspark's Spark Connect client needs grpcio (pip install 'pyspark[connect]')")
+    from tests.databricks_support import REPO
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "SPARK_LOCAL_IP": "127.0.0.1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", CONNECT_SCRIPT], capture_output=True, text=True, timeout=600, env=env, cwd=REPO
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["first"] == [0, 4, 1, 1, 2] and result["again"] is None
+    assert result["silver"] == [[1, "ok", 1], [2, "ok", 3], [3, "bad", 1], [4, "bad", 5], [6, "ok", 4]]
+    assert result["outcomes"] == ["merged"] * 4 + [None, None]
