@@ -207,7 +207,11 @@ def test_a_full_refresh_without_bronze_is_refused_and_sends_nothing(fake_ws, dep
     assert not (lake(deployed) / "_lh360" / "state" / "clientes" / "generation-silver.json").exists()
 
 
-def test_quarantine_replay_is_refused_with_the_way_out(deployed):
+def test_quarantine_replay_after_a_column_change_is_refused_with_the_way_out(fake_ws, deployed):
+    """Quarantine holds silver's columns as they were: a spec that gives silver another one takes a full refresh."""
+    built_by_the_job(deployed)
+    built_by_the_job(deployed, "quarantine")
     project, target = load(deployed)
-    with pytest.raises(UsageError, match="local engine only.*promote clientes --to silver --full-refresh"):
+    with pytest.raises(UsageError, match="quarantine lacks cpf.*promote clientes --to silver --full-refresh"):
         DatabricksEngine(target).replay_quarantine(project.specs["clientes"])
+    assert not fake_ws.requests_to(SUBMIT)

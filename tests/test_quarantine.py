@@ -232,12 +232,14 @@ def test_replay_bad_input_leaves_the_data_untouched(project, run_cli):
     assert versions() == before
 
 
-def test_replay_is_refused_on_the_databricks_engine(tmp_path):
+def test_replay_on_the_databricks_engine_checks_the_lake_before_it_sends_anything(tmp_path):
+    """The Databricks engine replays too (tests/test_databricks_replay.py); a table with no quarantine is
+    refused as on the local engine, before any workspace call (this engine has no client to make one)."""
     from lh360.engines.databricks import DatabricksEngine
     from lh360.errors import UsageError
     from tests.databricks_support import load, make_project
 
     make_project(tmp_path)
     project, target = load(tmp_path)
-    with pytest.raises(UsageError, match="local engine only"):
-        DatabricksEngine(target).replay_quarantine(project.specs["clientes"])
+    with pytest.raises(UsageError, match="quarantine.clientes does not exist.*nothing was sent"):
+        DatabricksEngine(target, client=object()).replay_quarantine(project.specs["clientes"])

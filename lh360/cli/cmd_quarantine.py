@@ -47,7 +47,8 @@ def replay(ctx: typer.Context, table: str = TABLE, wait_lock: float = WAIT_LOCK)
     replayed twice, even across crashes. Rows that now fail a drop rule leave quarantine for no table;
     malformed lines and NULL keys stay. Exit 1 if a row fails an expectation with action fail (nothing
     written), 2 if the table has no quarantine or silver's columns changed (use promote --full-refresh),
-    75 if a run holds the table's lock.
+    75 if a run holds the table's lock. On a databricks target it is one run of the Spark job (its replay
+    step): exit 3 if the run fails, 4 past its timeout.
 
     Example:  lh360 quarantine replay clientes
     """

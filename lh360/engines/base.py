@@ -304,7 +304,7 @@ class ForgetResult:
         return {**_as_dict(self), "rows": self.rows, "matched": self.matched}
 
 
-StepResult = IngestResult | RefineResult | AggregateResult
+StepResult = IngestResult | RefineResult | AggregateResult | ReplayResult
 
 
 def _as_dict(result: Any, exclude: tuple[str, ...] = ()) -> dict[str, Any]:

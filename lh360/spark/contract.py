@@ -25,6 +25,10 @@ bronze row is read twice or missed. Resumable: until the ops box has seen the ru
 that generation is sent with `full_refresh` again; a micro-batch 0 the checkpoint had not recorded (a crash
 between the two replaces, or before the stream's commit) is then replayed over the same bronze range and
 replaces both tables again, while a recorded one is never run twice.
+
+A ``replay`` payload (`lh360 quarantine replay`) has the paths of silver, quarantine and state, the
+quarantine's table name, and the refine stream's ``state_generation``, which the replay's app id follows
+(``lh360-replay-<table>[-g<G>]``); runtime.run_replay says how its writes are exactly once.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ else:  # uploaded: the files sit side by side and job.py put their folder on sys
 
 SUMMARY_KEY = "lh360_job"
 SUMMARY_VERSION = 1
-STEPS = ("ingest", "refine", "aggregate")
+STEPS = ("ingest", "refine", "aggregate", "replay")
 SCHEMA_EVOLUTION_MODES = ("addNewColumns", "rescue", "failOnNewColumns", "none")
 DEFAULT_MAX_FILES_PER_BATCH = 1000
 MAX_SCHEMA_RESTARTS = 3
@@ -50,9 +54,14 @@ GENERATION = re.compile(r"[A-Za-z0-9_-]{1,40}")
 SPEC_HASH = re.compile(r"[0-9a-f]{64}")
 SPEC_HASH_PROPERTY = "lh360.spec_hash"  # silver's table property: the hash of the spec its rows were built with
 REFRESH_PROPERTY = "lh360.refresh"  # the checkpoint generation of the full refresh that last replaced a table
+REPLAY_PROPERTY = "lh360.replay"  # silver's table property: the last quarantine replay whose merge finished
 # a full refresh's first micro-batch must hold all of bronze's snapshot: no file limit (Delta's default is 1000)
 FULL_REFRESH_MAX_FILES = 2**31 - 1
-REQUIRED_PATHS = {"ingest": ("landing", "bronze", "state"), "refine": ("bronze", "silver", "quarantine", "state")}
+REQUIRED_PATHS = {
+    "ingest": ("landing", "bronze", "state"),
+    "refine": ("bronze", "silver", "quarantine", "state"),
+    "replay": ("silver", "quarantine", "state"),
+}
 EXIT_OK, EXIT_EXPECTATION_FAILED, EXIT_BAD_PAYLOAD, EXIT_ERROR = 0, 1, 2, 3
 SCHEMA_CHANGE_MARKERS = {
     # Auto Loader (addNewColumns): the stream stops once on new columns; a restart picks them up
@@ -138,7 +147,7 @@ def parse_payload(payload: str | bytes | dict, step: str | None = None) -> dict:
     try:
         if p["step"] == "ingest":
             autoloader_options(p)  # validates spec.bronze
-        elif p["step"] == "refine":
+        elif p["step"] in ("refine", "replay"):
             T.validate_silver_spec(spec)
         else:
             if not gold:
@@ -368,18 +377,21 @@ def scd1_merge_sql(
     keys: list[str],
     sequence_by: str,
     json_columns: tuple[str, ...] | list[str] = (),
+    *,
+    ties: bool = True,
 ) -> str:
     """Update when the incoming version is later (transforms.py rule 4): a greater sequence, one over
-    NULL, or the same sequence with other values (a later arrival); insert new keys."""
+    NULL, or (with ``ties``) the same sequence with other values (a later arrival); insert new keys.
+    A quarantine replay merges without ``ties``: a replayed row's arrival order is unknown."""
     on = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in keys)
     sets = ", ".join(f"t.{quote(c)} = s.{quote(c)}" for c in columns)
     cols = ", ".join(quote(c) for c in columns)
     vals = ", ".join(f"s.{quote(c)}" for c in columns)
     seq = quote(sequence_by)
-    later = (
-        f"(s.{seq} > t.{seq} OR (t.{seq} IS NULL AND s.{seq} IS NOT NULL) "
-        f"OR (s.{seq} <=> t.{seq} AND NOT ({_same_values(columns, json_columns)})))"
-    )
+    later = f"s.{seq} > t.{seq} OR (t.{seq} IS NULL AND s.{seq} IS NOT NULL)"
+    if ties:
+        later += f" OR (s.{seq} <=> t.{seq} AND NOT ({_same_values(columns, json_columns)}))"
+    later = f"({later})"
     return (
         f"MERGE INTO {target} AS t\nUSING {source} AS s\nON {on}\n"
         f"WHEN MATCHED AND {later} THEN UPDATE SET {sets}\n"
@@ -430,6 +442,36 @@ def merge_sql(
     if T.scd_type(spec) == 2:
         return scd2_merge_sql(target, source, columns, keys)
     return scd1_merge_sql(target, source, columns, keys, seq, json_columns)
+
+
+def replay_merge_sql(
+    payload: dict, columns: list[str], source: str, json_columns: tuple[str, ...] | list[str] = ()
+) -> str:
+    """The MERGE of a quarantine replay into ``<catalog>.silver.<table>`` from the temp view ``source``: as
+    refine's, but an SCD1 row replaces silver's only when its sequence is strictly greater."""
+    spec = payload["spec"]
+    keys, seq = T.keys_and_sequence(spec)
+    target = table_name(payload, "silver")
+    if T.scd_type(spec) == 2:
+        return scd2_merge_sql(target, source, columns, keys)
+    return scd1_merge_sql(target, source, columns, keys, seq, json_columns, ties=False)
+
+
+def replay_writer_options(payload: dict, run: int) -> dict[str, str]:
+    """The overwrite of quarantine with replay ``run``'s marks: one commit with the app transaction
+    (``lh360-replay-<table>``, run), which Delta skips when that transaction is already recorded."""
+    return {"txnAppId": txn_app_id(payload, "replay"), "txnVersion": str(int(run))}
+
+
+def set_properties_sql(name: str, properties: dict[str, str]) -> str:
+    pairs = ", ".join(f"{sql_string(k)} = {sql_string(v)}" for k, v in properties.items())
+    return f"ALTER TABLE {name} SET TBLPROPERTIES ({pairs})"
+
+
+def replayed_run(properties: dict[str, str]) -> int:
+    """The last replay whose merge into silver finished (silver's `lh360.replay` property), -1 before any."""
+    value = str(properties.get(REPLAY_PROPERTY) or "")
+    return int(value) if value.isdigit() else -1
 
 
 def gold_sql(payload: dict, name: str) -> str:
@@ -494,6 +536,18 @@ def plan(payload: dict) -> dict[str, Any]:
                     refresh_properties(payload, "silver"),
                 ),
             }
+    elif step == "replay":
+        cols = [c for c, _ in T.silver_columns(payload["spec"])]
+        out.update(
+            quarantine_path=payload["paths"]["quarantine"],
+            target=table_name(payload, "silver"),
+            scd=T.scd_type(payload["spec"]),
+            expectations=T.expectations(payload["spec"]),
+            marks=[c for c, _ in T.REPLAY_MARKS],
+            quarantine_writer_options=replay_writer_options(payload, 0) | {"txnVersion": "<replay number>"},
+            merge_sql=replay_merge_sql(payload, cols, quote(view_name(payload, "replay"))) if cols else None,
+            silver_properties={REPLAY_PROPERTY: "<replay number>"},
+        )
     else:
         out["gold"] = [{"name": n, "sql": gold_sql(payload, n)} for n in payload["gold"]]
     return out

@@ -1,4 +1,4 @@
-"""lh360's Spark job: one step (ingest | refine | aggregate) of one table, on Databricks.
+"""lh360's Spark job: one step (ingest | refine | aggregate | replay) of one table, on Databricks.
 
 Usage (a ``spark_python_task``; the ops box uploads job.py, contract.py, runtime.py and transforms.py to one
 folder, `lh360 deploy`)::
@@ -46,7 +46,8 @@ else:  # uploaded: the files sit side by side and job.py put their folder on sys
 def build_arg_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="job.py",
-        description="lh360 Spark job: run one step of one table (Auto Loader ingest, refine MERGE, gold aggregate).",
+        description="lh360 Spark job: run one step of one table (Auto Loader ingest, refine MERGE, gold aggregate, "
+        "quarantine replay).",
         epilog="The last stdout line is a one-line JSON summary. Exit codes: 0 ok, 1 an expectation with action "
         "'fail' failed, 2 bad payload or spec, 3 any other error.",
     )

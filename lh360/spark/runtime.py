@@ -12,11 +12,24 @@ give the same tables when replayed (contract.py says when one is).
 
 Without a cache, every action on a micro-batch reads its files again, so the batch functions keep actions
 few and narrow. Ingest: one aggregate over the lineage columns (rows, files, sizes), then the append. Refine:
-one aggregate that reads only the columns the expectations, keys and sequence name (Parquet column pruning;
+one aggregate that reads only the columns the expectations and keys name (Parquet column pruning;
 it must run before any write, as a ``fail`` rule writes nothing), the quarantine append only when rows were
 quarantined, then the MERGE. What the writes wrote comes from the writes themselves: the MERGE's own result
 row, or its commit's ``operationMetrics`` (``DESCRIBE HISTORY``, table metadata, no data read), never from
 counting the source again.
+
+Quarantine replay (:func:`run_replay`, the ``replay`` step: lh360/engines/local/replay.py's semantics on
+Spark), exactly once across crashes without a session conf. Replay N first overwrites quarantine with its
+rows marked (``_replayed_at``, ``_replay_run`` = N, ``_replay_outcome``) in one commit carrying the app
+transaction (``lh360-replay-<table>``, N), so a replayed overwrite is skipped by Delta. Then it MERGEs the
+rows marked ``merged`` N into silver, and last records N in silver's table property ``lh360.replay``
+(ALTER TABLE: a MERGE can carry neither writer options nor, on serverless, commit metadata). The MERGE takes
+only versions STRICTLY later than silver's current row of their key (an equal sequence keeps silver's row,
+as on the local engine), so once it has committed, the same MERGE again finds nothing later and changes
+nothing: re-merging is a no-op, and the property need not share the MERGE's commit. A run that finds
+quarantine's marks at N and silver's property before N (a crash after the overwrite, or after the MERGE
+before the property) finishes N from the marks; one that finds both at N judges the pending rows as N + 1
+(after the greater of the two: a replay number is never reused while Delta may hold its transaction).
 """
 
 from __future__ import annotations
@@ -101,6 +114,11 @@ def last_commit_metrics(spark, name: str) -> dict[str, str]:
     """The operationMetrics of the table's last commit (``DESCRIBE HISTORY``: the log, no data file read)."""
     row = spark.sql(f"DESCRIBE HISTORY {name} LIMIT 1").first()
     return dict((row["operationMetrics"] if row is not None else None) or {})
+
+
+def _last_version(spark, ref: str) -> int | None:
+    row = spark.sql(f"DESCRIBE HISTORY {ref} LIMIT 1").first()
+    return None if row is None else int(row["version"])
 
 
 class DeltaTarget:
@@ -248,6 +266,79 @@ class DeltaTarget:
         return {"inserted": int(ins or 0), "updated": int(upd or 0)}
 
     # both
+    # replay
+    def replay_missing(self) -> str | None:
+        """The table a replay needs that does not exist (quarantine or silver), or None."""
+        if not self._quarantine_name() and not _delta_exists(self.spark, self.paths["quarantine"]):
+            return "quarantine"
+        if not _table_exists(self.spark, C.table_name(self.payload, "silver")):
+            return "silver"
+        return None
+
+    def _quarantine_name(self) -> str | None:
+        """Quarantine's catalog name once Unity Catalog has the table (the job registers it), else None."""
+        name = self.payload["tables"].get("quarantine")
+        return name if name and _table_exists(self.spark, name) else None
+
+    def _quarantine_ref(self) -> str:
+        """Quarantine in SQL: by name once the catalog has it, else by path."""
+        return self._quarantine_name() or f"delta.{C.quote(self.paths['quarantine'])}"
+
+    def read_quarantine(self):
+        name = self._quarantine_name()
+        return self.spark.table(name) if name else self.spark.read.format("delta").load(self.paths["quarantine"])
+
+    def add_replay_columns(self) -> None:
+        """The mark (and lineage) columns quarantine lacks, added by the table's name when the catalog has it,
+        so that Unity Catalog records them too (a write by path would change the Delta log only)."""
+        held = {f.name.lower() for f in self.read_quarantine().schema.fields}
+        missing = [(c, t) for c, t in (*T.QUARANTINE_LINEAGE, *T.REPLAY_MARKS) if c.lower() not in held]
+        if missing:
+            self.spark.sql(C.add_columns_sql(self._quarantine_ref(), missing))
+
+    def mark_quarantine(self, df, run: int) -> None:
+        """Quarantine overwritten by `df` (every row, this replay's marked; its columns already the table's)
+        in one commit carrying the app transaction (lh360-replay-<table>, run): Delta skips it when that
+        transaction is recorded. By name once Unity Catalog has the table, as the job's appends go: an
+        overwrite whose condition is always true, whose writer options Delta reads as an append's."""
+        from pyspark.sql import functions as F
+
+        name = self._quarantine_name()
+        opts = C.replay_writer_options(self.payload, run)
+        if name:
+            df.writeTo(name).options(**opts).overwrite(F.lit(True))
+        else:
+            df.write.format("delta").mode("overwrite").options(**opts).save(self.paths["quarantine"])
+
+    def replayed_run(self) -> int:
+        """The last replay whose merge into silver finished (silver's table property), -1 before any."""
+        name = C.table_name(self.payload, "silver")
+        return C.replayed_run({r["key"]: r["value"] for r in self.spark.sql(f"SHOW TBLPROPERTIES {name}").collect()})
+
+    def merge_replay(self, source_df, columns: list[str]) -> dict[str, int | None]:
+        """MERGE a replay's rows into silver (every key is set: NULL keys stay in quarantine); the counters
+        are the MERGE's own metrics."""
+        view = C.view_name(self.payload, "replay")
+        source_df.createOrReplaceTempView(view)
+        json_columns = [f.name for f in source_df.schema.fields if T.has_map(f.dataType)]
+        rows = self.spark.sql(C.replay_merge_sql(self.payload, columns, C.quote(view), json_columns)).collect()
+        metrics = rows[0].asDict() if rows else {}
+        return {"inserted": metrics.get("num_inserted_rows"), "updated": metrics.get("num_updated_rows")}
+
+    def record_replayed(self, run: int) -> None:
+        """Silver's `lh360.replay` property set to `run`: its merge has finished."""
+        name = C.table_name(self.payload, "silver")
+        self.spark.sql(C.set_properties_sql(name, {C.REPLAY_PROPERTY: str(int(run))}))
+
+    def versions(self) -> dict[str, int | None]:
+        """The versions silver and quarantine are at (DESCRIBE HISTORY)."""
+        silver = C.table_name(self.payload, "silver")
+        return {
+            "silver_version": _last_version(self.spark, silver),
+            "quarantine_version": _last_version(self.spark, self._quarantine_ref()),
+        }
+
+    # all steps
     def record_metrics(self, step: str, batch_id: int, counters: dict) -> None:
         from pyspark.sql import functions as F
 
@@ -474,7 +565,62 @@ def run_aggregate(spark, payload: dict) -> dict:
     return {"rows_out": sum(t["rows"] for t in tables.values()), "tables": tables}
 
 
-RUNNERS = {"ingest": run_ingest, "refine": run_refine, "aggregate": run_aggregate}
+def run_replay(spark, payload: dict, target_factory=DeltaTarget) -> dict:
+    """Quarantine replay (the module docstring says how it is exactly once): the pending quarantined rows
+    judged against the spec's rules now, those that leave quarantine marked, those that pass merged into
+    silver by sequence. Raises ExpectationFailed (nothing written) when one that would leave fails a `fail`
+    rule."""
+    target = target_factory(spark, payload)
+    spec = payload["spec"]
+    missing = target.replay_missing()
+    if missing:
+        raise RuntimeError(f"{missing}.{payload['table']} does not exist: there is nothing to replay")
+    quarantine = target.read_quarantine()
+    names = T.replay_silver_columns(quarantine, spec)
+    marked, merged = T.last_replay_run(quarantine), target.replayed_run()
+    summary: dict = {"resumed": marked > merged, "evaluated": 0, "passed": 0, "dropped": 0, "still_quarantined": 0}
+    summary.update(inserted=0, updated=0, stale=0, replay_run=marked)
+    if not summary["resumed"]:
+        run = max(marked, merged) + 1
+        counters = T.replay_counters(T.judge_quarantine(quarantine, spec), spec)
+        summary.update(counters, replay_run=None)
+        if counters["passed"] + counters["dropped"] == 0:  # nothing leaves quarantine: write nothing
+            return {**summary, **target.versions()}
+        # the marks are written from quarantine as read after its columns were added: a frame read before
+        # that schema change would not be the table's
+        target.add_replay_columns()
+        judged = T.judge_quarantine(target.read_quarantine(), spec)
+        target.mark_quarantine(T.marked_quarantine(judged, run), run)
+        quarantine = target.read_quarantine()
+        if T.last_replay_run(quarantine) != run:
+            raise RuntimeError(
+                f"quarantine holds no mark of replay {run} after its overwrite: Delta skipped it as a transaction "
+                f"it had recorded ({C.txn_app_id(payload, 'replay')}, {run})"
+            )
+        summary["replay_run"] = run
+    summary.update(merge_replayed(target, spec, T.replayed_rows(quarantine, summary["replay_run"], names), names))
+    target.record_replayed(summary["replay_run"])
+    return {**summary, **target.versions()}
+
+
+def merge_replayed(target, spec: dict, rows, names: list[str]) -> dict:
+    """MERGE a replay's `merged` rows into silver: only versions strictly later than silver's current row
+    (so a second MERGE of the same rows changes nothing); the others are counted `stale`."""
+    passed = rows.count()
+    current = target.read_current()
+    later = T.replay_later(current, rows, spec)
+    fresh = later.count()
+    counts = {"passed": passed, "inserted": 0, "updated": 0, "stale": passed - fresh}
+    if not fresh:
+        return counts
+    source = T.replay_merge_source(current, later, spec)
+    applied = target.merge_replay(source, [n for n in names if n not in T.SCD2_COLUMNS])
+    # the MERGE's own metrics; the source cannot be counted after it (it is computed against silver)
+    counts.update(inserted=int(applied["inserted"] or 0), updated=int(applied["updated"] or 0))
+    return counts
+
+
+RUNNERS = {"ingest": run_ingest, "refine": run_refine, "aggregate": run_aggregate, "replay": run_replay}
 
 
 def get_spark(payload: dict):

@@ -26,6 +26,10 @@ Semantics (the local DuckDB engine implements the same rules; a parity test comp
 5. SCD2 (:func:`scd2_changes` / :func:`scd2_apply`) -- every distinct newer version is appended with
    ``valid_from``/``valid_to``/``is_current``; the previous current row is closed. A version with the
    current row's own sequence and other values replaces that row's values in place.
+6. Quarantine replay (:func:`judge_quarantine`, :func:`replay_counters`, :func:`marked_quarantine`,
+   :func:`replay_later`, :func:`replay_merge_source`) -- quarantined rows judged again by the same rules
+   (:func:`flag_rows`), and those that pass merged by sequence alone: only a version strictly later than
+   silver's current row of its key is merged (runtime.run_replay says why that makes a replay exactly once).
 """
 
 from __future__ import annotations
@@ -230,10 +234,16 @@ def _any(conds: list[Column]) -> Column:
     return out
 
 
-def flag_expectations(df: DataFrame, spec: dict) -> DataFrame:
-    """``df`` (with ``_corrupt_record``, NULL where absent) plus one verdict column per rule (``ok<i>``:
-    the rule is TRUE, or the row is a malformed line), ``null_key``, ``q`` (quarantined) and ``d``
-    (dropped; quarantine beats drop), each under the scratch prefix."""
+def _failed(i: int) -> Column:
+    """The row fails expectation ``i`` (a :func:`flag_rows` column)."""
+    return ~F.col(f"{_TMP}ok{i}")
+
+
+def flag_rows(df: DataFrame, spec: dict) -> DataFrame:
+    """``df`` (with the :data:`CORRUPT` column, NULL where absent) plus scratch verdict columns: ``ok<i>`` per
+    expectation (the rule is TRUE, or the row is a malformed line), ``null_key``, ``q`` (quarantined:
+    malformed, a NULL key, or a ``quarantine`` rule failed) and ``d`` (dropped: a ``drop`` rule failed and
+    the row is not quarantined)."""
     exps = expectations(spec)
     keys, _ = keys_and_sequence(spec)
     if CORRUPT not in df.columns:
@@ -243,25 +253,20 @@ def flag_expectations(df: DataFrame, spec: dict) -> DataFrame:
     oks = [(F.coalesce(F.expr(e["rule"]), F.lit(False)) | corrupt).alias(f"{_TMP}ok{i}") for i, e in enumerate(exps)]
     null_key = (_any([col(k).isNull() for k in keys]) & ~corrupt).alias(f"{_TMP}null_key")
     flagged = df.select(*[col(c) for c in df.columns], *oks, null_key)
-    failed = [~F.col(f"{_TMP}ok{i}") for i in range(len(exps))]
     q_cond = _any(
-        [
-            corrupt,
-            F.col(f"{_TMP}null_key"),
-            *[f for f, e in zip(failed, exps, strict=True) if e["action"] == "quarantine"],
-        ]
+        [corrupt, F.col(f"{_TMP}null_key"), *[_failed(i) for i, e in enumerate(exps) if e["action"] == "quarantine"]]
     )
-    d_cond = _any([f for f, e in zip(failed, exps, strict=True) if e["action"] == "drop"])
+    d_cond = _any([_failed(i) for i, e in enumerate(exps) if e["action"] == "drop"])
     return flagged.withColumn(f"{_TMP}q", q_cond).withColumn(f"{_TMP}d", d_cond & ~F.col(f"{_TMP}q"))
 
 
 def expectation_aggregates(spec: dict) -> list[Column]:
-    """The counters of a :func:`flag_expectations` frame, as one aggregate: ``rows_in``, ``r<i>`` (rows
-    failing rule i), ``corrupt``, ``null_key``, ``quarantined``, ``dropped``. They name only the verdict
-    columns, so the scan under them reads only what the rules, keys and sequence name."""
+    """The counters of a :func:`flag_rows` frame, as one aggregate: ``rows_in``, ``r<i>`` (rows failing
+    rule i), ``corrupt``, ``null_key``, ``quarantined``, ``dropped``. They name only the verdict columns,
+    so the scan under them reads only what the rules and keys name."""
     n = len(expectations(spec))
     aggs = [F.count(F.lit(1)).alias("rows_in")]
-    aggs += [F.sum(F.when(~F.col(f"{_TMP}ok{i}"), 1).otherwise(0)).alias(f"r{i}") for i in range(n)]
+    aggs += [F.sum(F.when(_failed(i), 1).otherwise(0)).alias(f"r{i}") for i in range(n)]
     aggs += [
         F.sum(F.when(F.col(CORRUPT).isNotNull(), 1).otherwise(0)).alias("corrupt"),
         F.sum(F.when(F.col(f"{_TMP}null_key"), 1).otherwise(0)).alias("null_key"),
@@ -289,17 +294,13 @@ def evaluate_expectations(
     A row fails a rule unless the rule is TRUE (NULL fails). Quarantine beats drop.
     If a ``fail`` rule failed on any row, raises :class:`ExpectationFailed` (unless
     ``raise_on_fail=False``): call it before writing anything. Runs one Spark job (the counters), which
-    reads only the columns the rules, keys and sequence name (:func:`expectation_aggregates`).
+    reads only the columns the rules and keys name (:func:`expectation_aggregates`).
     """
     exps = expectations(spec)
     data_cols = data_columns(df)
-    flagged = flag_expectations(df, spec)
+    flagged = flag_rows(df, spec)
     columns = [*df.columns, *([] if CORRUPT in df.columns else [CORRUPT])]  # flagged's, without the verdicts
     corrupt = F.col(CORRUPT).isNotNull()
-
-    def failed(i: int) -> Column:
-        return ~F.col(f"{_TMP}ok{i}")
-
     row = flagged.agg(*expectation_aggregates(spec)).first()
     assert row is not None  # an aggregate without GROUP BY has exactly one row
     rows_in = int(row["rows_in"] or 0)
@@ -323,7 +324,7 @@ def evaluate_expectations(
 
     kept = flagged.where(~F.col(f"{_TMP}q") & ~F.col(f"{_TMP}d")).select(*[col(c) for c in columns])
     reasons = [F.when(F.col(f"{_TMP}null_key"), F.lit(NULL_KEY))]
-    reasons += [F.when(failed(i), F.lit(e["name"])) for i, e in enumerate(exps)]
+    reasons += [F.when(_failed(i), F.lit(e["name"])) for i, e in enumerate(exps)]
     failed_rules = F.when(corrupt, F.array(F.lit(CORRUPT_RECORD))).otherwise(
         F.filter(F.array(*reasons), lambda x: x.isNotNull())
     )
@@ -598,6 +599,126 @@ def silver_schema_columns(merge_source: DataFrame, spec: dict) -> list[tuple[str
         _, seq = keys_and_sequence(spec)
         cols += [("valid_from", fields[seq]), ("valid_to", fields[seq]), ("is_current", "boolean")]
     return cols
+
+
+# --------------------------------------------------------------------------- 6. quarantine replay
+# What lh360/engines/local/replay.py does on the local engine: the quarantined rows not replayed yet are judged
+# again by the spec's rules as they are now; a row that leaves quarantine is marked (it stays there, for audit).
+
+REPLAY_MARKS = (("_replayed_at", "timestamp"), ("_replay_run", "bigint"), ("_replay_outcome", "string"))
+# quarantine's lineage columns, NULL where a row lacks them
+QUARANTINE_LINEAGE = (
+    ("_failed_rules", "array<string>"),
+    ("_source_file", "string"),
+    ("_batch_id", "bigint"),
+    ("_corrupt_record", "string"),
+)
+OUTCOME = _TMP + "outcome"  # judge_quarantine(): merged | dropped for a row this replay takes out, else NULL
+
+
+def replay_silver_columns(quarantine: DataFrame, spec: dict) -> list[str]:
+    """Silver's columns as the spec names them now, but those silver.pii drops (neither table stores them);
+    quarantine must hold each (else a full refresh rebuilds both tables from bronze)."""
+    dropped = {c for c, r in pii_rules(spec).items() if r["silver"] == "drop"}
+    names = [n for n, _ in silver_columns(spec) if n not in dropped]
+    names = names or [c for c in quarantine.columns if not c.startswith("_")]
+    lacking = [n for n in names if n not in quarantine.columns]
+    if lacking:
+        raise SpecError(
+            f"silver.columns: changed since these rows were quarantined (quarantine lacks {', '.join(lacking)}): "
+            "rebuild silver and quarantine from bronze instead (promote --to silver --full-refresh)"
+        )
+    return names
+
+
+def with_replay_columns(quarantine: DataFrame) -> DataFrame:
+    """Quarantine with the mark and lineage columns (NULL where rows written before any replay lack them)."""
+    missing = [(c, t) for c, t in (*QUARANTINE_LINEAGE, *REPLAY_MARKS) if c not in quarantine.columns]
+    return quarantine.select("*", *[F.lit(None).cast(t).alias(c) for c, t in missing])
+
+
+def last_replay_run(quarantine: DataFrame) -> int:
+    """The greatest replay number quarantine's marks hold, -1 before any replay."""
+    if "_replay_run" not in quarantine.columns:
+        return -1
+    row = quarantine.agg(F.max(col("_replay_run")).alias("n")).first()
+    return -1 if row is None or row["n"] is None else int(row["n"])
+
+
+def judge_quarantine(quarantine: DataFrame, spec: dict) -> DataFrame:
+    """Quarantine's rows with :data:`OUTCOME` set on the pending ones (not replayed yet) that leave it now:
+    ``dropped`` (a drop rule fails) or ``merged`` (they pass). A malformed line, a NULL key or a failed
+    quarantine rule keeps a row where it is. No Spark action."""
+    rows = with_replay_columns(quarantine)
+    malformed = F.array_contains(F.coalesce(col("_failed_rules"), F.array().cast("array<string>")), CORRUPT_RECORD)
+    corrupt = F.coalesce(col("_corrupt_record"), F.when(malformed, F.lit("")))
+    flagged = flag_rows(rows.withColumn(CORRUPT, corrupt), spec)
+    leaves = col("_replayed_at").isNull() & ~F.col(f"{_TMP}q")
+    return flagged.withColumn(
+        OUTCOME, F.when(leaves, F.when(F.col(f"{_TMP}d"), F.lit("dropped")).otherwise(F.lit("merged")))
+    )
+
+
+def replay_counters(judged: DataFrame, spec: dict) -> dict[str, Any]:
+    """evaluated, passed, dropped, still_quarantined of a :func:`judge_quarantine` frame. Raises
+    :class:`ExpectationFailed` (call it before writing) when a row that would leave quarantine fails a
+    ``fail`` rule. One Spark job."""
+    exps = expectations(spec)
+    leaves = F.col(OUTCOME).isNotNull()
+    fails = [(i, e["name"]) for i, e in enumerate(exps) if e["action"] == "fail"]
+    row = judged.agg(
+        F.count(F.when(col("_replayed_at").isNull(), 1)).alias("evaluated"),
+        F.count(F.when(F.col(OUTCOME) == "merged", 1)).alias("passed"),
+        F.count(F.when(F.col(OUTCOME) == "dropped", 1)).alias("dropped"),
+        *[F.count(F.when(leaves & _failed(i), 1)).alias(f"f{i}") for i, _ in fails],
+    ).first()
+    assert row is not None  # an aggregate without GROUP BY has exactly one row
+    counters = {k: int(row[k]) for k in ("evaluated", "passed", "dropped")}
+    counters["still_quarantined"] = counters["evaluated"] - counters["passed"] - counters["dropped"]
+    bad = {name: int(row[f"f{i}"]) for i, name in fails if row[f"f{i}"]}
+    if bad:
+        raise ExpectationFailed(bad, counters)
+    return counters
+
+
+def marked_quarantine(judged: DataFrame, run: int) -> DataFrame:
+    """Quarantine as replay ``run`` leaves it: the rows it takes out marked (when, which run, the outcome),
+    the others, earlier marks included, as they were."""
+    out = F.col(OUTCOME)
+    marks = {
+        "_replayed_at": F.coalesce(col("_replayed_at"), F.when(out.isNotNull(), F.current_timestamp())),
+        "_replay_run": F.coalesce(col("_replay_run"), F.when(out.isNotNull(), F.lit(int(run)).cast("bigint"))),
+        "_replay_outcome": F.coalesce(col("_replay_outcome"), out),
+    }
+    return judged.select(
+        *[marks[c].alias(c) if c in marks else col(c) for c in judged.columns if not c.startswith(_TMP)]
+    )
+
+
+def replayed_rows(quarantine: DataFrame, run: int, names: list[str]) -> DataFrame:
+    """The rows replay ``run`` marked ``merged``: silver's columns, then the lineage dedupe orders ties by."""
+    rows = with_replay_columns(quarantine)
+    picked = rows.where((col("_replay_run") == int(run)) & (col("_replay_outcome") == "merged"))
+    return picked.select(*[col(n) for n in names], *[col(m) for m in META_COLUMNS])
+
+
+def replay_later(current: DataFrame, rows: DataFrame, spec: dict) -> DataFrame:
+    """The replayed rows whose version is strictly later than silver's current row of their key (a new key's
+    too). With an equal sequence silver keeps its row: quarantine cannot tell whether it arrived before or
+    after silver's, and an older arrival must never overwrite a newer one."""
+    keys, seq = keys_and_sequence(spec)
+    if "is_current" in current.columns:
+        current = current.where(col("is_current"))
+    return _later_versions(current, rows, keys, seq, ties=False)
+
+
+def replay_merge_source(current: DataFrame, later: DataFrame, spec: dict) -> DataFrame:
+    """What the replay's MERGE applies: SCD1 one row per key (the latest version), SCD2 the changes of
+    :func:`scd2_changes` (every later version appended, the current row closed)."""
+    keys, seq = keys_and_sequence(spec)
+    if scd_type(spec) == 2:
+        return scd2_changes(current, dedupe_versions(later, keys, seq), spec)
+    return dedupe(later, keys, seq).select(*[col(c) for c in later.columns if c not in META_COLUMNS])
 
 
 # --------------------------------------------------------------------------- personal data (silver.pii)

@@ -61,9 +61,9 @@ def spark():
 class MemoryTarget:
     """The methods of ``runtime.DeltaTarget`` on plain DataFrames, emulating what the job relies on from
     Delta: MERGE semantics (via the reference ``scd1_apply``/``scd2_apply``), and app-transaction
-    idempotency of APPENDS only (a write whose txnVersion is not above the app's last one is skipped): a
-    MERGE carries no app transaction (serverless refuses the session confs that would give it one), so a
-    replayed MERGE is applied again, as on Databricks."""
+    idempotency of APPENDS and of the replay's quarantine OVERWRITE only (a write whose txnVersion is not
+    above the app's last one is skipped): a MERGE carries no app transaction (serverless refuses the session
+    confs that would give it one), so a replayed MERGE is applied again, as on Databricks."""
 
     def __init__(self, spark, payload, *, bronze_stream=None, landing_stream=None, bronze_batch=None):
         self.spark = spark
@@ -157,7 +157,7 @@ class MemoryTarget:
         return self.properties["silver"].get(contract.REFRESH_PROPERTY) == str(self.payload.get("state_generation"))
 
     def read_current(self):
-        return self.silver.where("is_current")
+        return self.silver.where("is_current") if "is_current" in self.silver.columns else self.silver
 
     def append_quarantine(self, df, batch_id):
         self.calls.append(("append_quarantine", batch_id))
@@ -190,6 +190,60 @@ class MemoryTarget:
             ins = len(flags) - upd
             self.silver = self._local(T.scd1_apply(self.silver, source_df, keys, seq))
         return {"inserted": ins, "updated": upd}
+
+    # quarantine replay
+    def replay_missing(self):
+        return "quarantine" if self.quarantine is None else ("silver" if self.silver is None else None)
+
+    def read_quarantine(self):
+        return self.quarantine
+
+    def add_replay_columns(self):
+        from lh360.spark import transforms as T
+
+        self.calls.append(("add_replay_columns",))
+        self.quarantine = self._local(T.with_replay_columns(self.quarantine))
+
+    def mark_quarantine(self, df, run):
+        """The overwrite carries the app transaction (lh360-replay-<table>, run): skipped when recorded."""
+        self.calls.append(("mark_quarantine", run))
+        if self._skip("replay", run):
+            return
+        self.quarantine = self._local(df)
+
+    def replayed_run(self):
+        from lh360.spark import contract
+
+        return contract.replayed_run(self.properties["silver"])
+
+    def merge_replay(self, source_df, columns):
+        """A MERGE carries no app transaction: applied again when repeated, as on Databricks."""
+        from pyspark.sql import functions as F
+
+        from lh360.spark import transforms as T
+
+        self.calls.append(("merge_replay", list(columns)))
+        spec = self.payload["spec"]
+        keys, seq = T.keys_and_sequence(spec)
+        src = self._local(source_df)
+        if T.scd_type(spec) == 2:
+            changes = [r["_change"] for r in src.select("_change").collect()]
+            self.silver = self._local(T.scd2_apply(self.silver, src, keys))
+            return {"inserted": changes.count("insert"), "updated": changes.count("close")}
+        hits = self.silver.select(*keys).withColumn("_hit", F.lit(True))
+        ups = T.scd1_upserts(self.silver, src, keys, seq)  # as the MERGE: ties never reach it (see run_replay)
+        flags = [r["_hit"] for r in ups.join(hits, keys, "left").collect()]
+        self.silver = self._local(T.scd1_apply(self.silver, src, keys, seq))
+        return {"inserted": sum(1 for f in flags if not f), "updated": sum(1 for f in flags if f)}
+
+    def record_replayed(self, run):
+        from lh360.spark import contract
+
+        self.calls.append(("record_replayed", run))
+        self.properties["silver"] = {**self.properties["silver"], contract.REPLAY_PROPERTY: str(run)}
+
+    def versions(self):
+        return {"silver_version": None, "quarantine_version": None}
 
     def record_metrics(self, step, batch_id, counters):
         if not self._skip(f"metrics-{step}", batch_id):

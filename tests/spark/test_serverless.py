@@ -304,7 +304,7 @@ def test_the_counting_pass_reads_only_the_columns_the_rules_keys_and_sequence_na
     batch_with_null_keys(spark).write.parquet(str(tmp_path / "bronze"))
     bronze = spark.read.parquet(str(tmp_path / "bronze"))
     keys, _ = T.keys_and_sequence(spec)
-    flagged = T.flag_expectations(T.project(bronze, spec), spec)
+    flagged = T.flag_rows(T.project(bronze, spec), spec)
     plan = flagged.agg(*T.expectation_aggregates(spec))._jdf.queryExecution().executedPlan().toString()
     (read_schema,) = re.findall(r"ReadSchema: struct<([^>]*)>", plan)
     read = {field.split(":")[0] for field in read_schema.split(",")}

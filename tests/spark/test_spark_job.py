@@ -322,7 +322,7 @@ def run_script(script_dir: Path, *args, name="job.py", cwd=None):
 def test_job_help_works_as_a_script():
     out = run_script(JOB_DIR, "--help")
     assert out.returncode == 0, out.stderr
-    assert "--step {ingest,refine,aggregate}" in out.stdout and "--payload-file" in out.stdout
+    assert "--step {ingest,refine,aggregate,replay}" in out.stdout and "--payload-file" in out.stdout
 
 
 def test_job_runs_alone_without_lh360(tmp_path):

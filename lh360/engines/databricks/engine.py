@@ -4,6 +4,8 @@
     refine     bronze → silver    Delta stream → expectations → MERGE
     aggregate  silver → gold      CREATE OR REPLACE TABLE … AS <gold SQL>; on the job, or on the SQL
                                   warehouse with `databricks.aggregate_on: warehouse`
+    replay     quarantine → silver  `quarantine replay`: quarantined rows judged again, marked, merged
+                                  (replay.py)
 
 A run is a `spark_python_task` on `<workspace_dir>/lh360_job.py` (uploaded by `lh360 deploy`) with
 `--step` and `--payload` (or `--payload-file` when the payload is too large for a parameter), on
@@ -41,10 +43,11 @@ from lh360.engines.base import (
     Progress,
     RefineResult,
     RemoteRun,
+    ReplayResult,
     SpecDrift,
     StepResult,
 )
-from lh360.engines.databricks import checkpoints
+from lh360.engines.databricks import checkpoints, replay
 from lh360.engines.databricks.client import (
     Deadline,
     Expired,
@@ -212,12 +215,15 @@ class DatabricksEngine:
 
         return explain(self, project, step, inspect)
 
-    def replay_quarantine(self, spec: TableSpec) -> Any:
-        raise UsageError(
-            f"quarantine replay runs on the local engine only; target {self.target.name!r} is on Databricks "
-            f"(to refine quarantined rows again after a rule changed: lh360 -t {self.target.name} promote "
-            f"{spec.table} --to silver --full-refresh)"
-        )
+    def replay_quarantine(self, spec: TableSpec) -> ReplayResult:
+        """Quarantined rows judged against today's rules, those that pass merged into silver: one run of the
+        job's replay step, after the lake was seen to hold both tables with silver's columns (replay.py)."""
+        if spec.silver is None:
+            raise UsageError(f"{spec.table}: the spec has no silver section, so nothing is ever quarantined")
+        replay.check_tables(self.target, spec)
+        result = self.run_step("replay", spec)
+        assert isinstance(result, ReplayResult)
+        return result
 
     def spec_drift(self, spec: TableSpec) -> SpecDrift | None:
         """Silver's `lh360.spec_hash` table property against the spec now, read from the lake (refresh.py)."""
@@ -358,8 +364,11 @@ class DatabricksEngine:
         """The checkpoint generation of an ingest/refine stream (checkpoints.py): the current one, a new one
         (--new-checkpoint, or a full refresh), or a refusal (exit 3) when the checkpoint was lost while its
         table holds data. A resumed submission already runs in its generation: it is not checked again.
-        A refine also carries the spec's hash, and `full_refresh` while its generation's refresh is pending."""
+        A refine also carries the spec's hash, and `full_refresh` while its generation's refresh is pending.
+        A replay carries the refine stream's generation, which its app transaction follows (replay.py)."""
 
+        if step == "replay":
+            return replay.stream_fields(self.target, spec.table)
         if step not in checkpoints.LAYER_OF_STEP:
             return {}
         stream = self._generation(step, spec, resumed)

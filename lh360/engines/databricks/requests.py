@@ -72,7 +72,8 @@ def step_payload(
     stream: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The job's payload (lh360/spark/job.py's format) for one step of one table (aggregate: one gold table).
-    `stream`: the checkpoint generation of an ingest/refine stream (`state_generation`, `recover`)."""
+    `stream`: the checkpoint generation of an ingest/refine stream (`state_generation`, `recover`), or the
+    refine stream's that a replay's app transaction follows."""
     s = settings_of(target)
     lake = Lake(target.lake)
     t = spec.table
@@ -81,7 +82,7 @@ def step_payload(
         "state": lake.state(t),
         "bronze": lake.table("bronze", t),
     }
-    if step in ("refine", "aggregate"):
+    if step in ("refine", "aggregate", "replay"):
         paths.update(silver=lake.table("silver", t), quarantine=lake.table("quarantine", t))
     payload: dict[str, Any] = {
         "step": step,
@@ -91,7 +92,7 @@ def step_payload(
         "spec": spec.model_dump(mode="json", exclude={"checks"}),
         "paths": paths,
     }
-    if step == "refine":
+    if step in ("refine", "replay"):
         payload["tables"] = {"quarantine": quarantine_table(s.catalog, t)}
     payload.update(stream or {})
     if step == "aggregate":

@@ -14,7 +14,15 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from lh360.engines.base import AggregateResult, IngestBatch, IngestResult, RefineResult, RemoteRun, StepResult
+from lh360.engines.base import (
+    AggregateResult,
+    IngestBatch,
+    IngestResult,
+    RefineResult,
+    RemoteRun,
+    ReplayResult,
+    StepResult,
+)
 
 log = logging.getLogger("lh360.databricks")
 
@@ -176,9 +184,32 @@ def step_result(step: str, table: str, relation: str, run: RemoteRun, seconds: f
             dropped=n("dropped"), warned=dict(job.get("warned") or {}), rule_failures=dict(job.get("failed") or {}),
             noop=not run.detached and "rows_in" in job and n("rows_in") == 0, seconds=seconds, run=run,
         )  # fmt: skip
+    if step == "replay":
+        return replay_result(table, run, seconds)
     return AggregateResult(
         relation=relation, table=table, engine=ENGINE, rows_out=n("rows_out"), seconds=seconds, run=run
     )
+
+
+def replay_result(table: str, run: RemoteRun, seconds: float) -> ReplayResult:
+    """A quarantine replay as the job's summary reports it (lh360/spark/runtime.py run_replay)."""
+    job = run.job
+
+    def n(key: str) -> int:
+        v = job.get(key)
+        return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else 0
+
+    def version(key: str) -> int | None:
+        v = job.get(key)
+        return int(v) if isinstance(v, int) and not isinstance(v, bool) else None
+
+    return ReplayResult(
+        table=table, engine=ENGINE, replay_run=version("replay_run"), resumed=job.get("resumed") is True,
+        evaluated=n("evaluated"), passed=n("passed"), dropped=n("dropped"),
+        still_quarantined=n("still_quarantined"), inserted=n("inserted"), updated=n("updated"), stale=n("stale"),
+        quarantine_version=version("quarantine_version"), silver_version=version("silver_version"),
+        seconds=seconds, run=run,
+    )  # fmt: skip
 
 
 def job_counters(summary: dict[str, Any]) -> dict[str, Any]:
