@@ -243,3 +243,31 @@ def test_replay_on_the_databricks_engine_checks_the_lake_before_it_sends_anythin
     project, target = load(tmp_path)
     with pytest.raises(UsageError, match="quarantine.clientes does not exist.*nothing was sent"):
         DatabricksEngine(target, client=object()).replay_quarantine(project.specs["clientes"])
+
+
+@pytest.mark.slow
+def test_replay_of_a_table_with_personal_data_protects_it_once(project, run_cli):
+    """Quarantine holds silver's columns as silver stores them: a column `silver.pii` drops is in neither
+    table (replay does not ask for it), and a hashed one is merged as quarantine holds it, never hashed twice."""
+    pii = {"ts_raw": {"kind": "other", "silver": "drop"}, "v_hash": {"kind": "other", "silver": "hash"}}
+    columns = {"id": "cast(id as bigint)", "v": "v", "ts": "to_timestamp(ts)", "ts_raw": "ts", "v_hash": "v"}
+    p = seeded(project, run_cli, columns=columns, pii=pii)
+    assert "ts_raw" not in read_table(p.root, "quarantine.ev")[0]
+    hashes = {r["v"]: r["v_hash"] for r in read_table(p.root, "silver.ev")}  # as refine stores them
+    p.add_spec(
+        spec(
+            columns=columns,
+            pii=pii,
+            expectations=[{"name": "v_set", "rule": "v IS NOT NULL", "action": "quarantine"}],
+        )
+    )
+    doc = ok(run_cli, p, "quarantine", "replay", "ev")
+    assert (doc["passed"], doc["inserted"], doc["updated"], doc["stale"]) == (3, 1, 1, 1)
+    assert silver(p) == [(1, "ok", 1), (2, "ok", 3), (3, "bad", 1), (4, "bad", 5)]
+    rows = read_table(p.root, "silver.ev")
+    assert "ts_raw" not in rows[0]
+    bad = {r["v_hash"] for r in rows if r["v"] == "bad"}
+    assert len(bad) == 1 and bad != {hashes["ok"]}
+    p.write_landing("ev", "c.json", [rec(9, "bad")])  # refine hashes 'bad' as the replay left it
+    ok(run_cli, p, "run", "ev")
+    assert {r["v_hash"] for r in read_table(p.root, "silver.ev") if r["v"] == "bad"} == bad

@@ -103,10 +103,13 @@ def replay(target: ResolvedTarget, spec: TableSpec) -> ReplayResult:
 
 
 def _silver_names(spec: TableSpec, qdt) -> list[str]:
-    """Silver's columns as the spec names them now; quarantine must hold each of them."""
+    """Silver's columns as the spec names them now, but those silver.pii drops (neither table stores them);
+    quarantine must hold each of them."""
     assert spec.silver is not None
     held = [f.name for f in qdt.schema().fields]
-    names = list(spec.silver.columns) or [c for c in held if not c.startswith("_")]
+    pii = spec.silver.pii
+    stored = [n for n in spec.silver.columns if not (n in pii and pii[n].silver == "drop")]  # drop: in neither table
+    names = stored or [c for c in held if not c.startswith("_")]
     lacking = [n for n in names if n not in held]
     if lacking:
         raise UsageError(
@@ -219,7 +222,8 @@ def _merge_marked(con, target, spec: TableSpec, sdt, run: int, names: list[str],
           AND NOT EXISTS (SELECT 1 FROM {current} AS t WHERE {on} AND ({newer_held}))"""
     )
     fresh = con.execute(f"SELECT count(*) FROM {TMP}refined").fetchall()[0][0]
-    plain = spec.model_copy(update={"silver": silver.model_copy(update={"columns": {}})})
+    # quarantine holds silver's columns as silver stores them (projected, personal data protected): none again
+    plain = spec.model_copy(update={"silver": silver.model_copy(update={"columns": {}, "pii": {}})})
     sql = refine_sql(plain, [*names, "_source_file", "_batch_id"], source=f"{TMP}refined")
     if silver.scd == 2:
         _current(con, catalog, spec, sdt)
