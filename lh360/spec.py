@@ -192,6 +192,11 @@ class Silver(Strict):
                 raise ValueError(f"{name}: the sequence and partition columns are kept as they are in silver")
         return pii
 
+    @property
+    def stored_columns(self) -> list[str]:
+        """The columns silver and quarantine store: `columns` but those `pii` drops."""
+        return [n for n in self.columns if not (n in self.pii and self.pii[n].silver == "drop")]
+
 
 # ---- maintenance: when compaction, checkpoints, log cleanup and VACUUM are due -------------------------
 

@@ -283,20 +283,9 @@ spark.stop()
 def test_replay_runs_on_spark_connect():
     """Serverless is Spark Connect: the replay step on `remote("local")`, in a process of its own (a Connect
     session cannot live beside the classic one of the other tests)."""
-    import json
-    import os
-    import subprocess
-    import sys
+    from tests.spark.test_serverless import run_on_spark_connect
 
-    pytest.importorskip("grpc", reason="pyspark's Spark Connect client needs grpcio (pip install 'pyspark[connect]')")
-    from tests.databricks_support import REPO
-
-    env = {**os.environ, "PYTHONPATH": str(REPO), "SPARK_LOCAL_IP": "127.0.0.1"}
-    proc = subprocess.run(
-        [sys.executable, "-c", CONNECT_SCRIPT], capture_output=True, text=True, timeout=600, env=env, cwd=REPO
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = run_on_spark_connect(CONNECT_SCRIPT)
     assert result["first"] == [0, 4, 1, 1, 2] and result["again"] is None
     assert result["silver"] == [[1, "ok", 1], [2, "ok", 3], [3, "bad", 1], [4, "bad", 5], [6, "ok", 4]]
     assert result["outcomes"] == ["merged"] * 4 + [None, None]

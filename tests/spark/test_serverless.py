@@ -293,7 +293,7 @@ def test_refine_reads_a_batch_twice_and_three_times_only_when_rows_are_quarantin
     assert serverless == []
 
 
-def test_the_counting_pass_reads_only_the_columns_the_rules_keys_and_sequence_name(spark, tmp_path):
+def test_the_counting_pass_reads_only_the_columns_the_rules_and_keys_name(spark, tmp_path):
     """Bronze is Parquet: the pass that counts expectations (before any write) reads the columns the rules
     and keys name, not the batch's every column (column pruning down to the scan)."""
     from lh360.spark import transforms as T
@@ -436,6 +436,12 @@ spark.stop()
 def test_refine_runs_on_spark_connect_and_a_replay_changes_nothing():
     """Serverless is Spark Connect: the refine of a batch (and its replay) on `remote("local")`, in a
     process of its own (a Connect session cannot live beside the classic one of the other tests)."""
+    result = run_on_spark_connect(CONNECT_SCRIPT)
+    assert result == {"first": 2, "again": 0, "same": True, "rows": 2}  # the keyless row is quarantined
+
+
+def run_on_spark_connect(script: str) -> dict:
+    """Run `script` (which prints one JSON line last) in a process of its own on `remote("local")`; its JSON."""
     import os
     import subprocess
     import sys
@@ -445,8 +451,7 @@ def test_refine_runs_on_spark_connect_and_a_replay_changes_nothing():
 
     env = {**os.environ, "PYTHONPATH": str(REPO), "SPARK_LOCAL_IP": "127.0.0.1"}
     proc = subprocess.run(
-        [sys.executable, "-c", CONNECT_SCRIPT], capture_output=True, text=True, timeout=600, env=env, cwd=REPO
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600, env=env, cwd=REPO
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result == {"first": 2, "again": 0, "same": True, "rows": 2}  # the keyless row is quarantined
+    return json.loads(proc.stdout.strip().splitlines()[-1])

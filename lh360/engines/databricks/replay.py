@@ -47,8 +47,7 @@ def check_tables(target: ResolvedTarget, spec: TableSpec) -> None:
             f"{spec.table}: {missing} does not exist, so there is nothing to replay (run lh360 -t {target.name} "
             f"promote {spec.table} --to silver first); nothing was sent"
         )
-    stored = [n for n in spec.silver.columns if not (n in spec.silver.pii and spec.silver.pii[n].silver == "drop")]
-    lacking = [name for name in stored if name not in held]
+    lacking = [name for name in spec.silver.stored_columns if name not in held]
     if lacking:
         raise UsageError(
             f"{spec.table}: silver.columns changed since these rows were quarantined (quarantine lacks "

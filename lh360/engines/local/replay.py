@@ -107,9 +107,7 @@ def _silver_names(spec: TableSpec, qdt) -> list[str]:
     quarantine must hold each of them."""
     assert spec.silver is not None
     held = [f.name for f in qdt.schema().fields]
-    pii = spec.silver.pii
-    stored = [n for n in spec.silver.columns if not (n in pii and pii[n].silver == "drop")]  # drop: in neither table
-    names = stored or [c for c in held if not c.startswith("_")]
+    names = spec.silver.stored_columns or [c for c in held if not c.startswith("_")]
     lacking = [n for n in names if n not in held]
     if lacking:
         raise UsageError(
