@@ -449,7 +449,9 @@ def run_on_spark_connect(script: str) -> dict:
     pytest.importorskip("grpc", reason="pyspark's Spark Connect client needs grpcio (pip install 'pyspark[connect]')")
     from tests.databricks_support import REPO
 
-    env = {**os.environ, "PYTHONPATH": str(REPO), "SPARK_LOCAL_IP": "127.0.0.1"}
+    # SPARK_TESTING: the local Connect server takes an ephemeral port and the client asks it which (pyspark's
+    # own parallel tests do so); on the fixed default port, two such tests at once collide
+    env = {**os.environ, "PYTHONPATH": str(REPO), "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_TESTING": "1"}
     proc = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=600, env=env, cwd=REPO
     )
