@@ -356,6 +356,16 @@ def source_columns(expression: str) -> list[str]:
     return out
 
 
+def recorded_rules(spec: TableSpec) -> list[str]:
+    """The expectations a quarantine replay cannot judge again: they read a column silver protects (hash,
+    mask or drop), whose raw value quarantine does not hold either. A replay keeps the verdict refine
+    recorded for them in the row's `_failed_rules`."""
+    protected = {c for c, r in silver_rules(spec).items() if r.silver != "keep"}
+    if spec.silver is None or not protected:
+        return []
+    return [e.name for e in spec.silver.expectations if protected & set(source_columns(e.rule))]
+
+
 def tagged_columns(spec: TableSpec, relation: str) -> dict[str, str]:
     """column → kind, for the columns of `relation` (bronze, silver, quarantine or gold) that may hold a
     tagged value as it was: silver's kept columns, the bronze columns they come from, gold's allowed ones."""

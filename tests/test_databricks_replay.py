@@ -79,6 +79,8 @@ def test_replay_runs_the_job_s_replay_step_and_reports_its_counts(fake_ws, deplo
     assert payload["paths"]["silver"].endswith("lake-prod/silver/clientes")
     assert payload["tables"] == {"quarantine": "`lakehouse360`.`silver`.`clientes_quarantine`"}
     assert "state_generation" not in payload and "pii_secret" not in payload
+    # the rules on columns silver hashes (cpf) or masks (email) keep refine's verdict: quarantine lacks the raw values
+    assert payload["recorded_rules"] == ["cpf_11_digitos", "email_valido"]
     assert fake_ws.submitted[-1]["run_name"].startswith("lh360 replay clientes")
 
     history = json.loads(cli(deployed, "-t", "prod", "history", "clientes", "--json").stdout)["runs"]

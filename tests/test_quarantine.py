@@ -271,3 +271,31 @@ def test_replay_of_a_table_with_personal_data_protects_it_once(project, run_cli)
     p.write_landing("ev", "c.json", [rec(9, "bad")])  # refine hashes 'bad' as the replay left it
     ok(run_cli, p, "run", "ev")
     assert {r["v_hash"] for r in read_table(p.root, "silver.ev") if r["v"] == "bad"} == bad
+
+
+@pytest.mark.slow
+def test_a_rule_on_a_protected_column_keeps_its_verdict_on_replay(project, run_cli):
+    """Quarantine holds a hashed column as silver does, so a rule reading it cannot be judged again (the
+    raw value is kept nowhere a replay may read): it keeps the verdict refine recorded in `_failed_rules`.
+    Lifting another rule lets the rows through that passed this one."""
+    pii = {"doc": {"kind": "other", "silver": "hash"}}
+    columns = {"id": "cast(id as bigint)", "v": "v", "ts": "to_timestamp(ts)", "doc": "doc"}
+    rules = [
+        {"name": "v_set", "rule": "v IS NOT NULL", "action": "quarantine"},
+        {"name": "doc_3", "rule": "length(doc) = 3", "action": "quarantine"},
+    ]
+    p = project(spec(columns=columns, pii=pii, expectations=rules))
+    p.write_landing(
+        "ev",
+        "a.json",
+        [
+            {**rec(1, None), "doc": "abc"},  # fails v_set only
+            {**rec(2, None), "doc": "abcd"},  # fails both
+            {**rec(3), "doc": "abc"},
+        ],
+    )
+    ok(run_cli, p, "run", "ev")
+    p.add_spec(spec(columns=columns, pii=pii, expectations=rules[1:]))  # v may be NULL now
+    doc = ok(run_cli, p, "quarantine", "replay", "ev")
+    assert (doc["evaluated"], doc["passed"], doc["still_quarantined"], doc["inserted"]) == (2, 1, 1, 1)
+    assert sorted(r["id"] for r in read_table(p.root, "silver.ev")) == [1, 3]

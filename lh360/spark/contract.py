@@ -27,7 +27,8 @@ between the two replaces, or before the stream's commit) is then replayed over t
 replaces both tables again, while a recorded one is never run twice.
 
 A ``replay`` payload (`lh360 quarantine replay`) has the paths of silver, quarantine and state, the
-quarantine's table name, and the refine stream's ``state_generation``, which the replay's app id follows
+quarantine's table name, ``recorded_rules`` (the expectations that read a column silver protects: quarantine
+lacks its raw value, so refine's verdict in ``_failed_rules`` stands), and the refine stream's ``state_generation``, which the replay's app id follows
 (``lh360-replay-<table>[-g<G>]``); runtime.run_replay says how its writes are exactly once.
 """
 
@@ -543,6 +544,7 @@ def plan(payload: dict) -> dict[str, Any]:
             target=table_name(payload, "silver"),
             scd=T.scd_type(payload["spec"]),
             expectations=T.expectations(payload["spec"]),
+            recorded_rules=list(payload.get("recorded_rules") or []),  # refine's verdict stands for these
             marks=[c for c, _ in T.REPLAY_MARKS],
             quarantine_writer_options=replay_writer_options(payload, 0) | {"txnVersion": "<replay number>"},
             merge_sql=replay_merge_sql(payload, cols, quote(view_name(payload, "replay"))) if cols else None,

@@ -582,14 +582,15 @@ def run_replay(spark, payload: dict, target_factory=DeltaTarget) -> dict:
     summary.update(inserted=0, updated=0, stale=0, replay_run=marked)
     if not summary["resumed"]:
         run = max(marked, merged) + 1
-        counters = T.replay_counters(T.judge_quarantine(quarantine, spec), spec)
+        recorded = payload.get("recorded_rules") or []
+        counters = T.replay_counters(T.judge_quarantine(quarantine, spec, recorded), spec)
         summary.update(counters, replay_run=None)
         if counters["passed"] + counters["dropped"] == 0:  # nothing leaves quarantine: write nothing
             return {**summary, **target.versions()}
         # the marks are written from quarantine as read after its columns were added: a frame read before
         # that schema change would not be the table's
         target.add_replay_columns()
-        judged = T.judge_quarantine(target.read_quarantine(), spec)
+        judged = T.judge_quarantine(target.read_quarantine(), spec, recorded)
         target.mark_quarantine(T.marked_quarantine(judged, run), run)
         quarantine = target.read_quarantine()
         if T.last_replay_run(quarantine) != run:

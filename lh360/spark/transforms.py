@@ -645,10 +645,20 @@ def last_replay_run(quarantine: DataFrame) -> int:
     return -1 if row is None or row["n"] is None else int(row["n"])
 
 
-def judge_quarantine(quarantine: DataFrame, spec: dict) -> DataFrame:
+def judge_quarantine(quarantine: DataFrame, spec: dict, recorded: list[str] | tuple[str, ...] = ()) -> DataFrame:
     """Quarantine's rows with :data:`OUTCOME` set on the pending ones (not replayed yet) that leave it now:
     ``dropped`` (a drop rule fails) or ``merged`` (they pass). A malformed line, a NULL key or a failed
-    quarantine rule keeps a row where it is. No Spark action."""
+    quarantine rule keeps a row where it is. ``recorded``: the rules that read a column silver protects
+    (the payload's ``recorded_rules``); quarantine lacks the raw value, so refine's verdict in
+    ``_failed_rules`` stands for them. No Spark action."""
+    if recorded:
+        exps = [
+            {**e, "rule": f"NOT array_contains(coalesce(_failed_rules, array()), {_sql_string(e['name'])})"}
+            if e["name"] in recorded
+            else e
+            for e in expectations(spec)
+        ]
+        spec = {**spec, "silver": {**spec["silver"], "expectations": exps}}
     rows = with_replay_columns(quarantine)
     malformed = F.array_contains(F.coalesce(col("_failed_rules"), F.array().cast("array<string>")), CORRUPT_RECORD)
     corrupt = F.coalesce(col("_corrupt_record"), F.when(malformed, F.lit("")))
@@ -657,6 +667,10 @@ def judge_quarantine(quarantine: DataFrame, spec: dict) -> DataFrame:
     return flagged.withColumn(
         OUTCOME, F.when(leaves, F.when(F.col(f"{_TMP}d"), F.lit("dropped")).otherwise(F.lit("merged")))
     )
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def replay_counters(judged: DataFrame, spec: dict) -> dict[str, Any]:

@@ -289,3 +289,15 @@ def test_replay_runs_on_spark_connect():
     assert result["first"] == [0, 4, 1, 1, 2] and result["again"] is None
     assert result["silver"] == [[1, "ok", 1], [2, "ok", 3], [3, "bad", 1], [4, "bad", 5], [6, "ok", 4]]
     assert result["outcomes"] == ["merged"] * 4 + [None, None]
+
+
+def test_a_rule_on_a_protected_column_keeps_refines_verdict(spark, lake):
+    """A rule the payload lists in `recorded_rules` (it reads a column silver hashes, masks or drops, whose
+    raw value quarantine lacks) is not judged again: the row's `_failed_rules` stands for it."""
+    not_bad_recorded = {**NOT_BAD, "rule": "length(v) = 999"}  # judged again, every row would fail it
+    rows = [q(3, "bad", 1, rules=("v_set",)), q(5, "ok", 1, rules=("v_set", "not_bad"))]
+    target = lake(expectations=[not_bad_recorded], quarantine=rows)
+    target.payload = {**target.payload, "recorded_rules": ["not_bad"]}
+    doc = replay(spark, target)  # v_set is lifted; not_bad keeps refine's verdict
+    assert (doc["evaluated"], doc["passed"], doc["still_quarantined"], doc["inserted"]) == (2, 1, 1, 1)
+    assert (3, "bad", 1) in current(target) and 5 not in [r[0] for r in current(target)]

@@ -94,6 +94,8 @@ def step_payload(
     }
     if step in ("refine", "replay"):
         payload["tables"] = {"quarantine": quarantine_table(s.catalog, t)}
+    if step == "replay":  # rules on protected columns keep refine's verdict (lh360.pii.recorded_rules)
+        payload["recorded_rules"] = pii.recorded_rules(spec)
     payload.update(stream or {})
     if step == "aggregate":
         names = [gold_name] if gold_name else list(spec.gold)

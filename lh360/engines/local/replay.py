@@ -1,7 +1,9 @@
 """`lh360 quarantine replay` on the local engine: give quarantined rows a second chance.
 
 The rows of `<lake>/quarantine/<table>` not replayed yet are evaluated again against the spec's rules as
-they are now (the columns quarantine holds are silver's, already projected; the rules read those):
+they are now (the columns quarantine holds are silver's, already projected; the rules read those). A rule
+that reads a column silver protects (`silver.pii`: hash, mask, drop) cannot be judged again, since the raw
+value is kept in neither table: it keeps the verdict refine recorded in the row's `_failed_rules`.
 
 - a malformed line (`corrupt_record`) or a row with a NULL key stays quarantined, as does a row that still
   fails a `quarantine` rule; a `fail` rule that fails stops the replay before anything is written (exit 1);
@@ -28,6 +30,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
+from lh360 import pii
 from lh360.config import ResolvedTarget
 from lh360.delta import arrow_schema, commit_properties, open_table, reader, txn_version
 from lh360.engines.base import ReplayResult
@@ -133,7 +136,13 @@ def _load(con, qdt, names: list[str]) -> None:
 def _evaluate(con, spec: TableSpec, names: list[str], result: ReplayResult) -> None:
     """`__lh360_verdict` (qid, outcome): `merged` or `dropped` for the pending rows that leave quarantine."""
     assert spec.silver is not None
-    rs = rules(spec)
+    recorded = set(pii.recorded_rules(spec))  # rules on protected columns: refine's verdict stands
+    rs = [
+        (name, f'NOT list_contains(coalesce("_failed_rules", []::VARCHAR[]), {lit(name)})', action)
+        if name in recorded
+        else (name, expr, action)
+        for name, expr, action in rules(spec)
+    ]
     corrupt = f'("_corrupt_record" IS NOT NULL OR list_contains("_failed_rules", {lit(CORRUPT_RECORD)}))'
     null_key = " OR ".join(f"{q(k)} IS NULL" for k in spec.silver.keys)
     oks = [f"coalesce(({expr}), false) AS {q(f'{TMP}ok{i}')}" for i, (_, expr, _) in enumerate(rs)]
