@@ -223,6 +223,8 @@ class FakeWorkspace:
         self.tables: dict[str, dict] = {}
         self.warehouses: dict[str, dict] = {}
         self.clusters: dict[str, dict] = {}
+        # called with each accepted runs/submit body: a test's stand-in for what the job would write
+        self.on_submit: Callable[[dict], None] | None = None
         self.default_outcome = "success"
         self.sql_handler: Callable[[str, list], tuple[list, list]] = lambda statement, parameters: ([], [])
         self.sql_delay_polls = 0
@@ -505,6 +507,8 @@ class FakeWorkspace:
         task_ids = {k: next(self._ids) for k in keys}
         run = FakeRun(run_id, job_id, body, script, task_ids, _now_ms())
         self.runs[run_id] = run
+        if self.on_submit is not None:
+            self.on_submit(body)
         if token is not None:
             self._tokens[token] = run_id
         return run_id
