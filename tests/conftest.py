@@ -31,15 +31,7 @@ SLOW_AREAS = ("spark", "aws", "terraform", "iam")
 
 # files holding the longest tests (minutes of signal and kill -9 loops): they run first, so parallel workers
 # (scripts/test.sh) do not end with one worker alone on a long test
-LONG_FIRST = (
-    "test_signals.py",
-    "test_maintain_concurrency.py",
-    "test_ingest_crash.py",
-    "test_promote_crash.py",
-    "test_smoke_databricks_script.py",
-    "test_replay_spark.py",
-    "test_replay_parity.py",
-)
+LONG_FIRST = ("test_signals.py", "test_maintain_concurrency.py", "test_ingest_crash.py", "test_promote_crash.py")
 
 
 def pytest_collection_modifyitems(config, items):
